@@ -1,0 +1,1 @@
+"""Command implementations behind `explore` (thin: parse arguments, call the library, print)."""

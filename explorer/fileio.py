@@ -1,0 +1,34 @@
+"""Reading user files (YAML/JSON) with errors a user can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from explorer.errors import ExplorerError
+
+
+def load_mapping_file(path: str | Path) -> Any:
+    """Parse a YAML or JSON file (by suffix; YAML otherwise). Errors name the file and the line."""
+    file = Path(path)
+    if not file.is_file():
+        raise ExplorerError(f"{file}: no such file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExplorerError(f"{file}: cannot read: {exc}") from exc
+    if file.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ExplorerError(f"{file}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ExplorerError(f"{where}: invalid YAML: {problem}") from exc

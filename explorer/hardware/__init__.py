@@ -1,0 +1,1 @@
+"""Hardware knowledge: devices, boards, DPU IP tables, configuration rules, resources, fingerprints."""

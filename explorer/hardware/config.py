@@ -1,0 +1,324 @@
+"""The DPU configuration (`DpuConfig`) and the rules of which configurations are legal where.
+
+One table, `FIELDS`, describes every field: its type, its choices or range and its help text. The
+YAML/JSON loader, the command-line flags and the space enumeration all read it. All legality rules
+live in `check_config`; each violation names its rule id and its source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from explorer.errors import ConfigError, IllegalConfigError, Problem, RuleViolation, closest
+from explorer.hardware.database import Architecture, Board, Device, HwDatabase, IpVersion, load_database
+
+RAM_USAGES = ("low", "high")
+DSP_USAGES = ("low", "high")
+RELU_TYPES = ("relu_relu6", "relu_leakyrelu_relu6")
+
+
+@dataclass(frozen=True, slots=True)
+class DpuConfig:
+    """One DPUCZDX8G configuration. Field names are used unchanged in YAML, CLI flags and JSON.
+
+    `alu_parallel = 0` means the IP default (ALU_PARALLEL_DEFAULT = PP/2, IP 4.x only).
+    """
+
+    arch: str = "B4096"
+    cores: int = 1
+    ram_usage: str = "low"
+    dsp_usage: str = "high"
+    uram_per_core: int = 0
+    depthwise: bool = True
+    avg_pool: bool = True
+    softmax: bool = False
+    channel_augmentation: bool = True
+    elew_mult: bool = True
+    relu_type: str = "relu_leakyrelu_relu6"
+    alu_parallel: int = 0
+    alu_leakyrelu: bool = False
+    save_argmax: bool = True
+    clock_gating: bool = False
+    dsp_cascade: int = 4
+    clock_mhz: float = 300.0
+    ip_version: str = "4.1"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FIELD_NAMES}
+
+    # Derived quantities (read the architecture table once per call site that needs them).
+    def architecture(self, db: HwDatabase | None = None) -> Architecture:
+        return (db or load_database()).ip.architectures[self.arch]
+
+    def ip(self, db: HwDatabase | None = None) -> IpVersion:
+        return (db or load_database()).ip.ip_versions[self.ip_version]
+
+    def effective_alu_parallel(self, db: HwDatabase | None = None) -> int:
+        """ALU (depthwise/pool) pixel parallelism: the user's choice on IP 4.x, else PP/2."""
+        pp = self.architecture(db).pp
+        if self.alu_parallel:
+            return self.alu_parallel
+        return 2 if pp == 2 else pp // 2
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: type
+    help: str
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _field_specs(db: HwDatabase) -> dict[str, FieldSpec]:
+    ip = db.ip
+    clock_lo = min(r[0] for r in ip.clock_mhz_range.values())
+    clock_hi = max(r[1] for r in ip.clock_mhz_range.values())
+    specs = [
+        FieldSpec("arch", str, "convolution architecture (peak ops per cycle)", tuple(ip.architectures)),
+        FieldSpec("cores", int, "number of DPU cores in the IP", minimum=ip.cores_range[0], maximum=ip.cores_range[1]),
+        FieldSpec("ram_usage", str, "on-chip RAM usage (image bank groups 2 = low, 3 = high)", RAM_USAGES),
+        FieldSpec("dsp_usage", str, "DSP48 usage: high also accumulates in DSPs", DSP_USAGES),
+        FieldSpec("uram_per_core", int, "UltraRAMs per core replacing block RAM banks", minimum=0, maximum=ip.uram_n_user_max),
+        FieldSpec("depthwise", bool, "depthwise convolution engine (always present on IP 4.x)"),
+        FieldSpec("avg_pool", bool, "average pooling (always present on IP 4.x)"),
+        FieldSpec("softmax", bool, "hardware softmax core (not on Zynq-7000)"),
+        FieldSpec("channel_augmentation", bool, "channel augmentation for few-channel inputs"),
+        FieldSpec("elew_mult", bool, "element-wise multiply (always present on IP 4.x; not on Zynq-7000)"),
+        FieldSpec("relu_type", str, "convolution activations", RELU_TYPES),
+        FieldSpec("alu_parallel", int, "ALU pixel parallelism, IP 4.x (0 = default PP/2)", (0, *ip.alu_parallel_choices)),
+        FieldSpec("alu_leakyrelu", bool, "LeakyReLU in the ALU engine (IP 4.x)"),
+        FieldSpec("save_argmax", bool, "argmax in the save engine (IP 4.1)"),
+        FieldSpec("clock_gating", bool, "dpu_2x clock gating / low-power mode (not on Zynq-7000)"),
+        FieldSpec("dsp_cascade", int, "maximal DSP48 cascade length (locked to 1 on Zynq-7000)",
+                  minimum=ip.dsp_cascade_range[0], maximum=ip.dsp_cascade_range[1]),
+        FieldSpec("clock_mhz", float, "DPU clock (m_axi_dpu_aclk); dpu_2x_clk is twice this", minimum=clock_lo, maximum=clock_hi),
+        FieldSpec("ip_version", str, "DPUCZDX8G IP version (3.x = Vitis AI 1.3-2.0, 4.x = 2.5+)", tuple(ip.ip_versions)),
+    ]
+    return {s.name: s for s in specs}
+
+
+FIELD_NAMES = tuple(f.name for f in fields(DpuConfig))
+
+
+def field_specs(db: HwDatabase | None = None) -> dict[str, FieldSpec]:
+    return _field_specs(db or load_database())
+
+
+def _coerce(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
+    """Convert one raw value to the field's type, or return an error message."""
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value, None
+        return None, f"expected true or false, got {value!r}"
+    if spec.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)
+            else:
+                return None, f"expected an integer, got {value!r}"
+    elif spec.kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return None, f"expected a number, got {value!r}"
+        value = float(value)
+        if not math.isfinite(value):
+            return None, f"expected a finite number, got {value!r}"
+    elif spec.kind is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # `ip_version: 4.1` in YAML is a float
+        if not isinstance(value, str):
+            return None, f"expected a string, got {value!r}"
+        if spec.name == "arch" and not value.upper().startswith("B"):
+            value = "B" + value  # accept 4096 for B4096, as the IP's ARCH parameter does
+        if spec.name == "arch":
+            value = value.upper()
+        elif spec.name != "ip_version":
+            value = value.lower()
+    if spec.choices and value not in spec.choices:
+        hint = closest(str(value), [str(c) for c in spec.choices])
+        msg = f"must be one of {', '.join(str(c) for c in spec.choices)}, got {value!r}"
+        return None, msg + (f" (did you mean {hint!r}?)" if hint else "")
+    if spec.minimum is not None and value < spec.minimum:
+        return None, f"must be at least {spec.minimum:g}, got {value!r}"
+    if spec.maximum is not None and value > spec.maximum:
+        return None, f"must be at most {spec.maximum:g}, got {value!r}"
+    return value, None
+
+
+def defaults_for(board: Board | None, ip_version: str | None = None, db: HwDatabase | None = None) -> dict[str, Any]:
+    """Field defaults that depend on the board's family and the IP version.
+
+    IP 4.x always has depthwise, average pool and element-wise multiply; IP 3.x defaults follow the
+    Vivado TRD (depthwise and average pool on, element-wise multiply off). The clock is the board's
+    published default DPU clock.
+    """
+    db = db or load_database()
+    family = board.family if board else "zynq_ultrascale_plus"
+    version = ip_version or ("4.1" if family == "zynq_ultrascale_plus" else "3.4")
+    ip = db.ip.ip_versions.get(version)
+    v4 = bool(ip and ip.is_v4)
+    return {
+        "ip_version": version,
+        "elew_mult": v4,
+        "save_argmax": bool(ip and ip.save_argmax),
+        "dsp_cascade": db.ip.dsp_cascade_default.get(family, 1),
+        "clock_mhz": board.dpu_clock_mhz if board else 300.0,
+    }
+
+
+def parse_dpu_config(
+    data: Mapping[str, Any],
+    board: Board | None = None,
+    *,
+    source: str = "DPU configuration",
+    path: str = "",
+    db: HwDatabase | None = None,
+) -> DpuConfig:
+    """Build a DpuConfig from a mapping (YAML, JSON or flags); every problem names its path."""
+    db = db or load_database()
+    specs = _field_specs(db)
+    problems: list[Problem] = []
+    prefix = f"{path}." if path else ""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [Problem(path, f"expected a mapping of DPU fields, got {type(data).__name__}")])
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        key_s = str(key)
+        spec = specs.get(key_s)
+        if spec is None:
+            hint = closest(key_s, FIELD_NAMES)
+            msg = f"unknown key {key_s!r}" + (f"; did you mean {hint!r}?" if hint else f"; known keys: {', '.join(FIELD_NAMES)}")
+            problems.append(Problem(prefix + key_s, msg))
+            continue
+        value, error = _coerce(spec, raw)
+        if error:
+            problems.append(Problem(prefix + key_s, error))
+        else:
+            values[key_s] = value
+    if problems:
+        raise ConfigError(source, problems)
+    merged = defaults_for(board, values.get("ip_version"), db)
+    merged.update(values)
+    return DpuConfig(**merged)
+
+
+def per_bank_uram(arch: Architecture) -> int:
+    """UltraRAMs per memory bank: a bank is 8*ICP bits wide, a URAM 72 bits (PG338 "UltraRAM")."""
+    return math.ceil(8 * arch.icp / 72)
+
+
+def bank_counts(config: DpuConfig, arch: Architecture, ip: IpVersion) -> tuple[int, int, int]:
+    """Image, weight and bias banks per core (gtcl BANK_IMG_N, BANK_WGT_N, BANK_BIAS; dpu_hw.md §2.4).
+
+    On IP 4.x the weight banks include the always-present ALU's bank (INFERRED, dpu_hw.md §2.4).
+    """
+    bkgrp = 3 if config.ram_usage == "high" else 2
+    has_dw = ip.is_v4 or config.depthwise
+    return bkgrp * arch.pp, arch.ocp + int(has_dw), 1
+
+
+def max_uram_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion, uram_n_user_max: int) -> int:
+    img, wgt, bias = bank_counts(config, arch, ip)
+    per_bank = per_bank_uram(arch)
+    return min(uram_n_user_max // per_bank, img + wgt + bias) * per_bank
+
+
+def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None) -> list[RuleViolation]:
+    """Every rule `config` breaks on `device` (empty when legal). Sources: PG338, dpu_hw.md."""
+    db = db or load_database()
+    lim = db.ip
+    out: list[RuleViolation] = []
+    arch = lim.architectures.get(config.arch)
+    ip = lim.ip_versions.get(config.ip_version)
+    if arch is None:
+        out.append(RuleViolation("arch", f"unknown architecture {config.arch!r}; choose one of {', '.join(lim.architectures)}"))
+    if ip is None:
+        out.append(RuleViolation("ip-version", f"unknown IP version {config.ip_version!r}; choose one of {', '.join(lim.ip_versions)}"))
+    if arch is None or ip is None:
+        return out
+    z7 = device.family == "zynq7000"
+    fam = "Zynq-7000" if z7 else "Zynq UltraScale+"
+    if device.family not in ip.families:
+        out.append(RuleViolation(
+            "ip-family",
+            f"DPU IP {ip.version} is not available for {fam} ({device.name}); IP 4.x support of Zynq-7000 is "
+            "UNVERIFIED (PG338 v4.x covers Zynq UltraScale+, DPU-PYNQ 2.5 dropped Pynq-Z2): use IP 3.4"))
+    lo, hi = lim.cores_range
+    if not lo <= config.cores <= hi:
+        out.append(RuleViolation("cores", f"cores must be {lo}-{hi} (PG338 'Number of DPU Cores'), got {config.cores}"))
+    if z7 and config.softmax:
+        out.append(RuleViolation("softmax-zynq7000", "the softmax core is not supported on Zynq-7000 (PG338 'Softmax')"))
+    if z7 and config.elew_mult:
+        out.append(RuleViolation("elew-mult-zynq7000", "element-wise multiply is not supported on Zynq-7000 (PG338 'ElementWise Multiply')"))
+    if z7 and config.clock_gating:
+        out.append(RuleViolation("clock-gating-zynq7000", "dpu_2x clock gating is not supported on Zynq-7000 (PG338 'Advanced Tab')"))
+    c_lo, c_hi = lim.dsp_cascade_range
+    if z7 and config.dsp_cascade != 1:
+        out.append(RuleViolation("dsp-cascade-zynq7000", f"DSP cascade is locked to 1 on Zynq-7000 (PG338 'DSP Cascade'), got {config.dsp_cascade}"))
+    elif not c_lo <= config.dsp_cascade <= c_hi:
+        out.append(RuleViolation("dsp-cascade", f"DSP cascade length must be {c_lo}-{c_hi} (CONV_DSP_CASC_MAX), got {config.dsp_cascade}"))
+    if ip.is_v4:
+        fixed = [name for name in ("depthwise", "avg_pool", "elew_mult") if not getattr(config, name)]
+        if fixed:
+            out.append(RuleViolation(
+                "v4-fixed-options",
+                f"{', '.join(fixed)} cannot be disabled on IP {ip.version}: the ALU always has depthwise, average pool "
+                "and element-wise multiply (IP 4.0 changelog, dpu_hw.md §1.4)"))
+        if config.alu_parallel and config.alu_parallel not in lim.alu_parallel_choices:
+            out.append(RuleViolation("alu-parallel", f"alu_parallel must be 0 (default) or one of {lim.alu_parallel_choices}, got {config.alu_parallel}"))
+        elif config.alu_parallel > arch.pp:
+            out.append(RuleViolation(
+                "alu-parallel",
+                f"alu_parallel {config.alu_parallel} exceeds the pixel parallelism {arch.pp} of {arch.name} "
+                "(ALU parallel ranges 1..PP, README_DPUCZ_Vivado v3.0; legal values UNVERIFIED)"))
+        if config.save_argmax and not ip.save_argmax:
+            out.append(RuleViolation("save-argmax", f"save_argmax needs IP 4.1 (Vitis AI 3.0+); IP {ip.version} has no argmax"))
+    else:
+        if config.alu_parallel:
+            out.append(RuleViolation("alu-parallel", f"alu_parallel is an IP 4.x option; IP {ip.version} fixes it at PP/2 (set 0)"))
+        if config.alu_leakyrelu:
+            out.append(RuleViolation("alu-leakyrelu", f"alu_leakyrelu is an IP 4.x option, not available on IP {ip.version}"))
+        if config.save_argmax:
+            out.append(RuleViolation("save-argmax", f"save_argmax needs IP 4.1 (Vitis AI 3.0+); IP {ip.version} has no argmax"))
+    if config.uram_per_core:
+        per_bank = per_bank_uram(arch)
+        if device.uram == 0:
+            out.append(RuleViolation("uram-device", f"{device.name} has no UltraRAM; set uram_per_core to 0"))
+        elif config.uram_per_core % per_bank:
+            out.append(RuleViolation(
+                "uram-multiple",
+                f"uram_per_core must be a multiple of {per_bank} for {arch.name}: one memory bank of {8 * arch.icp} bits "
+                "needs that many 72-bit UltraRAMs (PG338 'UltraRAM')"))
+        else:
+            top = max_uram_per_core(config, arch, ip, lim.uram_n_user_max)
+            if config.uram_per_core > top:
+                out.append(RuleViolation(
+                    "uram-max",
+                    f"uram_per_core {config.uram_per_core} exceeds {top}, the UltraRAM that replaces every bank of "
+                    f"{arch.name} with RAM usage {config.ram_usage} (URAM_N_USER <= {lim.uram_n_user_max})"))
+            if config.uram_per_core * config.cores > device.uram:
+                out.append(RuleViolation(
+                    "uram-capacity",
+                    f"{config.cores} core(s) x {config.uram_per_core} UltraRAM = {config.cores * config.uram_per_core} "
+                    f"exceeds the {device.uram} UltraRAMs of {device.name}"))
+    clock_range = lim.clock_mhz_range.get(device.family)
+    if clock_range and not clock_range[0] <= config.clock_mhz <= clock_range[1]:
+        out.append(RuleViolation(
+            "clock-range",
+            f"clock_mhz {config.clock_mhz:g} is outside {clock_range[0]:g}-{clock_range[1]:g} MHz for {fam} "
+            "(maximum = highest PG338 Table 12 clock; per-speed-grade limits UNVERIFIED)"))
+    return out
+
+
+def require_legal(config: DpuConfig, device: Device, db: HwDatabase | None = None) -> DpuConfig:
+    violations = check_config(config, device, db)
+    if violations:
+        raise IllegalConfigError(violations)
+    return config
