@@ -19,6 +19,5 @@ def data_path(*parts: str) -> Path:
         if candidate.exists():
             return candidate
     raise ExplorerError(
-        f"bundled data {'/'.join(parts)!r} not found next to {_PACKAGE}; the installation is "
-        "incomplete (reinstall dpu-explorer)"
+        f"bundled data {'/'.join(parts)!r} not found next to {_PACKAGE}; the installation is incomplete (reinstall dpu-explorer)"
     )

@@ -33,12 +33,19 @@ def add_dpu_options(parser: argparse.ArgumentParser) -> None:
         elif spec.minimum is not None:
             text += f" ({spec.minimum:g}-{spec.maximum:g})"
         if spec.kind is bool:
-            group.add_argument(flag_name(spec.name), dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            group.add_argument(
+                flag_name(spec.name), dest=spec.name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
         else:
             group.add_argument(flag_name(spec.name), dest=spec.name, default=None, metavar=spec.name.upper(), help=text)
-    group.add_argument("--ceiling", action="append", default=[], metavar="KIND=FRACTION",
-                       help="utilisation ceiling per resource (lut, ff, bram36, uram, dsp), e.g. --ceiling dsp=0.85; "
-                            "defaults lut/ff 0.80, bram36/uram 0.90, dsp 0.95")
+    group.add_argument(
+        "--ceiling",
+        action="append",
+        default=[],
+        metavar="KIND=FRACTION",
+        help="utilisation ceiling per resource (lut, ff, bram36, uram, dsp), e.g. --ceiling dsp=0.85; "
+        "defaults lut/ff 0.80, bram36/uram 0.90, dsp 0.95",
+    )
 
 
 def parse_ceilings(values: list[str]) -> dict[str, float]:
@@ -68,8 +75,9 @@ def dpu_config_from_args(args: argparse.Namespace, board: Board, db: HwDatabase 
         parse_dpu_config(raw, board, source=args.dpu, path=path, db=db)  # reports the file's own problems
         file_data = dict(raw)
     flag_data = {name: getattr(args, name) for name in field_specs(db) if getattr(args, name, None) is not None}
-    parse_dpu_config({flag_name(k)[2:].replace("-", "_"): v for k, v in flag_data.items()}, board,
-                     source="command-line flags", db=db)
+    parse_dpu_config(
+        {flag_name(k)[2:].replace("-", "_"): v for k, v in flag_data.items()}, board, source="command-line flags", db=db
+    )
     config = parse_dpu_config({**file_data, **flag_data}, board, db=db)
     return require_legal(config, board.device, db)
 

@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = hw_sub.add_parser("space", help="count the legal DPU configurations of a board and how many fit")
     add_board_option(p)
     p.add_argument("--ip-version", help="only this IP version (default: every version the board's family supports)")
-    p.add_argument("--ceiling", action="append", default=[], metavar="KIND=FRACTION", help="utilisation ceiling, as in `hw resources`")
+    p.add_argument(
+        "--ceiling", action="append", default=[], metavar="KIND=FRACTION", help="utilisation ceiling, as in `hw resources`"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_space)
 
@@ -62,32 +64,77 @@ def _mark(verified: bool) -> str:
 def cmd_devices(args: argparse.Namespace) -> int:
     db = load_database()
     if args.json:
-        print_json([{"name": d.name, "family": d.family, "lut": d.lut, "ff": d.ff, "bram36": d.bram36, "uram": d.uram,
-                     "dsp": d.dsp, "verified": d.verified, "note": d.note} for d in db.devices.values()])
+        print_json(
+            [
+                {
+                    "name": d.name,
+                    "family": d.family,
+                    "lut": d.lut,
+                    "ff": d.ff,
+                    "bram36": d.bram36,
+                    "uram": d.uram,
+                    "dsp": d.dsp,
+                    "verified": d.verified,
+                    "note": d.note,
+                }
+                for d in db.devices.values()
+            ]
+        )
         return 0
     rows = [[d.name, d.family, d.lut, d.ff, d.bram36, d.uram, d.dsp, _mark(d.verified)] for d in db.devices.values()]
-    print(format_table(["device", "family", "LUT", "FF", "BRAM36", "URAM", "DSP", "verified"], rows,
-                       [False, False, True, True, True, True, True, False]))
+    print(
+        format_table(
+            ["device", "family", "LUT", "FF", "BRAM36", "URAM", "DSP", "verified"],
+            rows,
+            [False, False, True, True, True, True, True, False],
+        )
+    )
     return 0
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
     db = load_database()
     if args.json:
-        print_json([{
-            "name": b.name, "device": b.device.name, "part": b.part, "board_part": b.board_part, "ps_type": b.ps_type,
-            "cpu": {"kind": b.cpu.kind, "cores": b.cpu.cores, "clock_mhz": b.cpu.clock_mhz},
-            "ddr": {"kind": b.ddr.kind, "bus_bits": b.ddr.bus_bits, "mt_per_s": b.ddr.mt_per_s,
-                    "peak_gbps": round(b.ddr.peak_gbps, 3)},
-            "dpu_clock_mhz": b.dpu_clock_mhz, "dpu_pynq": dict(b.dpu_pynq), "unverified": dict(b.unverified),
-        } for b in db.boards.values()])
+        print_json(
+            [
+                {
+                    "name": b.name,
+                    "device": b.device.name,
+                    "part": b.part,
+                    "board_part": b.board_part,
+                    "ps_type": b.ps_type,
+                    "cpu": {"kind": b.cpu.kind, "cores": b.cpu.cores, "clock_mhz": b.cpu.clock_mhz},
+                    "ddr": {
+                        "kind": b.ddr.kind,
+                        "bus_bits": b.ddr.bus_bits,
+                        "mt_per_s": b.ddr.mt_per_s,
+                        "peak_gbps": round(b.ddr.peak_gbps, 3),
+                    },
+                    "dpu_clock_mhz": b.dpu_clock_mhz,
+                    "dpu_pynq": dict(b.dpu_pynq),
+                    "unverified": dict(b.unverified),
+                }
+                for b in db.boards.values()
+            ]
+        )
         return 0
     rows = []
     for b in db.boards.values():
-        star = lambda key: "*" if key in b.unverified else ""  # noqa: E731
-        rows.append([b.name, b.device.name, b.part, f"{b.cpu.kind} x{b.cpu.cores} @ {b.cpu.clock_mhz:g} MHz{star('cpu')}",
-                     f"{b.ddr.kind} {b.ddr.bus_bits}-bit {b.ddr.mt_per_s:g} MT/s = {b.ddr.peak_gbps:.1f} GB/s{star('ddr')}",
-                     f"{b.dpu_clock_mhz:g}{star('dpu_clock_mhz')}", b.dpu_pynq.get("arch", "-")])
+
+        def star(key: str, unverified: object = b.unverified) -> str:
+            return "*" if key in unverified else ""  # type: ignore[operator]
+
+        rows.append(
+            [
+                b.name,
+                b.device.name,
+                b.part,
+                f"{b.cpu.kind} x{b.cpu.cores} @ {b.cpu.clock_mhz:g} MHz{star('cpu')}",
+                f"{b.ddr.kind} {b.ddr.bus_bits}-bit {b.ddr.mt_per_s:g} MT/s = {b.ddr.peak_gbps:.1f} GB/s{star('ddr')}",
+                f"{b.dpu_clock_mhz:g}{star('dpu_clock_mhz')}",
+                b.dpu_pynq.get("arch", "-"),
+            ]
+        )
     print(format_table(["board", "device", "part", "CPU", "DDR (peak)", "DPU MHz", "DPU-PYNQ"], rows))
     print("\n* UNVERIFIED: no primary source confirmed this value (see `explore hw boards --json`, field `unverified`).")
     return 0
@@ -102,7 +149,9 @@ def resources_payload(args: argparse.Namespace) -> dict[str, Any]:
     fit = check_fit(estimate.total, board.device, ceilings)
     total = estimate.total
     return {
-        "board": board.name, "device": board.device.name, "config": config.to_dict(),
+        "board": board.name,
+        "device": board.device.name,
+        "config": config.to_dict(),
         **{kind: json_number(total.get(kind)) for kind in RESOURCE_KINDS},
         "peak_gops": json_number(round(peak_gops(config, db), 3)),
         "fits": fit.fits,
@@ -111,11 +160,16 @@ def resources_payload(args: argparse.Namespace) -> dict[str, Any]:
         "utilization": {kind: json_number(round(r.utilization, 6)) for kind, r in fit.resources.items()},
         "ceilings": ceilings,
         "available": {kind: r.available for kind, r in fit.resources.items()},
-        "breakdown": {"per_core": estimate.per_core.to_dict(), "cores": estimate.cores,
-                      "softmax": estimate.softmax.to_dict(), "platform": estimate.platform.to_dict()},
+        "breakdown": {
+            "per_core": estimate.per_core.to_dict(),
+            "cores": estimate.cores,
+            "softmax": estimate.softmax.to_dict(),
+            "platform": estimate.platform.to_dict(),
+        },
         "source": estimate.source,
         "device_capacity_verified": board.device.verified,
-        "notes": list(estimate.notes) + ([] if board.device.verified else [f"{board.device.name} capacities: {board.device.note}"]),
+        "notes": list(estimate.notes)
+        + ([] if board.device.verified else [f"{board.device.name} capacities: {board.device.note}"]),
     }
 
 
@@ -125,17 +179,32 @@ def cmd_resources(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     cfg, br = payload["config"], payload["breakdown"]
-    print(f"{payload['board']} ({payload['device']}), DPU IP {cfg['ip_version']}: {cfg['arch']} x {cfg['cores']} @ {cfg['clock_mhz']:g} MHz")
+    design = f"{cfg['arch']} x {cfg['cores']} @ {cfg['clock_mhz']:g} MHz"
+    print(f"{payload['board']} ({payload['device']}), DPU IP {cfg['ip_version']}: {design}")
     rows = []
     for kind in RESOURCE_KINDS:
         util = payload["utilization"][kind]
         head = payload["headroom"][kind]
-        rows.append([kind.upper() if kind != "bram36" else "BRAM36", br["per_core"][kind], br["softmax"][kind],
-                     br["platform"][kind], payload[kind], payload["available"][kind],
-                     "-" if util is None else f"{util:.1%}", f"{payload['ceilings'][kind]:.0%}",
-                     "-" if head is None else f"{head:+.1%}"])
-    print(format_table(["resource", "per core", "softmax", "platform", "total", "available", "used", "ceiling", "headroom"],
-                       rows, [False] + [True] * 8))
+        rows.append(
+            [
+                kind.upper() if kind != "bram36" else "BRAM36",
+                br["per_core"][kind],
+                br["softmax"][kind],
+                br["platform"][kind],
+                payload[kind],
+                payload["available"][kind],
+                "-" if util is None else f"{util:.1%}",
+                f"{payload['ceilings'][kind]:.0%}",
+                "-" if head is None else f"{head:+.1%}",
+            ]
+        )
+    print(
+        format_table(
+            ["resource", "per core", "softmax", "platform", "total", "available", "used", "ceiling", "headroom"],
+            rows,
+            [False] + [True] * 8,
+        )
+    )
     print(f"fits under the ceilings: {'yes' if payload['fits'] else 'NO'}")
     print(f"peak: {payload['peak_gops']:g} GOPS")
     print("source: model (estimates, not measurements)")
@@ -177,13 +246,23 @@ def cmd_space(args: argparse.Namespace) -> int:
     ceilings = validate_ceilings(parse_ceilings(args.ceiling))
     counts = count_space(board, ip_version=args.ip_version, ceilings=ceilings, db=db)
     if args.json:
-        print_json({"board": board.name, "device": board.device.name, "ceilings": ceilings, "source": "model",
-                    "ip_versions": [{"ip_version": c.ip_version, "legal": c.legal, "fits": c.fits} for c in counts],
-                    "legal": sum(c.legal for c in counts), "fits": sum(c.fits for c in counts)})
+        print_json(
+            {
+                "board": board.name,
+                "device": board.device.name,
+                "ceilings": ceilings,
+                "source": "model",
+                "ip_versions": [{"ip_version": c.ip_version, "legal": c.legal, "fits": c.fits} for c in counts],
+                "legal": sum(c.legal for c in counts),
+                "fits": sum(c.fits for c in counts),
+            }
+        )
         return 0
     rows = [[c.ip_version, c.legal, c.fits] for c in counts]
     rows.append(["all", sum(c.legal for c in counts), sum(c.fits for c in counts)])
-    print(f"{board.name} ({board.device.name}) at {board.dpu_clock_mhz:g} MHz: legal DPU configurations and how many fit "
-          "(fit: source model)")
+    print(
+        f"{board.name} ({board.device.name}) at {board.dpu_clock_mhz:g} MHz: legal DPU configurations and how many fit "
+        "(fit: source model)"
+    )
     print(format_table(["IP", "legal", "fit"], rows, [False, True, True]))
     return 0

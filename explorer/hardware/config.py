@@ -94,8 +94,13 @@ def _field_specs(db: HwDatabase) -> dict[str, FieldSpec]:
         FieldSpec("alu_leakyrelu", bool, "LeakyReLU in the ALU engine (IP 4.x)"),
         FieldSpec("save_argmax", bool, "argmax in the save engine (IP 4.1)"),
         FieldSpec("clock_gating", bool, "dpu_2x clock gating / low-power mode (not on Zynq-7000)"),
-        FieldSpec("dsp_cascade", int, "maximal DSP48 cascade length (locked to 1 on Zynq-7000)",
-                  minimum=ip.dsp_cascade_range[0], maximum=ip.dsp_cascade_range[1]),
+        FieldSpec(
+            "dsp_cascade",
+            int,
+            "maximal DSP48 cascade length (locked to 1 on Zynq-7000)",
+            minimum=ip.dsp_cascade_range[0],
+            maximum=ip.dsp_cascade_range[1],
+        ),
         FieldSpec("clock_mhz", float, "DPU clock (m_axi_dpu_aclk); dpu_2x_clk is twice this", minimum=clock_lo, maximum=clock_hi),
         FieldSpec("ip_version", str, "DPUCZDX8G IP version (3.x = Vitis AI 1.3-2.0, 4.x = 2.5+)", tuple(ip.ip_versions)),
     ]
@@ -240,49 +245,81 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
     if arch is None:
         out.append(RuleViolation("arch", f"unknown architecture {config.arch!r}; choose one of {', '.join(lim.architectures)}"))
     if ip is None:
-        out.append(RuleViolation("ip-version", f"unknown IP version {config.ip_version!r}; choose one of {', '.join(lim.ip_versions)}"))
+        out.append(
+            RuleViolation("ip-version", f"unknown IP version {config.ip_version!r}; choose one of {', '.join(lim.ip_versions)}")
+        )
     if arch is None or ip is None:
         return out
     z7 = device.family == "zynq7000"
     fam = "Zynq-7000" if z7 else "Zynq UltraScale+"
     if device.family not in ip.families:
-        out.append(RuleViolation(
-            "ip-family",
-            f"DPU IP {ip.version} is not available for {fam} ({device.name}); IP 4.x support of Zynq-7000 is "
-            "UNVERIFIED (PG338 v4.x covers Zynq UltraScale+, DPU-PYNQ 2.5 dropped Pynq-Z2): use IP 3.4"))
+        out.append(
+            RuleViolation(
+                "ip-family",
+                f"DPU IP {ip.version} is not available for {fam} ({device.name}); IP 4.x support of Zynq-7000 is "
+                "UNVERIFIED (PG338 v4.x covers Zynq UltraScale+, DPU-PYNQ 2.5 dropped Pynq-Z2): use IP 3.4",
+            )
+        )
     lo, hi = lim.cores_range
     if not lo <= config.cores <= hi:
         out.append(RuleViolation("cores", f"cores must be {lo}-{hi} (PG338 'Number of DPU Cores'), got {config.cores}"))
     if z7 and config.softmax:
         out.append(RuleViolation("softmax-zynq7000", "the softmax core is not supported on Zynq-7000 (PG338 'Softmax')"))
     if z7 and config.elew_mult:
-        out.append(RuleViolation("elew-mult-zynq7000", "element-wise multiply is not supported on Zynq-7000 (PG338 'ElementWise Multiply')"))
+        out.append(
+            RuleViolation(
+                "elew-mult-zynq7000", "element-wise multiply is not supported on Zynq-7000 (PG338 'ElementWise Multiply')"
+            )
+        )
     if z7 and config.clock_gating:
-        out.append(RuleViolation("clock-gating-zynq7000", "dpu_2x clock gating is not supported on Zynq-7000 (PG338 'Advanced Tab')"))
+        out.append(
+            RuleViolation("clock-gating-zynq7000", "dpu_2x clock gating is not supported on Zynq-7000 (PG338 'Advanced Tab')")
+        )
     c_lo, c_hi = lim.dsp_cascade_range
     if z7 and config.dsp_cascade != 1:
-        out.append(RuleViolation("dsp-cascade-zynq7000", f"DSP cascade is locked to 1 on Zynq-7000 (PG338 'DSP Cascade'), got {config.dsp_cascade}"))
+        out.append(
+            RuleViolation(
+                "dsp-cascade-zynq7000", f"DSP cascade is locked to 1 on Zynq-7000 (PG338 'DSP Cascade'), got {config.dsp_cascade}"
+            )
+        )
     elif not c_lo <= config.dsp_cascade <= c_hi:
-        out.append(RuleViolation("dsp-cascade", f"DSP cascade length must be {c_lo}-{c_hi} (CONV_DSP_CASC_MAX), got {config.dsp_cascade}"))
+        out.append(
+            RuleViolation(
+                "dsp-cascade", f"DSP cascade length must be {c_lo}-{c_hi} (CONV_DSP_CASC_MAX), got {config.dsp_cascade}"
+            )
+        )
     if ip.is_v4:
         fixed = [name for name in ("depthwise", "avg_pool", "elew_mult") if not getattr(config, name)]
         if fixed:
-            out.append(RuleViolation(
-                "v4-fixed-options",
-                f"{', '.join(fixed)} cannot be disabled on IP {ip.version}: the ALU always has depthwise, average pool "
-                "and element-wise multiply (IP 4.0 changelog, dpu_hw.md §1.4)"))
+            out.append(
+                RuleViolation(
+                    "v4-fixed-options",
+                    f"{', '.join(fixed)} cannot be disabled on IP {ip.version}: the ALU always has depthwise, average pool "
+                    "and element-wise multiply (IP 4.0 changelog, dpu_hw.md §1.4)",
+                )
+            )
         if config.alu_parallel and config.alu_parallel not in lim.alu_parallel_choices:
-            out.append(RuleViolation("alu-parallel", f"alu_parallel must be 0 (default) or one of {lim.alu_parallel_choices}, got {config.alu_parallel}"))
+            out.append(
+                RuleViolation(
+                    "alu-parallel",
+                    f"alu_parallel must be 0 (default) or one of {lim.alu_parallel_choices}, got {config.alu_parallel}",
+                )
+            )
         elif config.alu_parallel > arch.pp:
-            out.append(RuleViolation(
-                "alu-parallel",
-                f"alu_parallel {config.alu_parallel} exceeds the pixel parallelism {arch.pp} of {arch.name} "
-                "(ALU parallel ranges 1..PP, README_DPUCZ_Vivado v3.0; legal values UNVERIFIED)"))
+            out.append(
+                RuleViolation(
+                    "alu-parallel",
+                    f"alu_parallel {config.alu_parallel} exceeds the pixel parallelism {arch.pp} of {arch.name} "
+                    "(ALU parallel ranges 1..PP, README_DPUCZ_Vivado v3.0; legal values UNVERIFIED)",
+                )
+            )
         if config.save_argmax and not ip.save_argmax:
             out.append(RuleViolation("save-argmax", f"save_argmax needs IP 4.1 (Vitis AI 3.0+); IP {ip.version} has no argmax"))
     else:
         if config.alu_parallel:
-            out.append(RuleViolation("alu-parallel", f"alu_parallel is an IP 4.x option; IP {ip.version} fixes it at PP/2 (set 0)"))
+            out.append(
+                RuleViolation("alu-parallel", f"alu_parallel is an IP 4.x option; IP {ip.version} fixes it at PP/2 (set 0)")
+            )
         if config.alu_leakyrelu:
             out.append(RuleViolation("alu-leakyrelu", f"alu_leakyrelu is an IP 4.x option, not available on IP {ip.version}"))
         if config.save_argmax:
@@ -292,28 +329,40 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
         if device.uram == 0:
             out.append(RuleViolation("uram-device", f"{device.name} has no UltraRAM; set uram_per_core to 0"))
         elif config.uram_per_core % per_bank:
-            out.append(RuleViolation(
-                "uram-multiple",
-                f"uram_per_core must be a multiple of {per_bank} for {arch.name}: one memory bank of {8 * arch.icp} bits "
-                "needs that many 72-bit UltraRAMs (PG338 'UltraRAM')"))
+            out.append(
+                RuleViolation(
+                    "uram-multiple",
+                    f"uram_per_core must be a multiple of {per_bank} for {arch.name}: one memory bank of {8 * arch.icp} bits "
+                    "needs that many 72-bit UltraRAMs (PG338 'UltraRAM')",
+                )
+            )
         else:
             top = max_uram_per_core(config, arch, ip, lim.uram_n_user_max)
             if config.uram_per_core > top:
-                out.append(RuleViolation(
-                    "uram-max",
-                    f"uram_per_core {config.uram_per_core} exceeds {top}, the UltraRAM that replaces every bank of "
-                    f"{arch.name} with RAM usage {config.ram_usage} (URAM_N_USER <= {lim.uram_n_user_max})"))
+                out.append(
+                    RuleViolation(
+                        "uram-max",
+                        f"uram_per_core {config.uram_per_core} exceeds {top}, the UltraRAM that replaces every bank of "
+                        f"{arch.name} with RAM usage {config.ram_usage} (URAM_N_USER <= {lim.uram_n_user_max})",
+                    )
+                )
             if config.uram_per_core * config.cores > device.uram:
-                out.append(RuleViolation(
-                    "uram-capacity",
-                    f"{config.cores} core(s) x {config.uram_per_core} UltraRAM = {config.cores * config.uram_per_core} "
-                    f"exceeds the {device.uram} UltraRAMs of {device.name}"))
+                out.append(
+                    RuleViolation(
+                        "uram-capacity",
+                        f"{config.cores} core(s) x {config.uram_per_core} UltraRAM = {config.cores * config.uram_per_core} "
+                        f"exceeds the {device.uram} UltraRAMs of {device.name}",
+                    )
+                )
     clock_range = lim.clock_mhz_range.get(device.family)
     if clock_range and not clock_range[0] <= config.clock_mhz <= clock_range[1]:
-        out.append(RuleViolation(
-            "clock-range",
-            f"clock_mhz {config.clock_mhz:g} is outside {clock_range[0]:g}-{clock_range[1]:g} MHz for {fam} "
-            "(maximum = highest PG338 Table 12 clock; per-speed-grade limits UNVERIFIED)"))
+        out.append(
+            RuleViolation(
+                "clock-range",
+                f"clock_mhz {config.clock_mhz:g} is outside {clock_range[0]:g}-{clock_range[1]:g} MHz for {fam} "
+                "(maximum = highest PG338 Table 12 clock; per-speed-grade limits UNVERIFIED)",
+            )
+        )
     return out
 
 

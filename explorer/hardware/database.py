@@ -255,8 +255,7 @@ def _parse_ip(raw: Mapping[str, Any]) -> DpuIpData:
         clk_wiz_ff=int(p["clk_wiz"]["ff"]),
     )
     registry = {
-        reg: {int(code, 16): name for name, code in entries.items()}
-        for reg, entries in raw["fingerprint_registry"].items()
+        reg: {int(code, 16): name for name, code in entries.items()} for reg, entries in raw["fingerprint_registry"].items()
     }
     return DpuIpData(
         architectures=archs,

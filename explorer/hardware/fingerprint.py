@@ -91,13 +91,30 @@ def decode_fingerprint(value: int) -> dict[str, Any]:
     dpu_type, isa, code = value >> 56, (value >> 48) & 0xFF, value & ((1 << 48) - 1)
     if dpu_type != DPU_TYPE_DPUCZDX8G:
         raise ValueError(f"fingerprint 0x{value:x} is not a DPUCZDX8G fingerprint (type {dpu_type})")
-    out: dict[str, Any] = {"isa": isa, "arch_code": code & 0xF, "img_bank_groups": (code >> 24) & 0x3,
-                           "channel_augmentation": bool(code >> 26 & 1), "conv_leakyrelu": bool(code >> 28 & 1)}
+    out: dict[str, Any] = {
+        "isa": isa,
+        "arch_code": code & 0xF,
+        "img_bank_groups": (code >> 24) & 0x3,
+        "channel_augmentation": bool(code >> 26 & 1),
+        "conv_leakyrelu": bool(code >> 28 & 1),
+    }
     if isa == 0:
-        out.update(pool_parallel=(code >> 8) & 0xF, dw_parallel=(code >> 12) & 0xF, elew_parallel=(code >> 16) & 0xF,
-                   conv_relu6=bool(code >> 29 & 1), avg_pool=bool(code >> 30 & 1), dw_relu6=bool(code >> 31 & 1),
-                   elew_mult=bool(code >> 36 & 1), max_reduce=bool(code >> 37 & 1))
+        out.update(
+            pool_parallel=(code >> 8) & 0xF,
+            dw_parallel=(code >> 12) & 0xF,
+            elew_parallel=(code >> 16) & 0xF,
+            conv_relu6=bool(code >> 29 & 1),
+            avg_pool=bool(code >> 30 & 1),
+            dw_relu6=bool(code >> 31 & 1),
+            elew_mult=bool(code >> 36 & 1),
+            max_reduce=bool(code >> 37 & 1),
+        )
     else:
-        out.update(alu_parallel=(code >> 8) & 0xF, alu_leakyrelu=bool(code >> 29 & 1), save_argmax=bool(code >> 30 & 1),
-                   conv_write_parallel=1 << ((code >> 32) & 0x3), alu_write_parallel=1 << ((code >> 34) & 0x3))
+        out.update(
+            alu_parallel=(code >> 8) & 0xF,
+            alu_leakyrelu=bool(code >> 29 & 1),
+            save_argmax=bool(code >> 30 & 1),
+            conv_write_parallel=1 << ((code >> 32) & 0x3),
+            alu_write_parallel=1 << ((code >> 34) & 0x3),
+        )
     return out

@@ -37,8 +37,9 @@ class Resources:
     dsp: float = 0.0
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources(self.lut + other.lut, self.ff + other.ff, self.bram36 + other.bram36,
-                         self.uram + other.uram, self.dsp + other.dsp)
+        return Resources(
+            self.lut + other.lut, self.ff + other.ff, self.bram36 + other.bram36, self.uram + other.uram, self.dsp + other.dsp
+        )
 
     def scaled(self, factor: float) -> Resources:
         return Resources(self.lut * factor, self.ff * factor, self.bram36 * factor, self.uram * factor, self.dsp * factor)
@@ -143,8 +144,7 @@ def estimate_resources(config: DpuConfig, db: HwDatabase | None = None) -> Resou
     bram, uram = memory_per_core(config, arch, ip)
     per_core = Resources(lut=round(lut), ff=round(ff), bram36=bram, uram=uram, dsp=dsp_per_core(config, arch, ip, alu_pp))
     softmax = (
-        Resources(softmax_data.lut, softmax_data.ff, softmax_data.bram36, 0, softmax_data.dsp)
-        if config.softmax else Resources()
+        Resources(softmax_data.lut, softmax_data.ff, softmax_data.bram36, 0, softmax_data.dsp) if config.softmax else Resources()
     )
     p = db.ip.platform
     platform = Resources(
@@ -198,13 +198,7 @@ class FitReport:
 
     def constraint_value(self) -> float:
         """Largest utilisation relative to its ceiling, minus 1: <= 0 when the design fits."""
-        worst = 0.0
-        for r in self.resources.values():
-            if r.available == 0:
-                worst = max(worst, 0.0 if r.used == 0 else math.inf)
-            else:
-                worst = max(worst, r.utilization / r.ceiling)
-        return worst - 1.0
+        return max((r.utilization / r.ceiling for r in self.resources.values()), default=0.0) - 1.0
 
 
 def validate_ceilings(ceilings: Mapping[str, float]) -> dict[str, float]:

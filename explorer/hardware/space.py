@@ -10,7 +10,7 @@ reuse the estimate of their resource-relevant part.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from explorer.hardware.config import DpuConfig, check_config, defaults_for, max_uram_per_core, per_bank_uram
@@ -45,9 +45,10 @@ def enumerate_space(
     *,
     clock_mhz: float | None = None,
     ceilings: Mapping[str, float] | None = None,
+    archs: Sequence[str] | None = None,
     db: HwDatabase | None = None,
 ) -> Iterator[SpacePoint]:
-    """Every legal configuration of `ip_version` on `board`, with its estimate and fit report."""
+    """Every legal configuration of `ip_version` on `board` (optionally only some archs), with resources and fit."""
     db = db or load_database()
     ip = db.ip.ip_versions[ip_version]
     base = defaults_for(board, ip_version, db)
@@ -56,16 +57,39 @@ def enumerate_space(
     v4 = ip.is_v4
     fixed_on = (True,) if v4 else BOOLS
     for arch in db.ip.architectures.values():
+        if archs is not None and arch.name not in archs:
+            continue
         alu_choices = tuple(a for a in db.ip.alu_parallel_choices if a <= arch.pp) if v4 else (0,)
         per_bank = per_bank_uram(arch)
         for cores, ram, dsp, dw, avg, elew, sfm, aug, relu, alu in itertools.product(
-            range(db.ip.cores_range[0], db.ip.cores_range[1] + 1), ("low", "high"), ("low", "high"),
-            fixed_on, fixed_on, fixed_on, BOOLS, BOOLS, ("relu_relu6", "relu_leakyrelu_relu6"), alu_choices,
+            range(db.ip.cores_range[0], db.ip.cores_range[1] + 1),
+            ("low", "high"),
+            ("low", "high"),
+            fixed_on,
+            fixed_on,
+            fixed_on,
+            BOOLS,
+            BOOLS,
+            ("relu_relu6", "relu_leakyrelu_relu6"),
+            alu_choices,
         ):
-            probe = DpuConfig(arch=arch.name, cores=cores, ram_usage=ram, dsp_usage=dsp, depthwise=dw, avg_pool=avg,
-                              elew_mult=elew, softmax=sfm, channel_augmentation=aug, relu_type=relu,
-                              alu_parallel=alu, save_argmax=False, dsp_cascade=base["dsp_cascade"],
-                              clock_mhz=clock, ip_version=ip_version)
+            probe = DpuConfig(
+                arch=arch.name,
+                cores=cores,
+                ram_usage=ram,
+                dsp_usage=dsp,
+                depthwise=dw,
+                avg_pool=avg,
+                elew_mult=elew,
+                softmax=sfm,
+                channel_augmentation=aug,
+                relu_type=relu,
+                alu_parallel=alu,
+                save_argmax=False,
+                dsp_cascade=base["dsp_cascade"],
+                clock_mhz=clock,
+                ip_version=ip_version,
+            )
             top = max_uram_per_core(probe, arch, ip, db.ip.uram_n_user_max) if device.uram else 0
             probe_fields = probe.to_dict()
             for uram in range(0, top + 1, per_bank):
@@ -75,10 +99,13 @@ def enumerate_space(
                 fit: FitReport | None = None
                 fits = False
                 for alu_leaky, argmax, gating in itertools.product(
-                    BOOLS if v4 else (False,), BOOLS if ip.save_argmax else (False,), BOOLS,
+                    BOOLS if v4 else (False,),
+                    BOOLS if ip.save_argmax else (False,),
+                    BOOLS,
                 ):
-                    cfg = DpuConfig(**{**resource_fields, "alu_leakyrelu": alu_leaky,
-                                       "save_argmax": argmax, "clock_gating": gating})
+                    cfg = DpuConfig(
+                        **{**resource_fields, "alu_leakyrelu": alu_leaky, "save_argmax": argmax, "clock_gating": gating}
+                    )
                     if check_config(cfg, device, db):
                         continue
                     if estimate is None or fit is None:
@@ -89,7 +116,10 @@ def enumerate_space(
 
 
 def count_space(
-    board: Board, *, ip_version: str | None = None, ceilings: Mapping[str, float] | None = None,
+    board: Board,
+    *,
+    ip_version: str | None = None,
+    ceilings: Mapping[str, float] | None = None,
     db: HwDatabase | None = None,
 ) -> list[SpaceCount]:
     db = db or load_database()

@@ -15,33 +15,76 @@ ARCHS = ["B512", "B800", "B1024", "B1152", "B1600", "B2304", "B3136", "B4096"]
 
 # PG338 Table 3: one core, RAM low, depthwise, avg pool, channel aug, LeakyReLU+ReLU6, DSP usage low.
 TABLE3 = {  # lut, ff, bram36, dsp
-    "B512": (27893, 35435, 73.5, 78), "B800": (30468, 42773, 91.5, 117), "B1024": (34471, 50763, 105.5, 154),
-    "B1152": (33238, 49040, 123, 164), "B1600": (38716, 63033, 127.5, 232), "B2304": (42842, 73326, 167, 326),
-    "B3136": (47667, 85778, 210, 436), "B4096": (53540, 105008, 257, 562),
+    "B512": (27893, 35435, 73.5, 78),
+    "B800": (30468, 42773, 91.5, 117),
+    "B1024": (34471, 50763, 105.5, 154),
+    "B1152": (33238, 49040, 123, 164),
+    "B1600": (38716, 63033, 127.5, 232),
+    "B2304": (42842, 73326, 167, 326),
+    "B3136": (47667, 85778, 210, 436),
+    "B4096": (53540, 105008, 257, 562),
 }
-TABLE4_HIGH = {"B512": 89.5, "B800": 109.5, "B1024": 137.5, "B1152": 145, "B1600": 163.5, "B2304": 211, "B3136": 262, "B4096": 317.5}
+TABLE4_HIGH = {
+    "B512": 89.5,
+    "B800": 109.5,
+    "B1024": 137.5,
+    "B1152": 145,
+    "B1600": 163.5,
+    "B2304": 211,
+    "B3136": 262,
+    "B4096": 317.5,
+}
 TABLE5 = {"B512": 3121, "B800": 2624, "B1024": 3133, "B1152": 1744, "B1600": 2476, "B2304": 1710, "B3136": 1946, "B4096": 1701}
 TABLE6 = {  # lut, bram36, dsp
-    "B512": (1734, 4, 12), "B800": (2293, 4.5, 15), "B1024": (2744, 4, 24), "B1152": (2365, 5.5, 18),
-    "B1600": (3392, 4.5, 30), "B2304": (3943, 5.5, 36), "B3136": (4269, 6.5, 42), "B4096": (4930, 7.5, 48),
+    "B512": (1734, 4, 12),
+    "B800": (2293, 4.5, 15),
+    "B1024": (2744, 4, 24),
+    "B1152": (2365, 5.5, 18),
+    "B1600": (3392, 4.5, 30),
+    "B2304": (3943, 5.5, 36),
+    "B3136": (4269, 6.5, 42),
+    "B4096": (4930, 7.5, 48),
 }
 TABLE7 = {  # lut, ff, dsp
-    "B512": (159, -113, 8), "B800": (295, -93, 10), "B1024": (211, -65, 8), "B1152": (364, -274, 12),
-    "B1600": (111, 292, 10), "B2304": (210, -158, 12), "B3136": (329, -267, 14), "B4096": (287, 78, 16),
+    "B512": (159, -113, 8),
+    "B800": (295, -93, 10),
+    "B1024": (211, -65, 8),
+    "B1152": (364, -274, 12),
+    "B1600": (111, 292, 10),
+    "B2304": (210, -158, 12),
+    "B3136": (329, -267, 14),
+    "B4096": (287, 78, 16),
 }
 TABLE8 = {"B512": 1507, "B800": 2016, "B1024": 1564, "B1152": 2352, "B1600": 1862, "B2304": 2338, "B3136": 2574, "B4096": 3081}
 TABLE9 = {"B512": 347, "B800": 725, "B1024": 451, "B1152": 780, "B1600": 467, "B2304": 706, "B3136": 831, "B4096": 925}
 TABLE11 = {  # extra lut, ff, dsp of low DSP usage over high
-    "B512": (1418, 1903, -32), "B800": (1445, 2550, -40), "B1024": (1978, 3457, -64), "B1152": (1661, 2525, -48),
-    "B1600": (2515, 4652, -80), "B2304": (3069, 4762, -96), "B3136": (3520, 6219, -112), "B4096": (3900, 7359, -128),
+    "B512": (1418, 1903, -32),
+    "B800": (1445, 2550, -40),
+    "B1024": (1978, 3457, -64),
+    "B1152": (1661, 2525, -48),
+    "B1600": (2515, 4652, -80),
+    "B2304": (3069, 4762, -96),
+    "B3136": (3520, 6219, -112),
+    "B4096": (3900, 7359, -128),
 }
 
 
 def reference(arch: str, **changes: object) -> DpuConfig:
     """The PG338 Table 3 reference core on IP 3.4, with some options changed."""
-    fields = dict(arch=arch, cores=1, ram_usage="low", dsp_usage="low", depthwise=True, avg_pool=True,
-                  channel_augmentation=True, relu_type="relu_leakyrelu_relu6", elew_mult=False, softmax=False,
-                  save_argmax=False, ip_version="3.4")
+    fields = dict(
+        arch=arch,
+        cores=1,
+        ram_usage="low",
+        dsp_usage="low",
+        depthwise=True,
+        avg_pool=True,
+        channel_augmentation=True,
+        relu_type="relu_leakyrelu_relu6",
+        elew_mult=False,
+        softmax=False,
+        save_argmax=False,
+        ip_version="3.4",
+    )
     fields.update(changes)
     return DpuConfig(**fields)  # type: ignore[arg-type]
 
@@ -108,8 +151,9 @@ def test_table11_low_dsp_usage(arch: str) -> None:
 
 
 # dpu_hw.md §2.4 gtcl formulas and its cross-checks (PG338 v1.2 Table 9 DSP without depthwise).
-@pytest.mark.parametrize(("arch", "dsp_usage", "expected"), [("B4096", "high", 642), ("B4096", "low", 514),
-                                                             ("B512", "high", 98), ("B512", "low", 66)])
+@pytest.mark.parametrize(
+    ("arch", "dsp_usage", "expected"), [("B4096", "high", 642), ("B4096", "low", 514), ("B512", "high", 98), ("B512", "low", 66)]
+)
 def test_gtcl_dsp_without_depthwise(arch: str, dsp_usage: str, expected: int) -> None:
     assert core(reference(arch, depthwise=False, dsp_usage=dsp_usage)).dsp == expected
 
@@ -126,8 +170,16 @@ def test_gtcl_dsp_formula_general(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_v40_bram_table(arch: str) -> None:
-    v40 = {"B512": (72, 88), "B800": (90, 108), "B1024": (104, 136), "B1152": (121, 143), "B1600": (126, 162),
-           "B2304": (165, 209), "B3136": (208, 260), "B4096": (255, 315)}
+    v40 = {
+        "B512": (72, 88),
+        "B800": (90, 108),
+        "B1024": (104, 136),
+        "B1152": (121, 143),
+        "B1600": (126, 162),
+        "B2304": (165, 209),
+        "B3136": (208, 260),
+        "B4096": (255, 315),
+    }
     low = core(DpuConfig(arch=arch, ram_usage="low", ip_version="4.0", save_argmax=False)).bram36
     high = core(DpuConfig(arch=arch, ram_usage="high", ip_version="4.0", save_argmax=False)).bram36
     assert (low, high) == v40[arch]
@@ -143,9 +195,15 @@ def test_uram_replaces_block_ram_banks() -> None:
     assert core(DpuConfig(arch="B512", ip_version="4.1", uram_per_core=3)).bram36 == 72 - 3 * 8 / 2
 
 
-@pytest.mark.parametrize(("alu", "lut", "ff", "bram", "dsp"), [
-    (1, 44212, 88250, 255, 662), (2, 46599, 92380, 255, 678), (4, 51388, 98525, 255, 710), (8, 60751, 111329, 255, 774),
-])
+@pytest.mark.parametrize(
+    ("alu", "lut", "ff", "bram", "dsp"),
+    [
+        (1, 44212, 88250, 255, 662),
+        (2, 46599, 92380, 255, 678),
+        (4, 51388, 98525, 255, 710),
+        (8, 60751, 111329, 255, 774),
+    ],
+)
 def test_ip41_alu_rows_within_3_percent(alu: int, lut: int, ff: int, bram: int, dsp: int) -> None:
     r = core(DpuConfig(arch="B4096", ip_version="4.1", alu_parallel=alu, dsp_usage="high", ram_usage="low"))
     assert r.bram36 == bram and r.dsp == dsp
@@ -161,7 +219,12 @@ def test_ip41_zcu102_trd_build_within_3_percent() -> None:
         assert abs(got - published) / published <= 0.03
     assert (ip.bram36, ip.dsp) == (769, 2138)
     assert est.softmax == Resources(9436, 8303, 4, 0, 8)
-    for got, published in [(est.per_core.lut, 50850), (est.per_core.ff, 97100), (est.per_core.bram36, 255), (est.per_core.dsp, 710)]:
+    for got, published in [
+        (est.per_core.lut, 50850),
+        (est.per_core.ff, 97100),
+        (est.per_core.bram36, 255),
+        (est.per_core.dsp, 710),
+    ]:
         assert abs(got - published) / published <= 0.03
 
 
@@ -170,10 +233,17 @@ def test_ip41_xci_b1024_dsp() -> None:
     assert core(DpuConfig(arch="B1024", ip_version="4.1", dsp_usage="high")).dsp == 230
 
 
-@pytest.mark.parametrize(("arch", "cores", "mhz", "published"), [
-    ("B1152", 1, 200, 230), ("B1152", 1, 370, 426), ("B2304", 1, 370, 852),
-    ("B4096", 1, 350, 1400), ("B4096", 2, 330, 2700), ("B4096", 3, 333, 4100),
-])
+@pytest.mark.parametrize(
+    ("arch", "cores", "mhz", "published"),
+    [
+        ("B1152", 1, 200, 230),
+        ("B1152", 1, 370, 426),
+        ("B2304", 1, 370, 852),
+        ("B4096", 1, 350, 1400),
+        ("B4096", 2, 330, 2700),
+        ("B4096", 3, 333, 4100),
+    ],
+)
 def test_table12_peak_gops(arch: str, cores: int, mhz: float, published: float) -> None:
     # PG338 rounds Table 12 (1433.6 is printed as 1400); the model must agree within that rounding.
     got = peak_gops(DpuConfig(arch=arch, cores=cores, clock_mhz=mhz))

@@ -1,0 +1,57 @@
+"""The wheel carries the data folders: an installed copy works outside the repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_outside_checkout(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = dist.glob("dpu_explorer-*.whl")
+    env_dir = tmp_path / "venv"
+    # System site packages provide numpy/pyyaml without a download; the venv's own site-packages come
+    # first on sys.path, so the wheel's copy of `explorer` is the one imported.
+    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    explore = env_dir / "bin" / "explore"
+    version = subprocess.run([str(explore), "--version"], cwd=outside, check=True, capture_output=True, text=True)
+    assert version.stdout.startswith("explore ")
+    result = subprocess.run(
+        [str(explore), "hw", "resources", "--board", "kv260", "--uram-per-core", "46", "--json"],
+        cwd=outside,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(result.stdout)["dsp"] == 710
+    where = subprocess.run(
+        [str(python), "-c", "import explorer.datafiles as d; print(d.data_path('hw', 'boards.yaml'))"],
+        cwd=outside,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert str(env_dir) in where.stdout and "_data" in where.stdout
