@@ -1,0 +1,1 @@
+"""What the DPU can run (operator support) for a DPU configuration."""

@@ -1,0 +1,272 @@
+"""Which nodes the DPU runs, following PG338 Table 1 (seed 004_...) and dpu_hw.md.
+
+`place_layers` walks the layer table in topological order and returns, for every layer, the device
+(DPU or CPU) and, for CPU layers, the reason. Activations are fused into the DPU layer that produces
+their input (PG338: ReLU/ReLU6/LeakyReLU after convolution, ReLU/ReLU6 after depthwise convolution).
+A split index `k` (see partition.py) keeps every layer at or after position k on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from explorer.graph.layers import Layer, ModelGraph, producer_layers
+from explorer.hardware.config import DpuConfig
+from explorer.hardware.database import HwDatabase, load_database
+
+DPU, CPU = "DPU", "CPU"
+
+# DPU layers whose output an activation can be fused into, and the activations each accepts.
+_FUSABLE = {"conv": "conv", "deconv": "conv", "fc": "conv", "add": "eltwise", "dwconv": "dw"}
+_SHAPE_ONLY = {"flatten", "reshape"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str
+    reason: str = ""  # why the layer runs on the CPU; for DPU layers a short note (e.g. "fused into conv_3")
+
+
+@dataclass(frozen=True)
+class DpuLimits:
+    """The configuration-dependent limits of PG338 Table 1."""
+
+    channel_parallel: int
+    pp: int
+    bank_depth: int
+    depthwise: bool
+    avg_pool: bool
+    elew_mult: bool
+    softmax: bool
+    conv_leakyrelu: bool
+    alu_leakyrelu: bool
+
+    @property
+    def max_channels(self) -> int:
+        return 256 * self.channel_parallel
+
+
+def limits_for(config: DpuConfig, db: HwDatabase | None = None) -> DpuLimits:
+    db = db or load_database()
+    arch = db.ip.architectures[config.arch]
+    v4 = db.ip.ip_versions[config.ip_version].is_v4
+    return DpuLimits(
+        channel_parallel=arch.icp,
+        pp=arch.pp,
+        bank_depth=db.ip.bank_depth,
+        depthwise=v4 or config.depthwise,
+        avg_pool=v4 or config.avg_pool,
+        elew_mult=v4 or config.elew_mult,
+        softmax=config.softmax,
+        conv_leakyrelu=config.relu_type == "relu_leakyrelu_relu6",
+        alu_leakyrelu=v4 and config.alu_leakyrelu,
+    )
+
+
+def _window_problem(layer: Layer, k_max: int, s_max: int, what: str) -> str:
+    kh, kw = layer.kernel
+    sh, sw = layer.stride
+    t, left, b, r = layer.pads
+    if not (1 <= kh <= k_max and 1 <= kw <= k_max):
+        return f"{what} kernel {kh}x{kw} outside 1-{k_max}"
+    if not (1 <= sh <= s_max and 1 <= sw <= s_max):
+        return f"{what} stride {sh}x{sw} outside 1-{s_max}"
+    if max(t, b) > kh - 1 or max(left, r) > kw - 1:
+        return f"{what} padding {layer.pads} exceeds kernel-1"
+    return ""
+
+
+def _conv_problem(layer: Layer, lim: DpuLimits, what: str) -> str:
+    problem = _window_problem(layer, 16, 8, what)
+    if problem:
+        return problem
+    if layer.in_channels > lim.max_channels or layer.out_channels > lim.max_channels:
+        return f"{what} channels {layer.in_channels}->{layer.out_channels} exceed 256*channel_parallel = {lim.max_channels}"
+    dh, dw = layer.dilation
+    if max(dh, dw) > 1:
+        if layer.stride != (1, 1):
+            return f"dilated {what} needs stride 1, got {layer.stride}"
+        if max(dh, dw) * layer.in_channels > lim.max_channels:
+            return f"dilation*input_channel = {max(dh, dw) * layer.in_channels} exceeds {lim.max_channels}"
+    kh, kw = layer.kernel
+    channels = 1 if layer.kind == "dwconv" else layer.in_channels
+    if kh * kw * math.ceil(channels / lim.channel_parallel) > lim.bank_depth // 2:
+        return (
+            f"kernel_w*kernel_h*ceil(input_channel/channel_parallel) = {kh * kw * math.ceil(channels / lim.channel_parallel)} "
+            f"exceeds bank_depth/2 = {lim.bank_depth // 2}"
+        )
+    return ""
+
+
+def _same_shapes(layer: Layer) -> bool:
+    return len(set(layer.input_shapes)) == 1
+
+
+def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int]) -> str:
+    """Why `layer` cannot run on the DPU ("" when it can). Activations are handled by the caller."""
+    kind = layer.kind
+    if kind == "conv":
+        return _conv_problem(layer, lim, "convolution")
+    if kind == "dwconv":
+        if not lim.depthwise:
+            return "depthwise convolution is disabled in this DPU configuration"
+        if layer.params.get("multiplier", 1) != 1:
+            return f"depthwise multiplier {layer.params['multiplier']} (only 1 is supported)"
+        return _conv_problem(layer, lim, "depthwise convolution")
+    if kind == "gconv":
+        return f"grouped convolution (groups={layer.groups}) is not in PG338 Table 1"
+    if kind == "deconv":
+        if layer.groups != 1:
+            return f"grouped deconvolution (groups={layer.groups}) is not supported"
+        problem = _window_problem(layer, 16, 10**9, "deconvolution")
+        if problem:
+            return problem
+        if layer.stride[1] * layer.out_channels > lim.max_channels:
+            return f"deconvolution stride_w*output_channel = {layer.stride[1] * layer.out_channels} exceeds {lim.max_channels}"
+        if layer.in_channels > lim.max_channels or layer.out_channels > lim.max_channels:
+            return f"deconvolution channels exceed {lim.max_channels}"
+        return ""
+    if kind == "fc":
+        if layer.in_channels > 2048 * lim.channel_parallel:
+            return f"fully connected input {layer.in_channels} exceeds 2048*channel_parallel = {2048 * lim.channel_parallel}"
+        src = made.get(layer.inputs[0]) if layer.inputs else None
+        if src is not None and graph.layers[src].kind in _SHAPE_ONLY:
+            shape = graph.layers[src].input_shapes[0]
+            if len(shape) == 4 and (shape[2] > 16 or shape[3] > 16):
+                return (
+                    f"Flatten+FC becomes a global convolution with kernel {shape[2]}x{shape[3]}, beyond the 16x16 "
+                    "convolution kernel limit (PG338 Table 1 note 2)"
+                )
+        return ""
+    if kind == "maxpool":
+        if not _window_problem(layer, 8, 8, "max pooling"):
+            return ""
+        return _max_reduce_problem(layer, lim)
+    if kind == "global_maxpool":
+        return _max_reduce_problem(layer, lim)
+    if kind in ("avgpool", "global_avgpool"):
+        if not lim.avg_pool:
+            return "average pooling is disabled in this DPU configuration"
+        kh, kw = layer.kernel
+        if kh != kw or not 1 <= kh <= 8:
+            return f"average pooling kernel {kh}x{kw}: only square 2x2 to 8x8 is supported"
+        return _window_problem(layer, 8, 8, "average pooling") if kind == "avgpool" else ""
+    if kind == "add":
+        if not 1 <= len(layer.inputs) <= 4:
+            return f"element-wise sum of {len(layer.inputs)} feature maps (1-4 supported)"
+        if not _same_shapes(layer):
+            return f"element-wise sum with broadcasting {[list(s) for s in layer.input_shapes]}"
+        return "" if layer.out_channels <= lim.max_channels else f"element-wise sum channels exceed {lim.max_channels}"
+    if kind == "mul":
+        if not lim.elew_mult:
+            return "element-wise multiply is disabled in this DPU configuration"
+        if len(layer.inputs) != 2 or not _same_shapes(layer):
+            return f"element-wise multiply needs two feature maps of one shape, got {[list(s) for s in layer.input_shapes]}"
+        return "" if layer.out_channels <= lim.max_channels else f"element-wise multiply channels exceed {lim.max_channels}"
+    if kind == "concat":
+        rank = len(layer.output_shapes[0])
+        if layer.params.get("axis") not in (1, 1 - rank):
+            return f"concatenation along axis {layer.params.get('axis')} (only channels)"
+        return "" if layer.out_channels <= lim.max_channels else f"concatenation output channels exceed {lim.max_channels}"
+    if kind == "reorg":
+        block = int(layer.params["blocksize"])
+        channels = layer.in_channels if layer.params["direction"] == "space_to_depth" else layer.out_channels
+        if block * block * channels > lim.max_channels:
+            return f"reorg stride*stride*channels = {block * block * channels} exceeds {lim.max_channels}"
+        return ""
+    if kind == "upsample":
+        if layer.params.get("mode") != "nearest":
+            return f"{layer.params.get('mode')} resize (the DPU upsamples by nearest neighbour only)"
+        (n, c, h, w), (_, _, oh, ow) = layer.input_shapes[0], layer.output_shapes[0]
+        if oh % h or ow % w:
+            return f"non-integer upsampling {h}x{w} -> {oh}x{ow}"
+        return ""
+    if kind == "softmax":
+        return "" if lim.softmax else "softmax needs the softmax core (softmax: true, Zynq UltraScale+ only)"
+    if kind in _SHAPE_ONLY:
+        out = layer.output_shapes[0]
+        nxt = [graph.layers[i] for i in _consumers(graph, layer)]
+        if len(out) == 2 and nxt and all(c.kind == "fc" for c in nxt):
+            return ""  # Flatten/Reshape before FC: the compiler folds it into the FC
+        shape = layer.input_shapes[0] if layer.input_shapes else ()
+        if len(shape) == 4 and shape[2] == shape[3] == 1:
+            return ""  # squeezing 1x1 spatial dims moves no data
+        return f"{layer.op_type} that changes the data layout runs on the CPU"
+    if kind == "batchnorm":
+        return "BatchNormalization that is not folded into a preceding convolution"
+    if kind in ("conv_dynamic", "matmul"):
+        return f"{layer.op_type} with non-constant weights"
+    if kind in ("add_const", "mul_const"):
+        return f"{layer.op_type} with a constant operand (not a feature-map operation)"
+    return f"operator {layer.op_type} is not supported by the DPU (PG338 Table 1)"
+
+
+def _max_reduce_problem(layer: Layer, lim: DpuLimits) -> str:
+    kh, kw = layer.kernel
+    if layer.stride != layer.kernel or any(layer.pads):
+        return f"max pooling kernel {kh}x{kw} stride {layer.stride}: beyond 8x8 only max-reduce (stride = kernel, no pad) exists"
+    if not (1 <= kh <= 256 and 1 <= kw <= 256):
+        return f"max-reduce kernel {kh}x{kw} outside 1-256"
+    if kh * kw * layer.in_channels > lim.pp * lim.channel_parallel * lim.bank_depth:
+        return "max-reduce kernel_w*kernel_h*input_channel exceeds PP*CP*bank_depth"
+    return ""
+
+
+def _consumers(graph: ModelGraph, layer: Layer) -> list[int]:
+    return [i for i, other in enumerate(graph.layers) if any(t in other.inputs for t in layer.outputs)]
+
+
+def _activation_problem(
+    layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int], placed: list[Placement], uses: dict[str, int]
+) -> tuple[str, str]:
+    """(problem, note) for an activation: it must follow a DPU layer it can be fused into."""
+    src = made.get(layer.inputs[0]) if layer.inputs else None
+    if src is None:
+        return "activation on a graph input (nothing to fuse it into)", ""
+    producer = graph.layers[src]
+    if placed[src].device != DPU:
+        return f"activation after {producer.name}, which runs on the CPU", ""
+    engine = _FUSABLE.get(producer.kind)
+    if engine is None or (placed[src].reason.startswith("fused")):
+        return f"activation after {producer.kind} {producer.name} cannot be fused", ""
+    if uses.get(layer.inputs[0], 0) != 1:
+        return f"the pre-activation output of {producer.name} is used elsewhere, so the activation cannot be fused", ""
+    kind = layer.kind
+    if kind == "leakyrelu":
+        if abs(float(layer.params.get("alpha", 0)) - 0.1) > 1e-3:
+            return f"LeakyReLU slope {layer.params.get('alpha')} (the DPU fixes it to 0.1)", ""
+        if engine == "dw" and not lim.alu_leakyrelu:
+            return "LeakyReLU after depthwise convolution needs alu_leakyrelu (IP 4.x)", ""
+        if engine == "eltwise":
+            return "LeakyReLU after element-wise sum is not supported", ""
+        if not lim.conv_leakyrelu:
+            return "LeakyReLU needs relu_type relu_leakyrelu_relu6", ""
+    elif kind not in ("relu", "relu6"):
+        return f"activation {layer.op_type} is not supported by the DPU (ReLU, ReLU6, LeakyReLU only)", ""
+    elif engine == "eltwise" and kind != "relu":
+        return "only ReLU can follow an element-wise sum on the DPU", ""
+    return "", f"fused into {producer.name}"
+
+
+def place_layers(graph: ModelGraph, config: DpuConfig, split: int | None = None, db: HwDatabase | None = None) -> list[Placement]:
+    """Device and reason for every layer. `split=k` keeps layers k.. on the CPU."""
+    lim = limits_for(config, db)
+    made = producer_layers(graph)
+    uses: dict[str, int] = {}
+    for layer in graph.layers:
+        for t in layer.inputs:
+            uses[t] = uses.get(t, 0) + 1
+    for t in graph.graph_outputs:
+        uses[t] = uses.get(t, 0) + 1
+    placed: list[Placement] = []
+    for layer in graph.layers:
+        if split is not None and layer.index >= split:
+            placed.append(Placement(CPU, f"after the split point {split}"))
+            continue
+        if layer.kind in ("relu", "relu6", "leakyrelu", "prelu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "clip"):
+            problem, note = _activation_problem(layer, lim, graph, made, placed, uses)
+        else:
+            problem, note = _layer_problem(layer, lim, graph, made), ""
+        placed.append(Placement(CPU, problem) if problem else Placement(DPU, note))
+    return placed

@@ -1,0 +1,165 @@
+"""Normalisation passes, as a deployment flow applies them. Each takes a model and returns a new one.
+
+- `fold_constants`: Constant nodes become initializers; nodes whose inputs are all constant (and
+  Shape/Size of static tensors) are evaluated once and replaced by their result.
+- `remove_identities`: Identity and inference-time Dropout disappear.
+- `fold_batchnorm`: a BatchNormalization that follows a Conv is folded into the Conv's weights.
+`normalize` applies them in that order and re-infers every shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from explorer.graph.loader import infer_shapes_light
+from explorer.graph.util import attribute, consumers, initializers, producers, static_shapes, topological_order
+
+_NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def _graph_outputs(model: onnx.ModelProto) -> set[str]:
+    return {o.name for o in model.graph.output}
+
+
+def _set_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> None:
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    used = {name for node in model.graph.node for name in node.input} | _graph_outputs(model)
+    dropped = set()
+    for i in reversed(range(len(model.graph.initializer))):
+        if model.graph.initializer[i].name not in used:
+            dropped.add(model.graph.initializer[i].name)
+            del model.graph.initializer[i]
+    for i in reversed(range(len(model.graph.input))):
+        if model.graph.input[i].name in dropped:
+            del model.graph.input[i]
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = _copy(model)
+    consts = initializers(out)
+    shapes = static_shapes(out)
+    outputs = _graph_outputs(out)
+    nodes = [out.graph.node[i] for i in topological_order(list(out.graph.node))]
+    kept: list[onnx.NodeProto] = []
+    new_inits: dict[str, np.ndarray] = {}
+    for node in nodes:
+        if node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDED or any(o in outputs for o in node.output):
+            kept.append(node)
+            continue
+        value: list[np.ndarray] | None = None
+        if node.op_type == "Constant":
+            value = list(ReferenceEvaluator(node).run(None, {}))
+        elif node.op_type in ("Shape", "Size") and node.input[0] in shapes and node.input[0] not in consts:
+            dims = np.array(shapes[node.input[0]], dtype=np.int64)
+            if node.op_type == "Size":
+                value = [np.array(int(np.prod(dims)), dtype=np.int64)]
+            else:
+                start = int(attribute(node, "start", 0))  # type: ignore[arg-type]
+                end = attribute(node, "end", None)
+                value = [dims[start : None if end is None else int(end)]]  # type: ignore[call-overload]
+        elif node.input and all(not name or name in consts for name in node.input):
+            feeds = {name: consts[name] for name in node.input if name}
+            value = list(ReferenceEvaluator(node).run(None, feeds))
+        if value is None:
+            kept.append(node)
+            continue
+        for name, array in zip(node.output, value, strict=False):
+            consts[name] = np.asarray(array)
+            new_inits[name] = np.asarray(array)
+    _set_nodes(out, kept)
+    out.graph.initializer.extend(numpy_helper.from_array(array, name) for name, array in new_inits.items())
+    _drop_unused_initializers(out)
+    return out
+
+
+def remove_identities(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = _copy(model)
+    outputs = _graph_outputs(out)
+    inputs = {i.name for i in out.graph.input} | {i.name for i in out.graph.initializer}
+    rename: dict[str, str] = {}
+    kept: list[onnx.NodeProto] = []
+    for node in out.graph.node:
+        if node.op_type not in ("Identity", "Dropout") or (node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]):
+            kept.append(node)
+            continue
+        src, dst = rename.get(node.input[0], node.input[0]), node.output[0]
+        if dst in outputs:
+            if src in inputs or src in outputs:
+                kept.append(node)
+                continue
+            rename = {k: (dst if v == src else v) for k, v in rename.items()}
+            rename[src] = dst  # the producer will write the graph output directly
+        else:
+            rename[dst] = src
+    for node in kept:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+        for i, name in enumerate(node.output):
+            if name in rename and rename[name] in outputs:
+                node.output[i] = rename[name]
+    _set_nodes(out, kept)
+    return out
+
+
+def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = _copy(model)
+    consts = initializers(out)
+    nodes = list(out.graph.node)
+    made, used = producers(nodes), consumers(nodes)
+    outputs = _graph_outputs(out)
+    removed: set[int] = set()
+    replaced: dict[str, np.ndarray] = {}
+    for i, bn in enumerate(nodes):
+        if bn.op_type != "BatchNormalization" or len(bn.output) > 1 and any(bn.output[1:]):
+            continue
+        conv_index = made.get(bn.input[0])
+        if conv_index is None:
+            continue
+        conv = nodes[conv_index]
+        if conv.op_type != "Conv" or len(used[conv.output[0]]) != 1 or conv.output[0] in outputs:
+            continue
+        if conv.input[1] not in consts or any(name not in consts for name in bn.input[1:5]):
+            continue
+        scale, bias, mean, var = (consts[name].astype(np.float64) for name in bn.input[1:5])
+        eps = float(attribute(bn, "epsilon", 1e-5))  # type: ignore[arg-type]
+        factor = scale / np.sqrt(var + eps)
+        weight = consts[conv.input[1]].astype(np.float64)
+        old_bias = (
+            consts[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2] else np.zeros(weight.shape[0])
+        )
+        new_w = (weight * factor.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
+        new_b = ((old_bias - mean) * factor + bias).astype(np.float32)
+        w_name, b_name = f"{conv.name or conv.output[0]}_W_bnfolded", f"{conv.name or conv.output[0]}_B_bnfolded"
+        replaced[w_name], replaced[b_name] = new_w, new_b
+        inputs = [conv.input[0], w_name, b_name]
+        nodes[conv_index] = helper.make_node(
+            "Conv", inputs, [bn.output[0]], name=conv.name, **{a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        )
+        removed.add(i)
+    _set_nodes(out, [n for i, n in enumerate(nodes) if i not in removed])
+    out.graph.initializer.extend(numpy_helper.from_array(a, name) for name, a in replaced.items())
+    _drop_unused_initializers(out)
+    return out
+
+
+def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    return infer_shapes_light(model)
+
+
+def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Constant folding, identity removal and BatchNorm folding, then shapes re-inferred."""
+    return infer(fold_batchnorm(remove_identities(fold_constants(model))))

@@ -1,0 +1,150 @@
+"""DPU time per layer from the architecture: parallelism, padding waste, on-chip capacity, bandwidth.
+
+For each layer on the DPU:
+  compute cycles = output rows x ceil(width / pixel parallelism) x ceil(out channels / OCP)
+                   x kernel taps x ceil(in channels / ICP)         (convolution engine)
+  with channel augmentation, a few-channel input packs kernel columns into the channel lanes;
+  depthwise and pooling use the ALU / pooling engine (ALU_PP pixels x ICP channels per cycle).
+  DDR bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
+  and the input does not fit the image banks (the cheaper of the two reload orders).
+  time = max(compute, bytes / bandwidth) + a fixed cost per layer.
+Bandwidth per core = min(its AXI data ports at the DPU clock, DDR peak x efficiency / active cores).
+Activations fused into their producer, and shape-only layers folded into an FC, take no time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from explorer.dpu.support import Placement
+from explorer.graph.layers import Layer
+from explorer.hardware.config import DpuConfig, bank_counts
+from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.perf.params import LatencyParams, load_params
+
+FREE_KINDS = {"relu", "relu6", "leakyrelu", "flatten", "reshape", "concat"}
+
+
+@dataclass(frozen=True)
+class DpuGeometry:
+    """Everything about the configuration and board that layer timing needs (computed once)."""
+
+    pp: int
+    icp: int
+    ocp: int
+    alu_pp: int
+    clock_hz: float
+    channel_augmentation: bool
+    img_capacity_bytes: int
+    wgt_capacity_bytes: int
+    port_bytes_per_s: float
+    ddr_bytes_per_s: float
+    cores: int
+    layer_overhead_s: float
+    softmax_elements_per_s: float
+
+
+def geometry(config: DpuConfig, board: Board, params: LatencyParams | None = None, db: HwDatabase | None = None) -> DpuGeometry:
+    db = db or load_database()
+    params = params or load_params()
+    arch = db.ip.architectures[config.arch]
+    ip = db.ip.ip_versions[config.ip_version]
+    img, _, _ = bank_counts(config, arch, ip)
+    bank_bytes = db.ip.bank_depth * arch.icp  # one bank: 8*ICP bits x 2048
+    clock = config.clock_mhz * 1e6
+    width = params.port_width_bits[board.family] // 8
+    return DpuGeometry(
+        pp=arch.pp,
+        icp=arch.icp,
+        ocp=arch.ocp,
+        alu_pp=config.effective_alu_parallel(db),
+        clock_hz=clock,
+        channel_augmentation=config.channel_augmentation,
+        img_capacity_bytes=img * bank_bytes,
+        wgt_capacity_bytes=arch.ocp * bank_bytes,  # one weight bank per OCP lane
+        port_bytes_per_s=params.data_ports_per_core * width * clock,
+        ddr_bytes_per_s=board.ddr.peak_gbps * 1e9 * params.ddr_efficiency,
+        cores=config.cores,
+        layer_overhead_s=params.layer_overhead_cycles / clock,
+        softmax_elements_per_s=params.softmax_elements_per_cycle * clock,
+    )
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    layer: int
+    device: str
+    time_ms: float
+    compute_ms: float
+    memory_ms: float
+    bound: str  # compute | memory | overhead | fused | cpu
+    ops: int
+    ddr_bytes: int
+
+    @property
+    def gops(self) -> float:
+        return self.ops / (self.time_ms * 1e6) if self.time_ms > 0 else 0.0
+
+
+def _conv_cycles(layer: Layer, g: DpuGeometry) -> int:
+    oh, ow = layer.output_shapes[0][2], layer.output_shapes[0][3]
+    kh, kw = layer.kernel
+    ic, oc = layer.in_channels, layer.out_channels
+    if layer.kind == "deconv":  # stride-s deconvolution = s*s convolutions with kernel ceil(k/s)
+        kh, kw = math.ceil(kh / layer.stride[0]), math.ceil(kw / layer.stride[1])
+    if g.channel_augmentation and 2 * ic <= g.icp:
+        taps = kh * math.ceil(kw * ic / g.icp)  # kernel columns packed into the input-channel lanes
+    else:
+        taps = kh * kw * math.ceil(ic / g.icp)
+    return oh * math.ceil(ow / g.pp) * math.ceil(oc / g.ocp) * taps
+
+
+def _alu_cycles(layer: Layer, g: DpuGeometry) -> int:
+    n, c, oh, ow = layer.output_shapes[0]
+    kh, kw = layer.kernel
+    return oh * math.ceil(ow / g.alu_pp) * math.ceil(c / g.icp) * kh * kw
+
+
+def _eltwise_cycles(layer: Layer, g: DpuGeometry) -> int:
+    shape = layer.output_shapes[0]
+    spatial = math.prod(shape[2:]) if len(shape) > 2 else 1
+    channels = shape[1] if len(shape) > 1 else 1
+    return spatial * math.ceil(channels / g.icp) * len(layer.inputs)
+
+
+def _ddr_bytes(layer: Layer, g: DpuGeometry) -> int:
+    """Bytes moved for one layer, with reloads when neither weights nor input fit on chip."""
+    i, o, w = layer.input_bytes, layer.output_bytes, layer.weight_bytes
+    if w <= g.wgt_capacity_bytes or i <= g.img_capacity_bytes:
+        return i + o + w
+    reload_input = w + i * math.ceil(w / g.wgt_capacity_bytes)
+    reload_weights = i + w * math.ceil(i / g.img_capacity_bytes)
+    return o + min(reload_input, reload_weights)
+
+
+def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry, active_cores: int = 1) -> LayerTime:
+    if layer.kind in FREE_KINDS or placement.reason.startswith("fused"):
+        return LayerTime(layer.index, "DPU", 0.0, 0.0, 0.0, "fused", 0, 0)
+    kind = layer.kind
+    if kind in ("conv", "deconv", "fc"):
+        if kind == "fc":
+            cycles = math.ceil(layer.out_channels / g.ocp) * math.ceil(layer.in_channels / g.icp)
+        else:
+            cycles = _conv_cycles(layer, g)
+    elif kind in ("dwconv", "maxpool", "avgpool", "global_avgpool", "global_maxpool"):
+        cycles = _alu_cycles(layer, g)
+    elif kind in ("add", "mul"):
+        cycles = _eltwise_cycles(layer, g)
+    elif kind == "softmax":
+        cycles = math.ceil(layer.output_bytes / g.softmax_elements_per_s * g.clock_hz)
+    else:  # upsample, reorg: data movement through the load/save engines
+        cycles = 0
+    compute_s = cycles / g.clock_hz
+    bandwidth = min(g.port_bytes_per_s, g.ddr_bytes_per_s / max(1, active_cores))
+    moved = _ddr_bytes(layer, g)
+    memory_s = moved / bandwidth
+    busy = max(compute_s, memory_s)
+    total = busy + g.layer_overhead_s
+    bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")
+    return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved)

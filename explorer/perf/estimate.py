@@ -1,0 +1,191 @@
+"""Latency and throughput of a partitioned model on a board: `Estimator.estimate(config, split)`.
+
+  latency_ms  = DPU subgraphs (one core) + host work per DPU subgraph + CPU subgraphs (onnxruntime with
+                one intra-op thread per Arm core) + the user's pre- and post-processing
+  fps_single  = 1000 / latency_ms                                   (one application thread)
+  fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (DDR bandwidth shared by the cores)
+                    Arm cores x 1000 / Arm time per frame,           (host, CPU subgraphs, pre/post; 1 thread each)
+                    threads x 1000 / per-frame latency)              (frames in flight)
+What depends neither on the DPU configuration nor on the split (the graph, cut points and CPU layer
+times) is computed once per Estimator; placements are cached by the limits they depend on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.dpu.support import CPU, DPU, Placement, limits_for, place_layers
+from explorer.graph.layers import ModelGraph
+from explorer.graph.partition import Cut, Partition, cut_points, partition
+from explorer.hardware.config import DpuConfig
+from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
+from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry
+from explorer.perf.params import LatencyParams, load_params
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    threads: int | None = None  # application threads for fps_multi (default: the board's Arm cores)
+    pre_ms: float = 0.0  # per-frame pre-processing on the Arm, given by the user
+    post_ms: float = 0.0
+    cpu_precision: str = "fp32"  # precision of the CPU part: fp32 or int8
+
+
+@dataclass(frozen=True)
+class SubgraphEstimate:
+    index: int
+    device: str
+    layers: tuple[int, ...]
+    time_ms: float  # DPU busy time (one core) or CPU time
+    host_ms: float  # Arm time around a DPU subgraph run (runner call, quantise inputs, dequantise outputs)
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    boundary_bytes: int  # int8 bytes of the subgraph's inputs and outputs
+
+
+@dataclass(frozen=True)
+class PerfEstimate:
+    latency_ms: float
+    fps_single: float
+    fps_multi: float
+    multi_bound: str
+    threads: int
+    dpu_ms: float
+    cpu_ms: float
+    host_ms: float
+    pre_ms: float
+    post_ms: float
+    gop_per_frame: float
+    dpu_gops: float
+    dpu_utilization: float
+    layers: tuple[LayerTime, ...]
+    subgraphs: tuple[SubgraphEstimate, ...]
+    partition: Partition
+    source: str = "model"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "fps_single": self.fps_single,
+            "fps_multi": self.fps_multi,
+            "multi_bound": self.multi_bound,
+            "threads": self.threads,
+            "dpu_ms": self.dpu_ms,
+            "cpu_ms": self.cpu_ms,
+            "host_ms": self.host_ms,
+            "gops": self.dpu_gops,
+            "gop_per_frame": self.gop_per_frame,
+            "dpu_utilization": self.dpu_utilization,
+            "source": self.source,
+        }
+
+
+class Estimator:
+    """Estimates one model on one board for any DPU configuration and split."""
+
+    def __init__(self, graph: ModelGraph, board: Board, params: LatencyParams | None = None, db: HwDatabase | None = None):
+        self.graph = graph
+        self.board = board
+        self.params = params or load_params()
+        self.db = db or load_database()
+        self.cuts: list[Cut] = cut_points(graph)
+        self._placements: dict[tuple[Any, ...], tuple[Placement, ...]] = {}
+        self._partitions: dict[tuple[Any, ...], Partition] = {}
+        self._cpu_ms: dict[tuple[int, str], list[float]] = {}
+
+    def _key(self, config: DpuConfig, split: int | None) -> tuple[Any, ...]:
+        return (limits_for(config, self.db), split)
+
+    def placements(self, config: DpuConfig, split: int | None = None) -> tuple[Placement, ...]:
+        key = self._key(config, split)
+        if key not in self._placements:
+            self._placements[key] = tuple(place_layers(self.graph, config, split, self.db))
+        return self._placements[key]
+
+    def partition(self, config: DpuConfig, split: int | None = None) -> Partition:
+        key = self._key(config, split)
+        if key not in self._partitions:
+            self._partitions[key] = partition(self.graph, self.placements(config, split), split)
+        return self._partitions[key]
+
+    def cpu_times(self, threads: int, precision: str) -> list[float]:
+        key = (threads, precision)
+        if key not in self._cpu_ms:
+            self._cpu_ms[key] = [
+                cpu_layer_ms(layer, self.board.cpu, self.params, threads, precision) for layer in self.graph.layers
+            ]
+        return self._cpu_ms[key]
+
+    def estimate(self, config: DpuConfig, split: int | None = None, options: EstimateOptions | None = None) -> PerfEstimate:
+        opts = options or EstimateOptions()
+        if split is not None and not 0 <= split <= len(self.graph.layers):
+            raise ValueError(f"split {split} outside 0..{len(self.graph.layers)}")
+        if opts.cpu_precision not in ("fp32", "int8"):
+            raise ValueError(f"cpu precision must be fp32 or int8, got {opts.cpu_precision!r}")
+        arm = self.board.cpu
+        threads = opts.threads or arm.cores
+        part = self.partition(config, split)
+        geo = geometry(config, self.board, self.params, self.db)
+        active = max(1, min(threads, config.cores))
+        cpu_lat = self.cpu_times(arm.cores, opts.cpu_precision)
+        cpu_one = self.cpu_times(1, opts.cpu_precision)
+        layers: list[LayerTime] = []
+        subs: list[SubgraphEstimate] = []
+        dpu_ms = dpu_shared_ms = cpu_ms = cpu_one_ms = host_ms = 0.0
+        dpu_ops = 0
+        for sub in part.subgraphs:
+            if sub.device == DPU:
+                times = [dpu_layer_time(self.graph.layers[i], part.placements[i], geo, 1) for i in sub.layers]
+                shared = sum(dpu_layer_time(self.graph.layers[i], part.placements[i], geo, active).time_ms for i in sub.layers)
+                layers += times
+                t = sum(x.time_ms for x in times)
+                in_el = sum(math.prod(self.graph.shapes[x]) for x in sub.inputs)
+                out_el = sum(math.prod(self.graph.shapes[x]) for x in sub.outputs)
+                h = host_invocation_ms(in_el, out_el, arm, self.params)
+                dpu_ms += t
+                dpu_shared_ms += shared
+                host_ms += h
+                dpu_ops += sum(x.ops for x in times)
+                subs.append(SubgraphEstimate(sub.index, DPU, sub.layers, t, h, sub.inputs, sub.outputs, in_el + out_el))
+            else:
+                t = sum(cpu_lat[i] for i in sub.layers)
+                cpu_ms += t
+                cpu_one_ms += sum(cpu_one[i] for i in sub.layers)
+                layers += [LayerTime(i, CPU, cpu_lat[i], cpu_lat[i], 0.0, "cpu", self.graph.layers[i].ops, 0) for i in sub.layers]
+                boundary = sum(math.prod(self.graph.shapes[x]) for x in (*sub.inputs, *sub.outputs))
+                subs.append(SubgraphEstimate(sub.index, CPU, sub.layers, t, 0.0, sub.inputs, sub.outputs, boundary))
+        layers.sort(key=lambda x: x.layer)
+        latency = dpu_ms + host_ms + cpu_ms + opts.pre_ms + opts.post_ms
+        arm_work = host_ms + cpu_one_ms + opts.pre_ms + opts.post_ms
+        caps = {
+            "dpu": active * 1000.0 / dpu_shared_ms if dpu_shared_ms > 0 else math.inf,
+            "arm": min(threads, arm.cores) * 1000.0 / arm_work if arm_work > 0 else math.inf,
+            "threads": threads * 1000.0 / (dpu_shared_ms + arm_work) if dpu_shared_ms + arm_work > 0 else math.inf,
+        }
+        bound = min(caps, key=lambda k: caps[k])
+        fps_single = 1000.0 / latency if latency > 0 else math.inf
+        fps_multi = fps_single if threads == 1 else caps[bound]
+        peak_per_core = self.db.ip.architectures[config.arch].peak_ops_per_cycle * config.clock_mhz * 1e6
+        dpu_gops = dpu_ops / (dpu_ms * 1e6) if dpu_ms > 0 else 0.0
+        return PerfEstimate(
+            latency_ms=latency,
+            fps_single=fps_single,
+            fps_multi=fps_multi,
+            multi_bound=bound if threads > 1 else "single",
+            threads=threads,
+            dpu_ms=dpu_ms,
+            cpu_ms=cpu_ms,
+            host_ms=host_ms,
+            pre_ms=opts.pre_ms,
+            post_ms=opts.post_ms,
+            gop_per_frame=self.graph.total_ops / 1e9,
+            dpu_gops=dpu_gops,
+            dpu_utilization=dpu_gops * 1e9 / peak_per_core,
+            layers=tuple(layers),
+            subgraphs=tuple(subs),
+            partition=part,
+        )
