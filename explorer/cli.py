@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from explorer import __version__
-from explorer.commands import hw
+from explorer.commands import estimate, hw
 from explorer.errors import ExplorerError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     hw.register(sub)
+    estimate.register(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -37,7 +38,7 @@ class NetBuilder:
         self.inits.append(numpy_helper.from_array(array, name))
         return name
 
-    def _node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs: object) -> str:
+    def _node(self, op: str, inputs: list[str], shape: tuple[int, ...], **attrs: Any) -> str:
         out = self._name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         self.shape[out] = shape
@@ -216,18 +217,21 @@ def resnet50(size: int = 224, classes: int = 1000, seed: int = 0) -> onnx.ModelP
     return b.build([b.fc(x, classes)])
 
 
-def mobilenet_v2_features(b: NetBuilder, x: str, width: float = 1.0, blocks: int | None = None) -> list[str]:
+def mobilenet_v2_features(
+    b: NetBuilder, x: str, width: float = 1.0, blocks: int | None = None, max_filters: int | None = None
+) -> list[str]:
     """The MobileNetV2 backbone; returns the output of every stage (for heads that tap several scales)."""
     plan = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
     x = b.conv(x, _make_divisible(32 * width), k=3, s=2, act="relu6", bn=True)
-    taps, done = [], 0
+    taps: list[str] = []
+    done = 0
     for t, c, n, s in plan:
         out_ch = _make_divisible(c * width)
         for i in range(n):
             if blocks is not None and done >= blocks:
                 return taps
             inp = x
-            hidden = b.shape[x][1] * t
+            hidden = b.shape[x][1] * t if max_filters is None else min(b.shape[x][1] * t, max_filters)
             y = b.conv(x, hidden, k=1, act="relu6", bn=True) if t != 1 else x
             y = b.dwconv(y, s=s if i == 0 else 1, bn=True)
             y = b.conv(y, out_ch, k=1, act=None, bn=True)
@@ -345,13 +349,17 @@ def ssd_mobilenet_v2(width: int = 480, height: int = 360, classes: int = 11, hea
 
 
 def mobilenet_v2_ssd_seed002(size: int = 1024, seed: int = 0) -> onnx.ModelProto:
-    """Seed 002's logo detector: 12 MobileNetV2 blocks, at most 512 filters, SSD heads on six scales, 1024x1024."""
+    """Seed 002's logo detector, built from what the seed states: 12 MobileNetV2 blocks, at most 512
+    filters per layer, SSD heads on six scales, 1024x1024 input, about 880,000 parameters (this one has
+    ~0.89 M). The seed gives no channel plan: the blocks use MobileNetV2's plan at width 1.0 with the
+    expansion capped at 512 filters; two extra stride-2 layers give the last scales.
+    """
     b = NetBuilder("mobilenet_v2_ssd_seed002", (1, 3, size, size), seed)
-    taps = mobilenet_v2_features(b, "input", width=0.75, blocks=12)
+    taps = mobilenet_v2_features(b, "input", width=1.0, blocks=12, max_filters=512)
     x = taps[-1]
     feats = taps[1:]
     while len(feats) < 6:
-        x = b.conv(b.conv(x, 128, k=1, act="relu6", bn=True), 256, k=3, s=2, act="relu6", bn=True)
+        x = b.conv(b.conv(x, 64, k=1, act="relu6", bn=True), 128, k=3, s=2, act="relu6", bn=True)
         feats.append(x)
     outputs = []
     for f in feats[:6]:

@@ -178,7 +178,7 @@ def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[s
     if kind == "upsample":
         if layer.params.get("mode") != "nearest":
             return f"{layer.params.get('mode')} resize (the DPU upsamples by nearest neighbour only)"
-        (n, c, h, w), (_, _, oh, ow) = layer.input_shapes[0], layer.output_shapes[0]
+        (h, w), (oh, ow) = layer.input_shapes[0][2:4], layer.output_shapes[0][2:4]
         if oh % h or ow % w:
             return f"non-integer upsampling {h}x{w} -> {oh}x{ow}"
         return ""
@@ -221,6 +221,9 @@ def _activation_problem(
     layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int], placed: list[Placement], uses: dict[str, int]
 ) -> tuple[str, str]:
     """(problem, note) for an activation: it must follow a DPU layer it can be fused into."""
+    kind = layer.kind
+    if kind not in ("relu", "relu6", "leakyrelu"):
+        return f"activation {layer.op_type} is not supported by the DPU (ReLU, ReLU6, LeakyReLU only)", ""
     src = made.get(layer.inputs[0]) if layer.inputs else None
     if src is None:
         return "activation on a graph input (nothing to fuse it into)", ""
@@ -228,11 +231,10 @@ def _activation_problem(
     if placed[src].device != DPU:
         return f"activation after {producer.name}, which runs on the CPU", ""
     engine = _FUSABLE.get(producer.kind)
-    if engine is None or (placed[src].reason.startswith("fused")):
+    if engine is None:
         return f"activation after {producer.kind} {producer.name} cannot be fused", ""
     if uses.get(layer.inputs[0], 0) != 1:
         return f"the pre-activation output of {producer.name} is used elsewhere, so the activation cannot be fused", ""
-    kind = layer.kind
     if kind == "leakyrelu":
         if abs(float(layer.params.get("alpha", 0)) - 0.1) > 1e-3:
             return f"LeakyReLU slope {layer.params.get('alpha')} (the DPU fixes it to 0.1)", ""
@@ -242,8 +244,6 @@ def _activation_problem(
             return "LeakyReLU after element-wise sum is not supported", ""
         if not lim.conv_leakyrelu:
             return "LeakyReLU needs relu_type relu_leakyrelu_relu6", ""
-    elif kind not in ("relu", "relu6"):
-        return f"activation {layer.op_type} is not supported by the DPU (ReLU, ReLU6, LeakyReLU only)", ""
     elif engine == "eltwise" and kind != "relu":
         return "only ReLU can follow an element-wise sum on the DPU", ""
     return "", f"fused into {producer.name}"

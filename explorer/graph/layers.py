@@ -14,7 +14,17 @@ import numpy as np
 import onnx
 
 from explorer.errors import ExplorerError
-from explorer.graph.util import attribute, consumers, initializers, producers, static_shapes, topological_order
+from explorer.graph.util import (
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    consumers,
+    initializers,
+    producers,
+    static_shapes,
+    topological_order,
+)
 
 Shape = tuple[int, ...]
 
@@ -104,18 +114,16 @@ class ModelGraph:
         return sum(layer.weight_bytes for layer in self.layers)
 
 
-def _pair(value: object, default: tuple[int, int]) -> tuple[int, int]:
-    if value is None:
+def _pair(seq: list[int] | None, default: tuple[int, int]) -> tuple[int, int]:
+    if not seq:
         return default
-    seq = list(value)  # type: ignore[call-overload]
-    return (int(seq[0]), int(seq[1])) if len(seq) >= 2 else (int(seq[0]), int(seq[0]))
+    return (seq[0], seq[1]) if len(seq) >= 2 else (seq[0], seq[0])
 
 
 def _pads(
     node: onnx.NodeProto, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
 ) -> tuple[int, int, int, int]:
-    auto = attribute(node, "auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    auto = attr_str(node, "auto_pad", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
         for i in range(2):
@@ -124,10 +132,9 @@ def _pads(
             small, big = total // 2, total - total // 2
             pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
         return pads[0][0], pads[1][0], pads[0][1], pads[1][1]
-    raw = attribute(node, "pads", None)
-    if raw is None:
+    p = attr_ints(node, "pads")
+    if p is None:
         return 0, 0, 0, 0
-    p = [int(x) for x in raw]  # type: ignore[attr-defined]
     return (p[0], p[1], p[2], p[3]) if len(p) == 4 else (p[0], 0, p[1], 0)
 
 
@@ -145,7 +152,7 @@ def _classify(
     if op == "Conv":
         if node.input[1] not in consts:
             return "conv_dynamic", params
-        groups = int(attribute(node, "group", 1))  # type: ignore[arg-type]
+        groups = attr_int(node, "group", 1)
         weight = consts[node.input[1]]
         in_ch = shapes[node.input[0]][1] if node.input[0] in shapes else weight.shape[1] * groups
         if groups == 1:
@@ -164,47 +171,46 @@ def _classify(
     if op == "MaxPool":
         return "maxpool", params
     if op == "AveragePool":
-        params["count_include_pad"] = int(attribute(node, "count_include_pad", 0))  # type: ignore[arg-type]
+        params["count_include_pad"] = attr_int(node, "count_include_pad", 0)
         return "avgpool", params
     if op == "GlobalAveragePool":
         return "global_avgpool", params
     if op == "GlobalMaxPool":
         return "global_maxpool", params
     if op in ("ReduceMean", "ReduceMax"):
-        params["axes"] = attribute(node, "axes", None)
+        params["axes"] = attr_ints(node, "axes")
         return op.lower(), params
     if op in ("Add", "Sum"):
         return ("add" if len(act_inputs) >= 2 else "add_const"), params
     if op == "Mul":
         return ("mul" if len(act_inputs) >= 2 else "mul_const"), params
     if op == "Concat":
-        params["axis"] = int(attribute(node, "axis", 1))  # type: ignore[arg-type]
+        params["axis"] = attr_int(node, "axis", 1)
         return "concat", params
     if op == "Relu":
         return "relu", params
     if op == "Clip":
-        lo = _scalar(consts, node, 1) if len(node.input) > 1 else attribute(node, "min", None)
-        hi = _scalar(consts, node, 2) if len(node.input) > 2 else attribute(node, "max", None)
+        lo = _scalar(consts, node, 1) if len(node.input) > 1 else attr_float(node, "min", -3.4e38)
+        hi = _scalar(consts, node, 2) if len(node.input) > 2 else attr_float(node, "max", 3.4e38)
         params["min"], params["max"] = lo, hi
-        if lo is not None and hi is not None and abs(float(lo)) < 1e-6 and abs(float(hi) - 6.0) < 1e-6:  # type: ignore[arg-type]
+        if lo is not None and hi is not None and abs(lo) < 1e-6 and abs(hi - 6.0) < 1e-6:
             return "relu6", params
-        if lo is not None and abs(float(lo)) < 1e-6 and hi is None:  # type: ignore[arg-type]
+        if lo is not None and abs(lo) < 1e-6 and (hi is None or hi >= 3.4e38):
             return "relu", params
         return "clip", params
     if op == "LeakyRelu":
-        params["alpha"] = float(attribute(node, "alpha", 0.01))  # type: ignore[arg-type]
+        params["alpha"] = attr_float(node, "alpha", 0.01)
         return "leakyrelu", params
     if op in ("PRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish"):
         return op.lower(), params
     if op == "Softmax":
-        params["axis"] = int(attribute(node, "axis", -1))  # type: ignore[arg-type]
+        params["axis"] = attr_int(node, "axis", -1)
         return "softmax", params
     if op in ("Resize", "Upsample"):
-        mode = attribute(node, "mode", b"nearest")
-        params["mode"] = mode.decode() if isinstance(mode, bytes) else str(mode)
+        params["mode"] = attr_str(node, "mode", "nearest")
         return "upsample", params
     if op in ("DepthToSpace", "SpaceToDepth"):
-        params["blocksize"] = int(attribute(node, "blocksize", 2))  # type: ignore[arg-type]
+        params["blocksize"] = attr_int(node, "blocksize", 2)
         params["direction"] = "depth_to_space" if op == "DepthToSpace" else "space_to_depth"
         return "reorg", params
     if op == "Flatten":
@@ -249,10 +255,10 @@ def analyze(model: onnx.ModelProto) -> ModelGraph:
         in0 = in_shapes[0] if in_shapes else ()
         if kind in ("conv", "dwconv", "gconv", "deconv"):
             w = consts[node.input[1]]
-            kernel = _pair(attribute(node, "kernel_shape", None), (int(w.shape[2]), int(w.shape[3]) if w.ndim > 3 else 1))
-            stride = _pair(attribute(node, "strides", None), (1, 1))
-            dilation = _pair(attribute(node, "dilations", None), (1, 1))
-            groups = int(attribute(node, "group", 1))  # type: ignore[arg-type]
+            kernel = _pair(attr_ints(node, "kernel_shape"), (int(w.shape[2]), int(w.shape[3]) if w.ndim > 3 else 1))
+            stride = _pair(attr_ints(node, "strides"), (1, 1))
+            dilation = _pair(attr_ints(node, "dilations"), (1, 1))
+            groups = attr_int(node, "group", 1)
             pads = _pads(node, (in0[2], in0[3] if len(in0) > 3 else 1), kernel, stride, dilation)
             bias = int(consts[node.input[2]].size) if len(node.input) > 2 and node.input[2] in consts else 0
             weights = int(w.size) + bias
@@ -266,7 +272,7 @@ def analyze(model: onnx.ModelProto) -> ModelGraph:
             )
         elif kind == "fc":
             w = consts[node.input[1]]
-            trans_b = int(attribute(node, "transB", 0)) if node.op_type == "Gemm" else 0  # type: ignore[arg-type]
+            trans_b = attr_int(node, "transB", 0) if node.op_type == "Gemm" else 0
             in_f, out_f = (w.shape[1], w.shape[0]) if trans_b else (w.shape[0], w.shape[1])
             bias = int(consts[node.input[2]].size) if len(node.input) > 2 and node.input[2] in consts else 0
             weights = int(w.size) + bias
@@ -274,9 +280,9 @@ def analyze(model: onnx.ModelProto) -> ModelGraph:
             macs = batch * in_f * out_f
             fields.update(in_channels=int(in_f), out_channels=int(out_f))
         elif kind in ("maxpool", "avgpool"):
-            kernel = _pair(attribute(node, "kernel_shape", None), (1, 1))
-            stride = _pair(attribute(node, "strides", None), (1, 1))
-            dilation = _pair(attribute(node, "dilations", None), (1, 1))
+            kernel = _pair(attr_ints(node, "kernel_shape"), (1, 1))
+            stride = _pair(attr_ints(node, "strides"), (1, 1))
+            dilation = _pair(attr_ints(node, "dilations"), (1, 1))
             pads = _pads(node, (in0[2], in0[3] if len(in0) > 3 else 1), kernel, stride, dilation)
             fields.update(kernel=kernel, stride=stride, pads=pads, dilation=dilation, in_channels=in0[1], out_channels=out0[1])
         elif kind in ("global_avgpool", "global_maxpool"):

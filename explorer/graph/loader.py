@@ -185,3 +185,16 @@ def prepare_model(
             f"{source}: input shapes are not static ({'; '.join(unresolved)}); give them with --input-shape NAME=1x3x224x224"
         )
     return model
+
+
+_RUNNABLE_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+
+
+def check_runnable(model: onnx.ModelProto, *, source: str = "model") -> None:
+    """Every node must be runnable by the DPU or by onnxruntime on the Arm; name the first that is not."""
+    for node in model.graph.node:
+        if node.domain not in _RUNNABLE_DOMAINS:
+            raise ModelError(
+                f"{source}: node {node.name or node.op_type!r} is operator {node.op_type!r} of domain {node.domain!r}: "
+                "neither the DPU nor onnxruntime on the Arm can run it; replace it with standard ONNX operators"
+            )

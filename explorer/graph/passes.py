@@ -15,7 +15,16 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from explorer.graph.loader import infer_shapes_light
-from explorer.graph.util import attribute, consumers, initializers, producers, static_shapes, topological_order
+from explorer.graph.util import (
+    attr_float,
+    attr_int,
+    attribute,
+    consumers,
+    initializers,
+    producers,
+    static_shapes,
+    topological_order,
+)
 
 _NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
@@ -61,18 +70,18 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         value: list[np.ndarray] | None = None
         if node.op_type == "Constant":
-            value = list(ReferenceEvaluator(node).run(None, {}))
+            value = [np.asarray(v) for v in ReferenceEvaluator(node).run(None, {})]
         elif node.op_type in ("Shape", "Size") and node.input[0] in shapes and node.input[0] not in consts:
             dims = np.array(shapes[node.input[0]], dtype=np.int64)
             if node.op_type == "Size":
                 value = [np.array(int(np.prod(dims)), dtype=np.int64)]
             else:
-                start = int(attribute(node, "start", 0))  # type: ignore[arg-type]
+                start = attr_int(node, "start", 0)
                 end = attribute(node, "end", None)
-                value = [dims[start : None if end is None else int(end)]]  # type: ignore[call-overload]
+                value = [dims[start : end if isinstance(end, int) else None]]
         elif node.input and all(not name or name in consts for name in node.input):
             feeds = {name: consts[name] for name in node.input if name}
-            value = list(ReferenceEvaluator(node).run(None, feeds))
+            value = [np.asarray(v) for v in ReferenceEvaluator(node).run(None, feeds)]
         if value is None:
             kept.append(node)
             continue
@@ -124,7 +133,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     removed: set[int] = set()
     replaced: dict[str, np.ndarray] = {}
     for i, bn in enumerate(nodes):
-        if bn.op_type != "BatchNormalization" or len(bn.output) > 1 and any(bn.output[1:]):
+        if bn.op_type != "BatchNormalization" or (len(bn.output) > 1 and any(bn.output[1:])):
             continue
         conv_index = made.get(bn.input[0])
         if conv_index is None:
@@ -135,7 +144,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
         if conv.input[1] not in consts or any(name not in consts for name in bn.input[1:5]):
             continue
         scale, bias, mean, var = (consts[name].astype(np.float64) for name in bn.input[1:5])
-        eps = float(attribute(bn, "epsilon", 1e-5))  # type: ignore[arg-type]
+        eps = attr_float(bn, "epsilon", 1e-5)
         factor = scale / np.sqrt(var + eps)
         weight = consts[conv.input[1]].astype(np.float64)
         old_bias = (

@@ -77,3 +77,23 @@ def attribute(node: onnx.NodeProto, name: str, default: object = None) -> object
         if attr.name == name:
             return onnx.helper.get_attribute_value(attr)
     return default
+
+
+def attr_int(node: onnx.NodeProto, name: str, default: int) -> int:
+    value = attribute(node, name, default)
+    return int(value) if isinstance(value, int | float) else default
+
+
+def attr_float(node: onnx.NodeProto, name: str, default: float) -> float:
+    value = attribute(node, name, default)
+    return float(value) if isinstance(value, int | float) else default
+
+
+def attr_str(node: onnx.NodeProto, name: str, default: str) -> str:
+    value = attribute(node, name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def attr_ints(node: onnx.NodeProto, name: str) -> list[int] | None:
+    value = attribute(node, name, None)
+    return [int(v) for v in value] if isinstance(value, list | tuple) else None

@@ -8,7 +8,8 @@ For each layer on the DPU:
   DDR bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
   and the input does not fit the image banks (the cheaper of the two reload orders).
   time = max(compute, bytes / bandwidth) + a fixed cost per layer.
-Bandwidth per core = min(its AXI data ports at the DPU clock, DDR peak x efficiency / active cores).
+Bandwidth of a core = min(AXI data ports or load engines (2 x ICP bytes) per cycle at the DPU clock
+x port efficiency, DDR peak x DDR efficiency).
 Activations fused into their producer, and shape-only layers folded into an FC, take no time.
 """
 
@@ -63,7 +64,12 @@ def geometry(config: DpuConfig, board: Board, params: LatencyParams | None = Non
         channel_augmentation=config.channel_augmentation,
         img_capacity_bytes=img * bank_bytes,
         wgt_capacity_bytes=arch.ocp * bank_bytes,  # one weight bank per OCP lane
-        port_bytes_per_s=params.data_ports_per_core * width * clock,
+        # A core moves data through its AXI data ports and through LOAD_PARALLEL (2) load engines that
+        # each fill one 8*ICP-bit bank row per cycle; the narrower of the two limits it (INFERRED from
+        # the bank width and LOAD_PARALLEL = 2, dpu_hw.md §2.2).
+        port_bytes_per_s=min(params.data_ports_per_core * width, params.load_parallel * arch.icp)
+        * clock
+        * params.port_efficiency,
         ddr_bytes_per_s=board.ddr.peak_gbps * 1e9 * params.ddr_efficiency,
         cores=config.cores,
         layer_overhead_s=params.layer_overhead_cycles / clock,
@@ -93,15 +99,14 @@ def _conv_cycles(layer: Layer, g: DpuGeometry) -> int:
     ic, oc = layer.in_channels, layer.out_channels
     if layer.kind == "deconv":  # stride-s deconvolution = s*s convolutions with kernel ceil(k/s)
         kh, kw = math.ceil(kh / layer.stride[0]), math.ceil(kw / layer.stride[1])
-    if g.channel_augmentation and 2 * ic <= g.icp:
-        taps = kh * math.ceil(kw * ic / g.icp)  # kernel columns packed into the input-channel lanes
-    else:
-        taps = kh * kw * math.ceil(ic / g.icp)
+    # with channel augmentation, kernel columns are packed into the input-channel lanes
+    augmented = g.channel_augmentation and 2 * ic <= g.icp
+    taps = kh * math.ceil(kw * ic / g.icp) if augmented else kh * kw * math.ceil(ic / g.icp)
     return oh * math.ceil(ow / g.pp) * math.ceil(oc / g.ocp) * taps
 
 
 def _alu_cycles(layer: Layer, g: DpuGeometry) -> int:
-    n, c, oh, ow = layer.output_shapes[0]
+    _, c, oh, ow = layer.output_shapes[0]
     kh, kw = layer.kernel
     return oh * math.ceil(ow / g.alu_pp) * math.ceil(c / g.icp) * kh * kw
 
@@ -123,7 +128,8 @@ def _ddr_bytes(layer: Layer, g: DpuGeometry) -> int:
     return o + min(reload_input, reload_weights)
 
 
-def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry, active_cores: int = 1) -> LayerTime:
+def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerTime:
+    """Time of one layer on one core running alone (sharing between cores is applied per frame)."""
     if layer.kind in FREE_KINDS or placement.reason.startswith("fused"):
         return LayerTime(layer.index, "DPU", 0.0, 0.0, 0.0, "fused", 0, 0)
     kind = layer.kind
@@ -141,7 +147,7 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry, active_co
     else:  # upsample, reorg: data movement through the load/save engines
         cycles = 0
     compute_s = cycles / g.clock_hz
-    bandwidth = min(g.port_bytes_per_s, g.ddr_bytes_per_s / max(1, active_cores))
+    bandwidth = min(g.port_bytes_per_s, g.ddr_bytes_per_s)
     moved = _ddr_bytes(layer, g)
     memory_s = moved / bandwidth
     busy = max(compute_s, memory_s)

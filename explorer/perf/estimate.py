@@ -3,7 +3,8 @@
   latency_ms  = DPU subgraphs (one core) + host work per DPU subgraph + CPU subgraphs (onnxruntime with
                 one intra-op thread per Arm core) + the user's pre- and post-processing
   fps_single  = 1000 / latency_ms                                   (one application thread)
-  fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (DDR bandwidth shared by the cores)
+  fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (per frame: max(one-core time,
+                                                                     cores x DDR bytes / DDR bandwidth))
                     Arm cores x 1000 / Arm time per frame,           (host, CPU subgraphs, pre/post; 1 thread each)
                     threads x 1000 / per-frame latency)              (frames in flight)
 What depends neither on the DPU configuration nor on the split (the graph, cut points and CPU layer
@@ -135,19 +136,18 @@ class Estimator:
         cpu_one = self.cpu_times(1, opts.cpu_precision)
         layers: list[LayerTime] = []
         subs: list[SubgraphEstimate] = []
-        dpu_ms = dpu_shared_ms = cpu_ms = cpu_one_ms = host_ms = 0.0
-        dpu_ops = 0
+        dpu_ms = cpu_ms = cpu_one_ms = host_ms = 0.0
+        dpu_ops = dpu_bytes = 0
         for sub in part.subgraphs:
             if sub.device == DPU:
-                times = [dpu_layer_time(self.graph.layers[i], part.placements[i], geo, 1) for i in sub.layers]
-                shared = sum(dpu_layer_time(self.graph.layers[i], part.placements[i], geo, active).time_ms for i in sub.layers)
+                times = [dpu_layer_time(self.graph.layers[i], part.placements[i], geo) for i in sub.layers]
                 layers += times
                 t = sum(x.time_ms for x in times)
+                dpu_bytes += sum(x.ddr_bytes for x in times)
                 in_el = sum(math.prod(self.graph.shapes[x]) for x in sub.inputs)
                 out_el = sum(math.prod(self.graph.shapes[x]) for x in sub.outputs)
                 h = host_invocation_ms(in_el, out_el, arm, self.params)
                 dpu_ms += t
-                dpu_shared_ms += shared
                 host_ms += h
                 dpu_ops += sum(x.ops for x in times)
                 subs.append(SubgraphEstimate(sub.index, DPU, sub.layers, t, h, sub.inputs, sub.outputs, in_el + out_el))
@@ -159,6 +159,9 @@ class Estimator:
                 boundary = sum(math.prod(self.graph.shapes[x]) for x in (*sub.inputs, *sub.outputs))
                 subs.append(SubgraphEstimate(sub.index, CPU, sub.layers, t, 0.0, sub.inputs, sub.outputs, boundary))
         layers.sort(key=lambda x: x.layer)
+        # Several cores running frames at once share the DDR: per frame, no faster than the cores'
+        # combined traffic allows (whole-frame roofline; single-core layer times already use min(port, DDR)).
+        dpu_shared_ms = max(dpu_ms, active * dpu_bytes / geo.ddr_bytes_per_s * 1e3)
         latency = dpu_ms + host_ms + cpu_ms + opts.pre_ms + opts.post_ms
         arm_work = host_ms + cpu_one_ms + opts.pre_ms + opts.post_ms
         caps = {

@@ -24,9 +24,11 @@ class CpuKindParams:
 @dataclass(frozen=True)
 class LatencyParams:
     data_ports_per_core: int
+    load_parallel: int
     port_width_bits: dict[str, int]
     softmax_elements_per_cycle: float
     layer_overhead_cycles: float
+    port_efficiency: float
     ddr_efficiency: float
     runner_overhead_ms_at_1ghz: float
     io_ns_per_element_at_1ghz: float
@@ -60,11 +62,13 @@ def load_params() -> LatencyParams:
     dpu, host, cpu = raw["dpu"], raw["host"], raw["cpu"]
     return LatencyParams(
         data_ports_per_core=int(dpu["data_ports_per_core"]),
+        load_parallel=int(dpu["load_parallel"]),
         port_width_bits={k: int(v) for k, v in dpu["port_width_bits"].items()},
         softmax_elements_per_cycle=float(dpu["softmax_elements_per_cycle"]),
         layer_overhead_cycles=float(dpu["fitted"]["layer_overhead_cycles"]),
+        port_efficiency=float(dpu["fitted"]["port_efficiency"]),
         ddr_efficiency=float(dpu["fitted"]["ddr_efficiency"]),
-        runner_overhead_ms_at_1ghz=float(host["fitted"]["runner_overhead_ms_at_1ghz"]),
+        runner_overhead_ms_at_1ghz=float(host["runner_overhead_ms_at_1ghz"]),
         io_ns_per_element_at_1ghz=float(host["fitted"]["io_ns_per_element_at_1ghz"]),
         cpu_int8_time_factor=float(cpu["int8_time_factor"]),
         cpu=_cpu_kinds(cpu["kinds"]),

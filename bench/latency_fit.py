@@ -1,0 +1,151 @@
+"""The latency model against every published number of calibration.md §2-3, §5 and PG338 Table 13.
+
+Run:   python bench/latency_fit.py            print predicted / published / error per row, and medians
+       python bench/latency_fit.py --refit    also refit the `fitted` parameters (least squares on log
+                                              error over the rows marked fit) and print them
+       python bench/latency_fit.py --refit --write   and write them into hw/latency_model.yaml
+Rows marked "check" are never used for fitting: they show how the model generalises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+from dataclasses import replace
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from explorer.datafiles import data_path
+from explorer.perf.calibration import ROWS, SEED002, Row, evaluate, log_residuals, seed002_times
+from explorer.perf.params import LatencyParams, load_params
+
+DPU_KEYS = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "io_ns_per_element_at_1ghz")
+DPU_BOUNDS = ((0, 0.1, 0.1, 0), (60000, 1.0, 1.0, 50.0))
+A53_KEYS = ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency")
+A53_BOUNDS = ((0.5, 0.02, 0.1, 0, 0.1), (10, 1.0, 20, 100, 1.0))  # a fixed cost above 100 us per operator is not physical
+A9_KEYS = ("relative_speed", "thread_efficiency")
+A9_BOUNDS = ((0.1, 0.1), (2.0, 1.0))
+
+
+def _with_dpu(params: LatencyParams, x: np.ndarray) -> LatencyParams:
+    return params.with_values(**dict(zip(DPU_KEYS, map(float, x), strict=True)))
+
+
+def _with_cpu(params: LatencyParams, kind: str, keys: tuple[str, ...], x: np.ndarray) -> LatencyParams:
+    cpu = dict(params.cpu)
+    cpu[kind] = replace(cpu[kind], **dict(zip(keys, map(float, x), strict=True)))
+    if kind == "cortex-a53":  # the A9 shares the A53's per-clock structure except its own two parameters
+        cpu["cortex-a9"] = replace(
+            cpu["cortex-a53"],
+            relative_speed=cpu["cortex-a9"].relative_speed,
+            thread_efficiency=cpu["cortex-a9"].thread_efficiency,
+        )
+    return replace(params, cpu=cpu)
+
+
+def _fit(rows: tuple[Row, ...], start: np.ndarray, bounds: tuple[tuple[float, ...], tuple[float, ...]], make) -> np.ndarray:  # type: ignore[no-untyped-def]
+    start = np.clip(start, bounds[0], bounds[1])
+    result = least_squares(lambda x: log_residuals(evaluate(rows, make(x))), start, bounds=bounds, x_scale="jac")
+    return np.asarray(result.x)
+
+
+def refit(params: LatencyParams) -> LatencyParams:
+    fit_rows = [r for r in ROWS if r.fitted]
+    a53 = tuple(r for r in fit_rows if r.metric == "cpu_ms" and r.cpu and r.cpu.kind == "cortex-a53")
+    a9 = tuple(r for r in fit_rows if r.metric == "cpu_ms" and r.cpu and r.cpu.kind == "cortex-a9")
+    dpu = tuple(r for r in fit_rows if r.metric != "cpu_ms")
+    p = params
+    x = _fit(
+        a53,
+        np.array([getattr(p.cpu["cortex-a53"], k) for k in A53_KEYS]),
+        A53_BOUNDS,
+        lambda v: _with_cpu(p, "cortex-a53", A53_KEYS, v),
+    )
+    p = _with_cpu(p, "cortex-a53", A53_KEYS, x)
+    x = _fit(
+        a9,
+        np.array([getattr(p.cpu["cortex-a9"], k) for k in A9_KEYS]),
+        A9_BOUNDS,
+        lambda v: _with_cpu(p, "cortex-a9", A9_KEYS, v),
+    )
+    p = _with_cpu(p, "cortex-a9", A9_KEYS, x)
+    x = _fit(dpu, np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS, lambda v: _with_dpu(p, v))
+    return _with_dpu(p, x)
+
+
+def write_yaml(params: LatencyParams) -> None:
+    path = data_path("hw", "latency_model.yaml")
+    text = path.read_text(encoding="utf-8")
+
+    def put(section: str, key: str, value: float, text: str) -> str:
+        pattern = re.compile(rf"({re.escape(section)}:(?:\n(?!\S).*)*?\n\s+{key}: )([-0-9.e]+)")
+        new, count = pattern.subn(lambda m: f"{m.group(1)}{value:.4g}", text, count=1)
+        if count != 1:
+            raise SystemExit(f"cannot find {section}.{key} in {path}")
+        return new
+
+    text = put("dpu", "layer_overhead_cycles", params.layer_overhead_cycles, text)
+    text = put("dpu", "port_efficiency", params.port_efficiency, text)
+    text = put("dpu", "ddr_efficiency", params.ddr_efficiency, text)
+    text = put("host", "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz, text)
+    for key in A53_KEYS:
+        text = put("cortex-a53", key, getattr(params.cpu["cortex-a53"], key), text)
+    for key in A9_KEYS:
+        text = put("    cortex-a9", key, getattr(params.cpu["cortex-a9"], key), text)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def report(params: LatencyParams) -> None:
+    results = evaluate(ROWS, params)
+    print(f"{'row':<58}{'metric':<11}{'published':>10}{'model':>10}{'error':>9}  use")
+    for r in results:
+        print(
+            f"{r.row.name:<58}{r.row.metric:<11}{r.row.published:>10.2f}{r.predicted:>10.2f}{r.error:>+9.1%}  "
+            f"{'fit' if r.row.fitted else 'check'}"
+        )
+    dpu = [r for r in results if r.row.metric != "cpu_ms"]
+    cpu = [r for r in results if r.row.metric == "cpu_ms"]
+
+    def med(rs: list) -> float:  # type: ignore[type-arg]
+        return statistics.median(abs(r.error) for r in rs) if rs else float("nan")
+
+    print(
+        f"\nDPU rows (§2-3, Table 13): median |error| {med(dpu):.1%} over {len(dpu)} rows "
+        f"(fit rows {med([r for r in dpu if r.row.fitted]):.1%}, check rows {med([r for r in dpu if not r.row.fitted]):.1%}); "
+        "target <= 10 %"
+    )
+    print(
+        f"CPU rows (§5 ncnn):        median |error| {med(cpu):.1%} over {len(cpu)} rows "
+        f"(fit rows {med([r for r in cpu if r.row.fitted]):.1%}, check rows {med([r for r in cpu if not r.row.fitted]):.1%})"
+    )
+    b512, b4096 = seed002_times(params)
+    lo, hi = SEED002["ratio_range"]  # type: ignore[misc]
+    print(
+        f"seed 002 MobileNetV2-SSD 1024x1024 @325 MHz: B512 {b512:.1f} ms (published ~{SEED002['b512_ms']}), "
+        f"B4096 {b4096:.1f} ms (~{SEED002['b4096_ms']}), ratio {b512 / b4096:.2f} (published 4.5; target {lo}-{hi})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--refit", action="store_true")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    params = load_params()
+    if args.refit:
+        params = refit(params)
+        print("refitted parameters:")
+        for key in DPU_KEYS:
+            print(f"  {key} = {getattr(params, key):.4g}")
+        for kind, keys in (("cortex-a53", A53_KEYS), ("cortex-a9", A9_KEYS)):
+            print(f"  {kind}: " + ", ".join(f"{k} = {getattr(params.cpu[kind], k):.4g}" for k in keys))
+        if args.write:
+            write_yaml(params)
+    report(params)
+
+
+if __name__ == "__main__":
+    main()

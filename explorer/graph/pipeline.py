@@ -1,0 +1,26 @@
+"""From a model file to its normalised layer table, the way every command needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import onnx
+
+from explorer.graph.layers import ModelGraph, analyze
+from explorer.graph.loader import check_runnable, load_model, prepare_model
+from explorer.graph.passes import normalize
+
+
+def graph_from_model(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None, *, source: str = "model"
+) -> ModelGraph:
+    prepared = prepare_model(model, input_shapes, source=source)
+    check_runnable(prepared, source=source)
+    return analyze(normalize(prepared))
+
+
+def load_graph(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ModelGraph:
+    model = load_model(path, input_shapes)
+    check_runnable(model, source=str(path))
+    return analyze(normalize(model))

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from explorer.graph.loader import prepare_model
+from explorer.graph.passes import fold_batchnorm, fold_constants, normalize, remove_identities
+from tests.models import tiny_resnet
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})  # type: ignore[return-value]
+
+
+def test_batchnorm_folded_and_outputs_unchanged() -> None:
+    model = prepare_model(tiny_resnet())
+    before = model.SerializeToString()
+    folded = normalize(model)
+    assert model.SerializeToString() == before  # passes never change their input
+    assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+    assert any(n.op_type == "BatchNormalization" for n in model.graph.node)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0], rtol=1e-4, atol=1e-4)
+
+
+def _reshape_chain_model() -> onnx.ModelProto:
+    """input -> Identity -> Shape/Gather/Unsqueeze/Concat -> Reshape (the PyTorch Flatten export)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24])
+    nodes = [
+        helper.make_node("Identity", ["input"], ["ident"]),
+        helper.make_node("Shape", ["ident"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["newshape"], axis=0),
+        helper.make_node("Reshape", ["ident", "newshape"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus1"),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "chain", [x], [y], inits), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_constant_folding_and_identity_removal() -> None:
+    model = prepare_model(_reshape_chain_model())
+    folded = remove_identities(fold_constants(model))
+    assert [n.op_type for n in folded.graph.node] == ["Reshape"]
+    shape = {i.name: numpy_helper.to_array(i) for i in folded.graph.initializer}[folded.graph.node[0].input[1]]
+    assert shape.tolist() == [1, -1]
+    x = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    np.testing.assert_array_equal(run(folded, x)[0], x.reshape(1, -1))
+
+
+def test_identity_feeding_graph_output_is_rewired() -> None:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("Relu", ["input"], ["r"]), helper.make_node("Identity", ["r"], ["out"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    out = remove_identities(model)
+    assert [(n.op_type, list(n.output)) for n in out.graph.node] == [("Relu", ["out"])]
+
+
+def test_fold_batchnorm_skips_shared_conv_output() -> None:
+    model = prepare_model(tiny_resnet())
+    assert len(fold_batchnorm(model).graph.node) < len(model.graph.node)

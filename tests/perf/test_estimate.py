@@ -1,0 +1,130 @@
+"""The latency model behaves physically, and meets its calibration target."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from explorer.dpu.support import DPU, Placement
+from explorer.graph.pipeline import graph_from_model
+from explorer.hardware.config import DpuConfig, parse_dpu_config
+from explorer.hardware.database import load_database
+from explorer.perf.cpu import cpu_layer_ms
+from explorer.perf.dpu import dpu_layer_time, geometry
+from explorer.perf.estimate import EstimateOptions, Estimator
+from explorer.perf.params import load_params
+from explorer.zoo import NetBuilder, mobilenet_v2
+from tests.models import tiny_resnet, unsupported_middle
+
+DB = load_database()
+KV260, ZCU102, PYNQ = DB.board("kv260"), DB.board("zcu102"), DB.board("pynq-z2")
+
+
+@pytest.fixture(scope="module")
+def mnv2() -> Estimator:
+    return Estimator(graph_from_model(mobilenet_v2()), ZCU102)
+
+
+def test_bigger_architecture_is_faster_but_not_by_peak_ratio(mnv2: Estimator) -> None:
+    small = mnv2.estimate(DpuConfig(arch="B512")).dpu_ms
+    big = mnv2.estimate(DpuConfig(arch="B4096")).dpu_ms
+    assert big < small < 8 * big  # memory traffic and per-layer costs do not shrink with the array
+
+
+def test_clock_scales_compute_time(mnv2: Estimator) -> None:
+    slow = mnv2.estimate(DpuConfig(clock_mhz=150)).dpu_ms
+    fast = mnv2.estimate(DpuConfig(clock_mhz=300)).dpu_ms
+    assert 1.3 < slow / fast <= 2.0 + 1e-9
+
+
+def test_more_cores_raise_fps_multi_only(mnv2: Estimator) -> None:
+    one = mnv2.estimate(DpuConfig(cores=1), options=EstimateOptions(threads=8))
+    three = mnv2.estimate(DpuConfig(cores=3), options=EstimateOptions(threads=8))
+    assert three.latency_ms == pytest.approx(one.latency_ms)
+    assert one.fps_multi < three.fps_multi < 3 * one.fps_multi + 1e-6  # shared DDR
+
+
+def test_fps_single_is_inverse_latency_and_pre_post_add(mnv2: Estimator) -> None:
+    base = mnv2.estimate(DpuConfig())
+    assert base.fps_single == pytest.approx(1000 / base.latency_ms)
+    more = mnv2.estimate(DpuConfig(), options=EstimateOptions(pre_ms=5, post_ms=2))
+    assert more.latency_ms == pytest.approx(base.latency_ms + 7)
+    assert more.fps_multi <= base.fps_multi
+
+
+def test_split_moves_work_to_the_cpu(mnv2: Estimator) -> None:
+    full = mnv2.estimate(DpuConfig())
+    half = mnv2.estimate(DpuConfig(), split=50)
+    assert half.cpu_ms > 10 * full.cpu_ms
+    assert half.dpu_ms < full.dpu_ms
+    assert [s.device for s in half.subgraphs] == ["DPU", "CPU"]
+    assert half.latency_ms > full.latency_ms
+
+
+def test_each_dpu_subgraph_costs_a_host_invocation() -> None:
+    est = Estimator(graph_from_model(unsupported_middle()), KV260)
+    result = est.estimate(DpuConfig())
+    dpu_subs = [s for s in result.subgraphs if s.device == "DPU"]
+    assert len(dpu_subs) == 2 and all(s.host_ms > 0 for s in dpu_subs)
+    assert result.host_ms == pytest.approx(sum(s.host_ms for s in dpu_subs))
+
+
+def test_layer_bounds() -> None:
+    geo = geometry(DpuConfig(), KV260)
+    # a 3x3 convolution with many channels on a small map is compute-bound; a 1x1 with few channels on a
+    # large map moves more bytes than it computes
+    h = NetBuilder("h", (1, 256, 28, 28))
+    heavy = graph_from_model(h.build([h.conv("input", 256, act=None)]))
+    b = NetBuilder("l", (1, 8, 256, 256))
+    light = graph_from_model(b.build([b.conv("input", 8, k=1, act=None)]))
+    assert dpu_layer_time(heavy.layers[0], Placement(DPU), geo).bound == "compute"
+    assert dpu_layer_time(light.layers[0], Placement(DPU), geo).bound == "memory"
+
+
+def test_channel_augmentation_speeds_up_first_layer() -> None:
+    b = NetBuilder("first", (1, 3, 224, 224))
+    graph = graph_from_model(b.build([b.conv("input", 32, k=3, s=2, act=None)]))
+    with_aug = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(channel_augmentation=True), KV260))
+    without = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(channel_augmentation=False), KV260))
+    assert with_aug.compute_ms < without.compute_ms
+
+
+def test_ram_high_avoids_reloads_when_neither_fits() -> None:
+    b = NetBuilder("big", (1, 512, 64, 64))
+    graph = graph_from_model(b.build([b.conv("input", 512, k=3, act=None)]))  # 2.4 MB weights, 2 MB input
+    low = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(ram_usage="low"), KV260))
+    high = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(ram_usage="high"), KV260))
+    layer = graph.layers[0]
+    assert low.ddr_bytes > layer.input_bytes + layer.output_bytes + layer.weight_bytes
+    assert high.ddr_bytes < low.ddr_bytes
+
+
+def test_cpu_model_threads_and_cortex_a9() -> None:
+    params = load_params()
+    graph = graph_from_model(tiny_resnet(64))
+    conv = next(layer for layer in graph.layers if layer.kind == "conv")
+    one = cpu_layer_ms(conv, KV260.cpu, params, threads=1)
+    four = cpu_layer_ms(conv, KV260.cpu, params, threads=4)
+    assert four < one
+    assert cpu_layer_ms(conv, PYNQ.cpu, params, threads=1) > one  # 2 x A9 @ 650 MHz is slower than an A53
+
+
+def test_zynq7000_has_narrower_ports() -> None:
+    z = geometry(parse_dpu_config({"arch": "B1152"}, PYNQ), PYNQ)
+    u = geometry(DpuConfig(arch="B1152", clock_mhz=200), KV260)
+    assert z.port_bytes_per_s < u.port_bytes_per_s and z.ddr_bytes_per_s < u.ddr_bytes_per_s
+
+
+def test_no_dpu_work_means_cpu_bound(mnv2: Estimator) -> None:
+    result = mnv2.estimate(DpuConfig(), split=0)
+    assert result.dpu_ms == 0 and result.host_ms == 0 and math.isfinite(result.fps_multi)
+    assert result.multi_bound in ("arm", "threads")
+
+
+@pytest.mark.slow
+def test_calibration_target_median_error_within_10_percent() -> None:
+    from explorer.perf.calibration import ROWS, evaluate, median_abs_error
+
+    results = evaluate(tuple(r for r in ROWS if r.metric != "cpu_ms"))
+    assert median_abs_error(results) <= 0.10
