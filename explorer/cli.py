@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from explorer import __version__
-from explorer.commands import estimate, hw
+from explorer.commands import compress, estimate, hw
 from explorer.errors import ExplorerError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     hw.register(sub)
     estimate.register(sub)
+    compress.register(sub)
     return parser
 
 

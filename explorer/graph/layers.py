@@ -166,8 +166,10 @@ def _classify(
     if op == "Gemm":
         return ("fc" if len(node.input) > 1 and node.input[1] in consts else "matmul"), params
     if op == "MatMul":
+        # the DPU's FC takes a flattened (N, features) input; batched products stay a MatMul
         w = consts.get(node.input[1]) if len(node.input) > 1 else None
-        return ("fc" if w is not None and w.ndim == 2 else "matmul"), params
+        rank = len(shapes.get(node.input[0], ()))
+        return ("fc" if w is not None and w.ndim == 2 and rank == 2 else "matmul"), params
     if op == "MaxPool":
         return "maxpool", params
     if op == "AveragePool":

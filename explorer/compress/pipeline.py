@@ -1,0 +1,291 @@
+"""Prune, partition, quantize and evaluate a model; measured accuracy, cached by what it depends on.
+
+Accuracy is always measured: the compressed model runs in onnxruntime on held data (source: measured on
+this machine, never guessed). It depends on the model, the pruning, the split and CPU precision (through
+which nodes are quantized), the data and the evaluator, and not on the DPU's size, so the cache key is
+exactly those inputs: a study evaluates each distinct compressed model once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from explorer.compress.prune import ApozReport, ClusterStats, apply_pruning, choose_channels, measure_apoz
+from explorer.compress.quantize import _insert_qdq, quantize
+from explorer.data.loaders import Dataset
+from explorer.dpu.support import DPU, Placement, place_layers
+from explorer.errors import ExplorerError
+from explorer.evaluators.builtin import Evaluator, fidelity_metrics
+from explorer.graph.layers import ModelGraph, analyze
+from explorer.graph.loader import graph_inputs, prepare_model
+from explorer.graph.passes import normalize
+from explorer.graph.pipeline import graph_from_model
+from explorer.hardware.config import DpuConfig
+from explorer.runtime import fixed_batch, run_model
+
+CACHE_VERSION = 1
+QUANTIZE_MODES = ("none", "dpu", "all")
+EVAL_BATCH = 32
+# Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
+_CPU_INT8_KINDS = {
+    "conv",
+    "dwconv",
+    "gconv",
+    "deconv",
+    "fc",
+    "matmul",
+    "add",
+    "mul",
+    "concat",
+    "maxpool",
+    "avgpool",
+    "global_avgpool",
+    "global_maxpool",
+    "relu",
+    "relu6",
+    "leakyrelu",
+    "upsample",
+    "reorg",
+}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dpu-explorer"
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    prune: Mapping[str, float] = field(default_factory=dict)  # threshold per layer group; empty: no pruning
+    prune_multiple: int = 4
+    prune_groups: int = 4
+    quantize: str = "dpu"  # none | dpu (the seeds' "Y+N") | all ("Y+Y")
+    calibration: str = "minmax"
+    split: int | None = None
+
+    @property
+    def cpu_precision(self) -> str:
+        return "int8" if self.quantize == "all" else "fp32"
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    metrics: dict[str, float]
+    float_metrics: dict[str, float]
+    fidelity: dict[str, float]
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    pruned_channels: dict[str, int]
+    key: str
+    cached: bool = False
+    source: str = "measured: onnxruntime on this machine"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+class CompressionContext:
+    """One model with its evaluation and calibration data: pruning, quantization and evaluation."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        data: Dataset,
+        calibration: Dataset,
+        evaluator: Evaluator,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        self.path = Path(model_path)
+        raw = onnx.load(str(self.path))
+        self.raw = raw
+        self.digest = file_digest(self.path)
+        self.data, self.calibration, self.evaluator = data, calibration, evaluator
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.use_cache = use_cache
+        self.graph = graph_from_model(raw, source=str(self.path))  # batch 1: placements and latency
+        inputs = graph_inputs(raw)
+        batch = None if raw.graph.input and fixed_batch(raw) else EVAL_BATCH
+        shapes = {i.name: [batch or 1, *self.graph.shapes[i.name][1:]] for i in inputs}
+        self.eval_model = normalize(prepare_model(raw, shapes, source=str(self.path)))  # batch B: evaluation
+        self._apoz: ApozReport | None = None
+        self._float_outputs: dict[str, np.ndarray] | None = None
+        self._pruned: dict[str, tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
+
+    # -- pruning -------------------------------------------------------------------------------------------
+    def apoz(self, groups: int = 4) -> ApozReport:
+        if self._apoz is None or (len(self._apoz.groups) != groups and self._apoz.clusters):
+            cached = self._read_json("apoz", f"{self.digest}-{self.calibration.digest}-{groups}")
+            if cached is not None:
+                self._apoz = ApozReport(
+                    tuple(
+                        ClusterStats(c["root"], tuple(c["sources"]), c["size"], np.array(c["apoz"]), c["group"])
+                        for c in cached["clusters"]
+                    ),
+                    tuple((b[0], b[1]) for b in cached["blocked"]),
+                    tuple(cached["groups"]),
+                )
+            else:
+                self._apoz = measure_apoz(self.eval_model, self.calibration, groups)
+                self._write_json(
+                    "apoz",
+                    f"{self.digest}-{self.calibration.digest}-{groups}",
+                    {
+                        "clusters": [
+                            {
+                                "root": c.root,
+                                "sources": list(c.sources),
+                                "size": c.size,
+                                "apoz": c.apoz.tolist(),
+                                "group": c.group,
+                            }
+                            for c in self._apoz.clusters
+                        ],
+                        "blocked": [list(b) for b in self._apoz.blocked],
+                        "groups": list(self._apoz.groups),
+                    },
+                )
+        return self._apoz
+
+    def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
+        """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""
+        key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])
+        if key not in self._pruned:
+            if not options.prune:
+                self._pruned[key] = (self.eval_model, self.graph, {})
+            else:
+                report = self.apoz(options.prune_groups)
+                kept = choose_channels(report, options.prune, options.prune_multiple)
+                if not kept:
+                    self._pruned[key] = (self.eval_model, self.graph, {})
+                else:
+                    model = apply_pruning(self.eval_model, kept)
+                    graph = analyze(normalize(apply_pruning(self.graph.model, kept)))
+                    self._pruned[key] = (model, graph, kept)
+        return self._pruned[key]
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    def float_outputs(self) -> dict[str, np.ndarray]:
+        if self._float_outputs is None:
+            self._float_outputs = run_model(self.eval_model, self.data.inputs)
+        return self._float_outputs
+
+    def quantized_nodes(
+        self, graph: ModelGraph, placements: tuple[Placement, ...], options: CompressOptions
+    ) -> tuple[set[str], set[str]]:
+        """(first outputs of the nodes to quantize, outputs consumed only by fused activations)."""
+        if options.quantize == "none":
+            return set(), set()
+        chosen = {graph.layers[i].outputs[0] for i, p in enumerate(placements) if p.device == DPU and graph.layers[i].outputs}
+        if options.quantize == "all":
+            chosen |= {layer.outputs[0] for layer in graph.layers if layer.kind in _CPU_INT8_KINDS and layer.outputs}
+        fused: set[str] = set()
+        for i, p in enumerate(placements):
+            if p.device == DPU and p.reason.startswith("fused"):
+                fused.update(graph.layers[i].inputs)
+        return chosen, fused
+
+    def key(self, options: CompressOptions, quant_nodes: set[str]) -> str:
+        payload = {
+            "version": CACHE_VERSION,
+            "model": self.digest,
+            "prune": sorted(options.prune.items()),
+            "multiple": options.prune_multiple,
+            "groups": options.prune_groups,
+            "quantize": options.quantize,
+            "calibration": options.calibration,
+            "split": options.split,
+            "quantized_nodes": sorted(quant_nodes),
+            "data": self.data.digest,
+            "calibration_data": self.calibration.digest,
+            "evaluator": self.evaluator.name,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+    def evaluate(self, options: CompressOptions, config: DpuConfig | None = None) -> CompressResult:
+        """Measured accuracy of the model compressed with `options` (placements for `config`)."""
+        if options.quantize not in QUANTIZE_MODES:
+            raise ExplorerError(f"quantize mode {options.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+        eval_model, graph, kept = self.pruned(options)
+        if options.split is not None and not 0 <= options.split <= len(graph.layers):
+            raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")
+        placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
+        quant_nodes, fused = self.quantized_nodes(graph, placements, options)
+        key = self.key(options, quant_nodes)
+        cached = self._read_json("accuracy", key)
+        if cached is not None:
+            return CompressResult(**{**cached, "cached": True})
+        model = eval_model
+        if quant_nodes:
+            model = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused).model
+        outputs = run_model(model, self.data.inputs)
+        reference = self.float_outputs()
+        result = CompressResult(
+            metrics=self.evaluator(outputs, self.data.labels),
+            float_metrics=self.evaluator(reference, self.data.labels),
+            fidelity=fidelity_metrics(outputs, reference),
+            params_before=sum(layer.weight_count for layer in self.graph.layers),
+            params_after=sum(layer.weight_count for layer in graph.layers),
+            macs_before=self.graph.total_macs,
+            macs_after=graph.total_macs,
+            pruned_channels={name: int(self._width(name) - len(keep)) for name, keep in kept.items()},
+            key=key,
+        )
+        self._write_json("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
+        return result
+
+    def export(self, options: CompressOptions, config: DpuConfig | None = None) -> onnx.ModelProto:
+        """The compressed model at batch 1 (pruned, with the QDQ pairs of the chosen quantization)."""
+        eval_model, graph, _ = self.pruned(options)
+        placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
+        quant_nodes, fused = self.quantized_nodes(graph, placements, options)
+        if not quant_nodes:
+            return graph.model
+        q = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused)
+        inputs = {i.name for i in graph.model.graph.input}
+        return _insert_qdq(graph.model, q.activation_fix, q.weight_fix, inputs, {o.name for o in graph.model.graph.output})
+
+    def _width(self, conv: str) -> int:
+        for layer in self.graph.layers:
+            if layer.name == conv or (layer.outputs and layer.outputs[0] == conv):
+                return layer.out_channels
+        return 0
+
+    # -- disk cache ----------------------------------------------------------------------------------------
+    def _read_json(self, kind: str, key: str) -> dict[str, Any] | None:
+        if not self.use_cache:
+            return None
+        path = self.cache_dir / kind / f"{key}.json"
+        try:
+            loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.is_file() else None
+            return loaded
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged entry is recomputed
+
+    def _write_json(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        if not self.use_cache:
+            return
+        folder = self.cache_dir / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(payload, default=float))
+        tmp.replace(folder / f"{key}.json")  # atomic: concurrent workers never read half a file

@@ -1,0 +1,181 @@
+"""Evaluation and calibration data: `.npz` files, folders, or the procedural pose generator.
+
+A data spec is one of:
+  path/to/file.npz              arrays: the model input(s) by name (or `input`, `images`, `x` for a
+                                single-input model); every other array is a label (e.g. `keypoints`, `labels`)
+  path/to/folder/               every `*.npz` shard in it, concatenated; or `*.png` images (8-bit gray/RGB,
+                                scaled to [0, 1], NCHW) with a `labels.json` {file name: label}
+  pose-synth:COUNT:SEED[:SIZE]  COUNT samples of the procedural pose generator from SEED (default size 96)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from explorer.data.pose_synth import make_pose_dataset
+from explorer.errors import ExplorerError
+
+_INPUT_ALIASES = ("input", "images", "image", "x", "data")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    inputs: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    source: str
+    digest: str = field(default="")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def head(self, count: int) -> Dataset:
+        """The first `count` samples (a deterministic subset)."""
+        if count >= len(self):
+            return self
+        inputs = {k: v[:count] for k, v in self.inputs.items()}
+        labels = {k: v[:count] for k, v in self.labels.items()}
+        return Dataset(inputs, labels, f"{self.source}[:{count}]", _digest(inputs, labels))
+
+
+def _digest(inputs: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for group in (inputs, labels):
+        for name in sorted(group):
+            array = np.ascontiguousarray(group[name])
+            h.update(name.encode())
+            h.update(str(array.dtype).encode() + str(array.shape).encode())
+            h.update(array.tobytes())
+    return h.hexdigest()[:20]
+
+
+def _split(arrays: dict[str, np.ndarray], input_names: Sequence[str], source: str) -> Dataset:
+    inputs: dict[str, np.ndarray] = {}
+    for name in input_names:
+        if name in arrays:
+            inputs[name] = arrays[name]
+    if not inputs and len(input_names) == 1:
+        for alias in _INPUT_ALIASES:
+            if alias in arrays:
+                inputs[input_names[0]] = arrays[alias]
+                break
+    missing = [n for n in input_names if n not in inputs]
+    if missing:
+        raise ExplorerError(
+            f"{source}: no array for model input(s) {', '.join(missing)}; arrays present: "
+            f"{', '.join(arrays) or 'none'} (name them after the inputs, or `input` for one input)"
+        )
+    used = {id(v) for v in inputs.values()}
+    labels = {k: v for k, v in arrays.items() if id(v) not in used}
+    counts = {len(v) for v in [*inputs.values(), *labels.values()]}
+    if len(counts) != 1:
+        raise ExplorerError(f"{source}: arrays have different sample counts {sorted(counts)}")
+    inputs = {k: v.astype(np.float32) if v.dtype != np.float32 else v for k, v in inputs.items()}
+    return Dataset(inputs, labels, source, _digest(inputs, labels))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, zlib.error) as exc:
+        raise ExplorerError(f"{path}: not a readable .npz file ({exc})") from exc
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A non-interlaced 8-bit grayscale/RGB/RGBA PNG as (channels, H, W) float32 in [0, 1]."""
+    data = path.read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ExplorerError(f"{path}: not a PNG file")
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    if header is None:
+        raise ExplorerError(f"{path}: PNG without a header")
+    width, height, depth, color, _, _, interlace = header
+    channels = {0: 1, 2: 3, 6: 4}.get(color)
+    if depth != 8 or channels is None or interlace:
+        raise ExplorerError(f"{path}: only 8-bit non-interlaced gray/RGB/RGBA PNG is supported")
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, 1 + width * channels)
+    out = np.zeros((height, width * channels), dtype=np.int32)
+    for y in range(height):  # undo the per-row filters
+        kind, row = raw[y, 0], raw[y, 1:].astype(np.int32)
+        prev = out[y - 1] if y else np.zeros_like(row)
+        if kind == 0:
+            out[y] = row
+        elif kind == 2:
+            out[y] = (row + prev) % 256
+        else:
+            cur = np.zeros_like(row)
+            for x in range(row.size):
+                left = cur[x - channels] if x >= channels else 0
+                up, up_left = prev[x], (prev[x - channels] if x >= channels else 0)
+                if kind == 1:
+                    pred = left
+                elif kind == 3:
+                    pred = (left + up) // 2
+                else:
+                    p = left + up - up_left
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
+                cur[x] = (row[x] + pred) % 256
+            out[y] = cur
+    image = out.reshape(height, width, channels)[..., :3].astype(np.float32) / 255.0
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def load_data(spec: str, input_names: Sequence[str], base_dir: Path | None = None) -> Dataset:
+    """Load a data spec (see the module doc); relative paths are relative to `base_dir`."""
+    if spec.startswith("pose-synth:"):
+        parts = spec.split(":")[1:]
+        try:
+            count, seed = int(parts[0]), int(parts[1])
+            size = int(parts[2]) if len(parts) > 2 else 96
+        except (IndexError, ValueError) as exc:
+            raise ExplorerError(f"data {spec!r}: expected pose-synth:COUNT:SEED[:SIZE]") from exc
+        if count <= 0 or size <= 8:
+            raise ExplorerError(f"data {spec!r}: COUNT must be positive and SIZE larger than 8")
+        images, keypoints = make_pose_dataset(count, seed, size)
+        return _split({"input": images, "keypoints": keypoints}, input_names, spec)
+    path = Path(spec)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if path.is_file():
+        return _split(_read_npz(path), input_names, str(path))
+    if path.is_dir():
+        shards = sorted(path.glob("*.npz"))
+        if shards:
+            parts_ = [_read_npz(s) for s in shards]
+            keys = set(parts_[0])
+            if any(set(p) != keys for p in parts_):
+                raise ExplorerError(f"{path}: the .npz shards do not all hold the same arrays")
+            return _split({k: np.concatenate([p[k] for p in parts_]) for k in sorted(keys)}, input_names, str(path))
+        pngs = sorted(path.glob("*.png"))
+        labels_file = path / "labels.json"
+        if pngs and labels_file.is_file():
+            try:
+                table = json.loads(labels_file.read_text())
+            except json.JSONDecodeError as exc:
+                raise ExplorerError(f"{labels_file}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+            missing = [p.name for p in pngs if p.name not in table]
+            if missing:
+                raise ExplorerError(f"{labels_file}: no label for {', '.join(missing[:3])}")
+            images = np.stack([read_png(p) for p in pngs])
+            label = np.array([table[p.name] for p in pngs])
+            name = "keypoints" if label.ndim == 3 else "labels"
+            return _split({"input": images, name: label}, input_names, str(path))
+        raise ExplorerError(f"{path}: a data folder needs *.npz shards, or *.png images with labels.json")
+    raise ExplorerError(f"data {spec!r}: no such file or folder (or use pose-synth:COUNT:SEED)")

@@ -1,0 +1,1 @@
+"""Accuracy evaluators: pose, classification, fidelity to the float model, and user evaluators."""

@@ -1,0 +1,112 @@
+"""The evaluator interface and the built-in evaluators.
+
+An evaluator is a callable `evaluate(outputs, labels) -> dict[str, float]`:
+  outputs: the model's outputs over the whole data set, {output name: array with the samples on axis 0}
+  labels:  the data set's label arrays, {name: array with the samples on axis 0} (e.g. "keypoints", "labels")
+It returns named metrics. Built-ins: `pose`, `classification`. A user's own evaluator is given as
+`module:function` (for example `mypkg.metrics:evaluate`); its metrics' directions can be declared with a
+`DIRECTIONS = {"metric": "minimize" | "maximize"}` attribute on the function or module.
+Fidelity to the float model needs no labels: see `fidelity_metrics`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.evaluators.pose import pose_metrics
+
+EvaluateFn = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    name: str
+    function: EvaluateFn
+    directions: Mapping[str, str]  # metric -> "minimize" | "maximize"
+    needs: tuple[str, ...] = ()  # label arrays it reads
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
+        missing = [k for k in self.needs if k not in labels]
+        if missing:
+            raise ExplorerError(
+                f"evaluator {self.name!r} needs label array(s) {', '.join(missing)} in the data; found "
+                f"{', '.join(labels) or 'none'}"
+            )
+        return self.function(outputs, labels)
+
+
+def _pick(outputs: Mapping[str, np.ndarray], names: tuple[str, ...], ndim: int | None = None) -> np.ndarray | None:
+    for name in names:
+        if name in outputs:
+            return outputs[name]
+    if ndim is not None:
+        for value in outputs.values():
+            if value.ndim == ndim:
+                return value
+    return None
+
+
+def evaluate_pose(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
+    keypoints = labels["keypoints"]
+    coords = _pick(outputs, ("coords", "keypoints"), ndim=3)
+    if coords is None:
+        raise ExplorerError(f"pose evaluator: no coordinate output (N, J, 2) among {', '.join(outputs)}")
+    heatmaps = _pick(outputs, ("heatmaps",), ndim=4)
+    return pose_metrics(coords, keypoints, heatmaps)
+
+
+def evaluate_classification(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
+    logits = _pick(outputs, ("logits", "output", "probs"), ndim=2)
+    if logits is None:
+        raise ExplorerError(f"classification evaluator: no (N, classes) output among {', '.join(outputs)}")
+    truth = labels["labels"].reshape(-1).astype(np.int64)
+    order = np.argsort(-logits, axis=1)
+    top5 = order[:, : min(5, logits.shape[1])]
+    return {"top1": float((order[:, 0] == truth).mean()), "top5": float((top5 == truth[:, None]).any(axis=1).mean())}
+
+
+def fidelity_metrics(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Label-free agreement with the float model: output SQNR (dB) and, for pose outputs, keypoint drift."""
+    signal = noise = 0.0
+    for name, ref in reference.items():
+        diff = outputs[name].astype(np.float64) - ref.astype(np.float64)
+        signal += float(np.sum(ref.astype(np.float64) ** 2))
+        noise += float(np.sum(diff**2))
+    out = {"sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else float("inf")}
+    coords_ref = _pick(reference, ("coords", "keypoints"), ndim=3)
+    coords_out = _pick(outputs, ("coords", "keypoints"), ndim=3)
+    if coords_ref is not None and coords_out is not None:
+        out["keypoint_drift"] = float(np.linalg.norm(coords_out - coords_ref, axis=-1).mean())
+    return out
+
+
+BUILTIN = {
+    "pose": Evaluator(
+        "pose", evaluate_pose, {"euclidean_error": "minimize", "jsd": "minimize", "pck": "maximize"}, ("keypoints",)
+    ),
+    "classification": Evaluator("classification", evaluate_classification, {"top1": "maximize", "top5": "maximize"}, ("labels",)),
+}
+FIDELITY_DIRECTIONS = {"sqnr_db": "maximize", "keypoint_drift": "minimize"}
+
+
+def load_evaluator(spec: str) -> Evaluator:
+    """A built-in name (pose, classification) or `module:function`."""
+    if spec in BUILTIN:
+        return BUILTIN[spec]
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ExplorerError(f"evaluator {spec!r}: use one of {', '.join(BUILTIN)} or module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ExplorerError(f"evaluator {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise ExplorerError(f"evaluator {spec!r}: {module_name} has no function {attr!r}")
+    directions = getattr(function, "DIRECTIONS", None) or getattr(module, "DIRECTIONS", None) or {}
+    return Evaluator(spec, function, dict(directions))

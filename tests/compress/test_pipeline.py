@@ -1,0 +1,75 @@
+"""Measured accuracy through the pipeline, and its on-disk cache keyed by what accuracy depends on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.data.loaders import Dataset
+from explorer.evaluators.builtin import Evaluator, load_evaluator
+from explorer.hardware.config import DpuConfig
+from tests.models import tiny_resnet
+
+
+def output_mean(outputs: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    return {"agreement": float(np.mean(np.argmax(next(iter(outputs.values())), axis=1) == labels["labels"]))}
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path) -> CompressionContext:
+    path = tmp_path / "m.onnx"
+    model = tiny_resnet(16)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"  # a dynamic batch, as exporters write
+    onnx.save(model, path)
+    x = np.random.default_rng(0).standard_normal((40, 3, 16, 16)).astype(np.float32)
+    labels = np.argmax(__import__("onnxruntime").InferenceSession(str(path)).run(None, {"input": x})[0], axis=1)
+    data = Dataset({"input": x}, {"labels": labels}, "rand", "d1")
+    return CompressionContext(
+        path, data, data.head(20), Evaluator("agree", output_mean, {"agreement": "maximize"}), cache_dir=tmp_path / "cache"
+    )
+
+
+def test_float_and_quantized_accuracy_are_measured(ctx: CompressionContext) -> None:
+    none = ctx.evaluate(CompressOptions(quantize="none"))
+    assert none.metrics == none.float_metrics == {"agreement": 1.0} and none.fidelity["sqnr_db"] == float("inf")
+    dpu = ctx.evaluate(CompressOptions(quantize="dpu"))
+    assert 15 < dpu.fidelity["sqnr_db"] < 80 and dpu.metrics["agreement"] >= 0.7
+    assert dpu.source.startswith("measured")
+
+
+def test_cache_hit_and_key(ctx: CompressionContext, tmp_path: Path) -> None:
+    first = ctx.evaluate(CompressOptions(quantize="dpu"))
+    again = ctx.evaluate(CompressOptions(quantize="dpu"))
+    assert not first.cached and again.cached and again.metrics == first.metrics and again.key == first.key
+    # a DPU size does not change accuracy: same key; a split does
+    assert ctx.evaluate(CompressOptions(quantize="dpu"), DpuConfig(arch="B512")).key == first.key
+    assert ctx.evaluate(CompressOptions(quantize="dpu", split=3)).key != first.key
+    assert len(list((tmp_path / "cache" / "accuracy").glob("*.json"))) == 2
+    # a damaged cache entry is recomputed, not trusted
+    for f in (tmp_path / "cache" / "accuracy").glob("*.json"):
+        f.write_text("{broken")
+    assert not ctx.evaluate(CompressOptions(quantize="dpu")).cached
+
+
+def test_pruning_reduces_macs(ctx: CompressionContext) -> None:
+    result = ctx.evaluate(CompressOptions(prune={"g0": 0.3, "g1": 0.3}, prune_multiple=1, prune_groups=2, quantize="none"))
+    assert result.macs_after < result.macs_before and result.params_after < result.params_before
+    assert sum(result.pruned_channels.values()) > 0
+
+
+def test_export_is_batch_one_qdq(ctx: CompressionContext) -> None:
+    model = ctx.export(CompressOptions(quantize="dpu"))
+    onnx.checker.check_model(model)
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+
+
+def test_unknown_evaluator_name() -> None:
+    from explorer.errors import ExplorerError
+
+    with pytest.raises(ExplorerError):
+        load_evaluator("nope")
