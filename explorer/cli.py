@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from explorer import __version__
-from explorer.commands import compress, estimate, hw
+from explorer.commands import compress, estimate, hw, study
 from explorer.errors import ExplorerError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     hw.register(sub)
     estimate.register(sub)
     compress.register(sub)
+    study.register(sub)
     return parser
 
 

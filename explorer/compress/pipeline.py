@@ -130,6 +130,7 @@ class CompressionContext:
         self._apoz: ApozReport | None = None
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._pruned: dict[str, tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
+        self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
     # -- pruning -------------------------------------------------------------------------------------------
     def apoz(self, groups: int = 4) -> ApozReport:
@@ -221,19 +222,25 @@ class CompressionContext:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
-    def evaluate(self, options: CompressOptions, config: DpuConfig | None = None) -> CompressResult:
-        """Measured accuracy of the model compressed with `options` (placements for `config`)."""
+    def evaluate(
+        self, options: CompressOptions, config: DpuConfig | None = None, placements: tuple[Placement, ...] | None = None
+    ) -> CompressResult:
+        """Measured accuracy of the model compressed with `options` (placements for `config`, or given)."""
         if options.quantize not in QUANTIZE_MODES:
             raise ExplorerError(f"quantize mode {options.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
         eval_model, graph, kept = self.pruned(options)
         if options.split is not None and not 0 <= options.split <= len(graph.layers):
             raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")
-        placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
+        if placements is None:
+            placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         key = self.key(options, quant_nodes)
+        if key in self._memory:
+            return self._memory[key]
         cached = self._read_json("accuracy", key)
         if cached is not None:
-            return CompressResult(**{**cached, "cached": True})
+            self._memory[key] = CompressResult(**{**cached, "cached": True})
+            return self._memory[key]
         model = eval_model
         if quant_nodes:
             model = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused).model
@@ -251,6 +258,7 @@ class CompressionContext:
             key=key,
         )
         self._write_json("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
+        self._memory[key] = CompressResult(**{**result.to_dict(), "cached": True})
         return result
 
     def export(self, options: CompressOptions, config: DpuConfig | None = None) -> onnx.ModelProto:

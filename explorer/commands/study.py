@@ -1,0 +1,107 @@
+"""`explore validate`, `explore run` and `explore report` for study.yaml files."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+from explorer.study.config import StudyConfig, load_study
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("validate", help="check a study file and report every problem with its YAML path")
+    p.add_argument("study", help="study.yaml")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("run", help="run (or resume) the Optuna study of a study file")
+    p.add_argument("study", nargs="?", help="study.yaml (default: the bundled example, examples/pose/study_ultra96.yaml)")
+    p.add_argument("--n-trials", type=int, help="total finished trials the study should hold (overrides the file)")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds (overrides the file)")
+    p.add_argument("--workers", type=int, default=1, help="processes working on the study (same storage)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("report", help="write the HTML report and CSV of a study")
+    p.add_argument("study", help="study.yaml, or the study's output folder")
+    p.add_argument("-o", "--output", help="HTML file (default: OUTPUT/report.html)")
+    p.set_defaults(func=cmd_report)
+
+
+def example_study() -> Path:
+    from explorer.datafiles import data_path
+
+    return data_path("examples", "pose", "study_ultra96.yaml")
+
+
+def resolve(study: str | None) -> StudyConfig:
+    if study is None:  # the bundled example writes into the working directory, wherever it is installed
+        cfg = load_study(example_study())
+        output = (Path.cwd() / "explore-out" / cfg.study_name).resolve()
+        return dataclasses.replace(cfg, output=output, storage=f"journal:{output / 'study.journal'}")
+    path = Path(study)
+    if path.is_dir():
+        found = path / "study.yaml.resolved"
+        if not found.is_file():
+            raise ExplorerError(f"{path}: not a study output folder (no study.yaml.resolved); give the study file")
+        return load_study(Path(found.read_text().strip()))
+    return load_study(path)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = load_study(args.study)
+    from explorer.study.evaluate import StudyContext
+
+    ctx = StudyContext(cfg)
+    print(
+        f"{args.study}: valid. Board {cfg.board}, {len(ctx.space.params)} parameters "
+        f"({', '.join(ctx.space.names())}), objectives "
+        f"{', '.join(f'{o.direction} {o.metric}' for o in cfg.objectives)}, sampler {cfg.sampler}, "
+        f"{cfg.n_trials} trials, storage {cfg.storage}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = resolve(args.study)
+    changes: dict[str, object] = {}
+    if args.n_trials is not None:
+        if args.n_trials < 1:
+            raise ExplorerError("--n-trials must be at least 1")
+        changes["n_trials"] = args.n_trials
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise ExplorerError("--timeout must be positive")
+        changes["timeout"] = args.timeout
+    if args.workers < 1:
+        raise ExplorerError("--workers must be at least 1")
+    cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+    from explorer.study.runner import finished_count, run_study
+
+    cfg.output.mkdir(parents=True, exist_ok=True)
+    (cfg.output / "study.yaml.resolved").write_text(str(cfg.path) + "\n")
+    try:
+        study = run_study(cfg, args.workers, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the study in {cfg.output} is consistent; run the same command again to resume")
+        return 130
+    done = finished_count(study)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    print(
+        f"study {cfg.study_name}: {done} finished trials ({len(complete)} complete, {done - len(complete)} failed) in {cfg.output}"
+    )
+    if not args.no_report and complete:
+        from explorer.report.html import write_report
+
+        html = write_report(cfg)
+        print(f"report: {html}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    cfg = resolve(args.study)
+    from explorer.report.html import write_report
+
+    path = write_report(cfg, Path(args.output) if args.output else None)
+    print(f"wrote {path} and {path.with_name('trials.csv')}")
+    return 0

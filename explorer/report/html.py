@@ -1,0 +1,212 @@
+"""Draw a study's ParetoInfo with Plotly and write one self-contained HTML page (and a CSV via pandas)."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from explorer import __version__
+from explorer.datafiles import data_path
+from explorer.hardware.database import RESOURCE_KINDS, load_database
+from explorer.report.data import ParetoInfo, TrialRow
+from explorer.report.load import load_info
+from explorer.study.config import StudyConfig
+
+
+def _label(metric: str, row_sources: dict[str, str] | None = None) -> str:
+    source = (row_sources or {}).get(metric, "model")
+    return f"{metric} ({'measured' if source == 'measured' else 'estimate'})"
+
+
+def figures(info: ParetoInfo) -> dict[str, go.Figure]:
+    done = info.complete
+    pareto = set(info.pareto)
+    sources = done[0].sources if done else {}
+    out: dict[str, go.Figure] = {}
+    names = [m for m, _ in info.objectives]
+    groups = [
+        ("Pareto-optimal", [r for r in done if r.number in pareto], "#d62728", 10),
+        ("feasible", [r for r in done if r.feasible and r.number not in pareto], "#1f77b4", 6),
+        ("infeasible", [r for r in done if not r.feasible], "#bbbbbb", 5),
+    ]
+    for a, b in itertools.combinations(range(len(names)), 2):
+        fig = go.Figure()
+        for label, rows, color, size in groups:
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.values[a] for r in rows],
+                    y=[r.values[b] for r in rows],
+                    mode="markers",
+                    name=label,
+                    marker={"color": color, "size": size},
+                    text=[f"trial {r.number}" for r in rows],
+                )
+            )
+        fig.update_layout(
+            title=f"{names[a]} vs {names[b]}",
+            xaxis_title=_label(names[a], sources),
+            yaxis_title=_label(names[b], sources),
+            height=420,
+            margin={"t": 50},
+        )
+        out[f"pareto_{names[a]}_{names[b]}"] = fig
+    if len(names) >= 3:
+        fig = go.Figure()
+        for label, rows, color, size in groups:
+            fig.add_trace(
+                go.Scatter3d(
+                    x=[r.values[0] for r in rows],
+                    y=[r.values[1] for r in rows],
+                    z=[r.values[2] for r in rows],
+                    mode="markers",
+                    name=label,
+                    marker={"color": color, "size": size / 2},
+                )
+            )
+        fig.update_layout(
+            title="Pareto front (3-D)",
+            height=560,
+            scene={"xaxis_title": names[0], "yaxis_title": names[1], "zaxis_title": names[2]},
+        )
+        out["pareto_3d"] = fig
+    if done:
+        dims = []
+        for key in sorted({k for r in done for k in r.params}):
+            values = [r.params.get(key) for r in done]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None):
+                dims.append({"label": key, "values": [v if v is not None else 0 for v in values]})
+            else:
+                labels = sorted({str(v) for v in values})
+                dims.append(
+                    {
+                        "label": key,
+                        "values": [labels.index(str(v)) for v in values],
+                        "tickvals": list(range(len(labels))),
+                        "ticktext": labels,
+                    }
+                )
+        dims.append({"label": names[0], "values": [r.values[0] for r in done]})
+        fig = go.Figure(go.Parcoords(dimensions=dims, line={"color": [r.values[0] for r in done], "colorscale": "Viridis"}))
+        fig.update_layout(title=f"Parameters (colour: {names[0]})", height=480, margin={"l": 80, "r": 80})
+        out["parallel_coordinates"] = fig
+    if info.hypervolume:
+        fig = go.Figure(go.Scatter(x=[n for n, _ in info.hypervolume], y=[h for _, h in info.hypervolume], mode="lines+markers"))
+        fig.update_layout(
+            title="Hypervolume of the feasible front over trials (normalised objectives)",
+            xaxis_title="trial",
+            yaxis_title="hypervolume",
+            height=360,
+        )
+        out["hypervolume"] = fig
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, Any]]:
+    rows = []
+    by_number = {r.number: r for r in info.rows}
+    for number in info.pareto:
+        r: TrialRow = by_number[number]
+        dpu = r.design.get("dpu", {})
+        m = r.metrics
+        rows.append(
+            {
+                "trial": r.number,
+                "dpu": f"{dpu.get('arch')} x{dpu.get('cores')} @{dpu.get('clock_mhz')} MHz, RAM {dpu.get('ram_usage')}, "
+                f"DSP {dpu.get('dsp_usage')}, URAM {dpu.get('uram_per_core')}",
+                "pruning": ", ".join(f"{g}={t:.2f}" for g, t in sorted(r.design.get("prune", {}).items())) or "none",
+                "split": "none" if r.design.get("split") is None else r.design.get("split"),
+                "cpu": r.design.get("cpu_precision"),
+                "metrics": m,
+                "sources": r.sources,
+                "details": r.details,
+                "bars": [
+                    {
+                        "kind": k,
+                        "used": m.get(k, 0.0),
+                        "capacity": capacity[k],
+                        "percent": 100.0 * m.get(k, 0.0) / capacity[k] if capacity[k] else 0.0,
+                    }
+                    for k in RESOURCE_KINDS
+                ],
+            }
+        )
+    return rows
+
+
+def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
+    info = load_info(cfg)
+    out = output or cfg.output / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    device = load_database().board(cfg.board).device
+    capacity = {k: device.capacity(k) for k in RESOURCE_KINDS}
+    figs = figures(info)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_path("reports"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    env.filters["fmt"] = _fmt
+    columns = [
+        "fps_multi",
+        "fps_single",
+        "latency_ms",
+        *[m for m, _ in info.objectives if m not in ("fps_multi", "fps_single", "latency_ms")],
+        "lut",
+        "bram36",
+        "dsp",
+        "headroom_lut",
+        "headroom_bram36",
+        "headroom_dsp",
+    ]
+    metric_columns = list(dict.fromkeys(c for c in columns))
+    accuracy_columns = sorted({k for r in info.complete for k, s in r.sources.items() if s == "measured"})
+    page = env.get_template("report.html.j2").render(
+        version=__version__,
+        study=cfg.study_name,
+        board=cfg.board,
+        device=device.name,
+        model=str(cfg.model),
+        objectives=info.objectives,
+        plotly_js=get_plotlyjs(),
+        figures={name: json.loads(fig.to_json()) for name, fig in figs.items()},
+        counts={
+            "trials": len(info.rows),
+            "complete": len(info.complete),
+            "feasible": sum(r.feasible for r in info.complete),
+            "failed": sum(r.state == "FAIL" for r in info.rows),
+            "pareto": len(info.pareto),
+        },
+        failures=[(r.number, r.fail_reason) for r in info.rows if r.state == "FAIL"][:20],
+        rows=pareto_rows(info, capacity),
+        metric_columns=metric_columns,
+        accuracy_columns=accuracy_columns,
+    )
+    out.write_text(page, encoding="utf-8")
+    records = []
+    for r in info.rows:
+        record: dict[str, Any] = {
+            "trial": r.number,
+            "state": r.state,
+            "feasible": r.feasible,
+            "pareto": r.number in info.pareto,
+            "fail_reason": r.fail_reason,
+        }
+        record.update({f"param.{k}": v for k, v in r.params.items()})
+        record.update({f"{k} [{r.sources.get(k, 'model')}]": v for k, v in r.metrics.items()})
+        records.append(record)
+    pd.DataFrame.from_records(records).to_csv(out.with_name("trials.csv"), index=False)
+    return out

@@ -1,0 +1,35 @@
+"""Read a study's trials from its storage into report rows."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from explorer.report.data import ParetoInfo, TrialRow, pareto_info
+from explorer.study.config import StudyConfig
+from explorer.study.runner import storage_for
+
+
+def load_info(cfg: StudyConfig) -> ParetoInfo:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        values = tuple(float(v) for v in t.values) if t.values else ()
+        constraints = t.constraints
+        rows.append(
+            TrialRow(
+                number=t.number,
+                state=t.state.name,
+                values=values,
+                feasible=all(v <= 0 for v in constraints.values()) if constraints else bool(values),
+                params=dict(t.params),
+                metrics={k: (float(v) if v is not None else math.nan) for k, v in t.user_attrs.get("metrics", {}).items()},
+                sources=dict(t.user_attrs.get("sources", {})),
+                design=dict(t.user_attrs.get("design_point", {})),
+                details=dict(t.user_attrs.get("details", {})),
+                fail_reason=str(t.user_attrs.get("fail_reason", "")),
+            )
+        )
+    return pareto_info([(o.metric, o.direction) for o in cfg.objectives], rows)

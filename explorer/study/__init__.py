@@ -1,0 +1,1 @@
+"""The Optuna study over DPU configuration, pruning and split: config, search space, evaluation, loop."""

@@ -1,0 +1,137 @@
+"""Evaluate one design point: resources and fit, latency and FPS (source: model) and accuracy (measured).
+
+Plain Python: this module never imports optuna. Everything that does not change between trials is
+built once in `StudyContext` (data, the compression context, one latency Estimator per pruned model).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.data.loaders import load_data
+from explorer.evaluators.builtin import load_evaluator
+from explorer.graph.loader import graph_inputs
+from explorer.hardware.database import load_database
+from explorer.hardware.fingerprint import arch_json
+from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
+from explorer.perf.estimate import EstimateOptions, Estimator
+from explorer.study.config import StudyConfig
+from explorer.study.space import DesignPoint, SearchSpace, board_facts, load_space
+
+
+@dataclass(frozen=True)
+class Metrics:
+    values: dict[str, float]
+    sources: dict[str, str]  # metric -> "model" (estimate) or "measured"
+    constraints: dict[str, float]  # name -> value; <= 0 is feasible
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.constraints.values())
+
+
+class StudyContext:
+    def __init__(self, cfg: StudyConfig, cache_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.db = load_database()
+        self.board = self.db.board(cfg.board)
+        import onnx
+
+        names = [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
+        data = load_data(cfg.data, names, cfg.base_dir)
+        calibration = load_data(cfg.calibration_data, names, cfg.base_dir) if cfg.calibration_data else data.head(100)
+        self.compression = CompressionContext(
+            cfg.model, data, calibration, load_evaluator(cfg.evaluator), cache_dir or cfg.output / "cache"
+        )
+        self.layers = len(self.compression.graph.layers)
+        self.space: SearchSpace = load_space(cfg.space_files, cfg.space_overrides, self.layers, str(cfg.path))
+        self.facts = board_facts(self.board)
+        self._estimators: dict[str, Estimator] = {}
+
+    def options(self, point: DesignPoint) -> CompressOptions:
+        return CompressOptions(
+            dict(point.prune),
+            point.prune_multiple,
+            point.prune_groups,
+            "all" if point.cpu_precision == "int8" else "dpu",
+            self.cfg.calibration,
+            point.split,
+        )
+
+    def estimator(self, options: CompressOptions) -> Estimator:
+        key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])
+        if key not in self._estimators:
+            _, graph, _ = self.compression.pruned(options)
+            self._estimators[key] = Estimator(graph, self.board, db=self.db)
+        return self._estimators[key]
+
+    def evaluate(self, point: DesignPoint) -> Metrics:
+        cfg = self.cfg
+        resources = estimate_resources(point.dpu, self.db)
+        fit = check_fit(resources.total, self.board.device, cfg.ceilings)
+        options = self.options(point)
+        estimator = self.estimator(options)
+        placements = estimator.placements(point.dpu, point.split)
+        accuracy = self.compression.evaluate(options, point.dpu, placements)
+        perf = estimator.estimate(
+            point.dpu, point.split, EstimateOptions(cfg.threads, cfg.pre_ms, cfg.post_ms, point.cpu_precision)
+        )
+        values: dict[str, float] = {
+            "fps_single": perf.fps_single,
+            "fps_multi": perf.fps_multi,
+            "latency_ms": perf.latency_ms,
+            "dpu_ms": perf.dpu_ms,
+            "cpu_ms": perf.cpu_ms,
+            "dpu_utilization": perf.dpu_utilization,
+            "peak_gops": peak_gops(point.dpu, self.db),
+            "macs": float(accuracy.macs_after),
+            "params": float(accuracy.params_after),
+            **{kind: resources.total.get(kind) for kind in ("lut", "ff", "bram36", "uram", "dsp")},
+            **{f"headroom_{kind}": h for kind, h in fit.headroom.items() if h == h and abs(h) != float("inf")},
+            **accuracy.metrics,
+            **accuracy.fidelity,
+        }
+        sources = {k: "model" for k in values}
+        sources.update({k: "measured" for k in [*accuracy.metrics, *accuracy.fidelity]})
+        constraints: dict[str, float] = {}
+        if cfg.fit:
+            constraints["resources"] = fit.constraint_value()
+        for bound in cfg.bounds:
+            value = values.get(bound.metric)
+            if value is None:
+                continue
+            scale = abs(bound.value) or 1.0
+            constraints[f"{bound.kind}_{bound.metric}"] = (
+                (bound.value - value) if bound.kind == "min" else (value - bound.value)
+            ) / scale
+        part = perf.partition
+        details = {
+            "fits": fit.fits,
+            "arch_json": arch_json(point.dpu, self.db).file_text(),
+            "fingerprint": arch_json(point.dpu, self.db).fingerprint_hex,
+            "target": arch_json(point.dpu, self.db).target,
+            "partition": [
+                {
+                    "device": s.device,
+                    "layers": [estimator.graph.layers[i].name for i in s.layers],
+                    "time_ms": s.time_ms,
+                    "host_ms": s.host_ms,
+                }
+                for s in perf.subgraphs
+            ],
+            "cpu_reasons": {estimator.graph.layers[i].name: part.placements[i].reason for i in part.cpu_layers},
+            "latency_split_ms": {
+                "dpu": perf.dpu_ms,
+                "cpu": perf.cpu_ms,
+                "transfers": perf.host_ms,
+                "pre_post": perf.pre_ms + perf.post_ms,
+            },
+            "accuracy_cached": accuracy.cached,
+            "pruned_channels": accuracy.pruned_channels,
+        }
+        return Metrics(values, sources, constraints, details)

@@ -1,0 +1,251 @@
+"""Search spaces as data (search_spaces/*.yaml plus inline overrides), and the one place that turns them
+into `trial.suggest_*` calls. `design_point` maps the sampled values to a DesignPoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from explorer.datafiles import data_path
+from explorer.errors import ConfigError, ExplorerError, Problem, closest
+from explorer.fileio import load_mapping_file
+from explorer.hardware.config import DpuConfig, bank_counts, parse_dpu_config, per_bank_uram
+from explorer.hardware.database import Board, HwDatabase, load_database
+
+KINDS = ("categorical", "int", "float")
+SECTIONS = ("dpu", "pruning", "split")
+PARAM_KEYS = ("kind", "choices", "low", "high", "step", "log", "when", "per_group")
+
+
+class TrialLike(Protocol):
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # section.parameter, e.g. dpu.arch, pruning.threshold_g0
+    kind: str
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    step: float | None = None
+    log: bool = False
+    when: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[Param, ...]
+    fixed: Mapping[str, Mapping[str, Any]]  # section -> fixed values
+    prune_groups: int
+    files: tuple[Path, ...] = ()
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    dpu: DpuConfig
+    prune: Mapping[str, float]
+    prune_multiple: int
+    prune_groups: int
+    split: int | None
+    cpu_precision: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dpu": self.dpu.to_dict(),
+            "prune": dict(self.prune),
+            "prune_multiple": self.prune_multiple,
+            "prune_groups": self.prune_groups,
+            "split": self.split,
+            "cpu_precision": self.cpu_precision,
+        }
+
+
+def resolve_space_file(name: str, base: Path) -> Path | None:
+    for candidate in (base / name, Path(name)):
+        if candidate.is_file():
+            return candidate.resolve()
+    try:
+        bundled = data_path("search_spaces", name)
+    except ExplorerError:
+        return None
+    return bundled if bundled.is_file() else None
+
+
+def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: int) -> Param | None:
+    if not isinstance(spec, Mapping):
+        problems.append(Problem(where, "expected a mapping with kind and choices or low/high"))
+        return None
+    for key in spec:
+        if key not in PARAM_KEYS:
+            hint = closest(str(key), PARAM_KEYS)
+            problems.append(Problem(f"{where}.{key}", "unknown key" + (f"; did you mean {hint!r}?" if hint else "")))
+    kind = spec.get("kind", "categorical" if "choices" in spec else None)
+    if kind not in KINDS:
+        problems.append(Problem(f"{where}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}"))
+        return None
+    when = spec.get("when") or {}
+    if not isinstance(when, Mapping):
+        problems.append(Problem(f"{where}.when", "expected a mapping of fact or parameter -> value"))
+        when = {}
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            problems.append(Problem(f"{where}.choices", "expected a non-empty list"))
+            return None
+        return Param(name, kind, tuple(choices), when=dict(when))
+    low, high = spec.get("low"), spec.get("high")
+    if high == "layers":
+        high = layers
+    if not isinstance(low, int | float) or not isinstance(high, int | float) or isinstance(low, bool) or low > high:
+        problems.append(Problem(where, f"expected numbers low <= high, got low={low!r} high={high!r}"))
+        return None
+    step = spec.get("step")
+    if step is not None and (not isinstance(step, int | float) or step <= 0):
+        problems.append(Problem(f"{where}.step", f"expected a positive number, got {step!r}"))
+        step = None
+    return Param(name, kind, (), float(low), float(high), float(step) if step else None, bool(spec.get("log", False)), dict(when))
+
+
+def load_space(files: Sequence[Path], overrides: Mapping[str, Any], layers: int, source: str = "search space") -> SearchSpace:
+    """Parameters of the given space files with `overrides` (`section.param: {spec changes}` or a fixed value,
+    `pruning.groups: N`). `high: layers` stands for the model's layer count."""
+    problems: list[Problem] = []
+    specs: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    fixed: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    groups = 4
+    for file in files:
+        raw = load_mapping_file(file)
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(str(file), "expected a mapping"))
+            continue
+        section = raw.get("name")
+        if section not in SECTIONS:
+            problems.append(Problem(f"{file}:name", f"expected one of {', '.join(SECTIONS)}, got {section!r}"))
+            continue
+        for key in raw:
+            if key not in ("name", "family", "fixed", "parameters", "groups"):
+                problems.append(Problem(f"{file}:{key}", "unknown key"))
+        if "groups" in raw:
+            groups = int(raw["groups"])
+        fixed[section].update(raw.get("fixed") or {})
+        for pname, spec in (raw.get("parameters") or {}).items():
+            specs[f"{section}.{pname}"] = dict(spec) if isinstance(spec, Mapping) else spec
+            origin[f"{section}.{pname}"] = f"{file}:parameters.{pname}"
+    for key, value in overrides.items():
+        where = f"search_space.overrides.{key}"
+        if key == "pruning.groups":
+            if not isinstance(value, int) or value < 1:
+                problems.append(Problem(where, "expected a positive integer"))
+            else:
+                groups = value
+            continue
+        section, _, pname = key.partition(".")
+        if section not in SECTIONS or not pname:
+            problems.append(Problem(where, f"expected SECTION.PARAMETER with SECTION one of {', '.join(SECTIONS)}"))
+            continue
+        if isinstance(value, Mapping):
+            if key not in specs:
+                hint = closest(key, list(specs))
+                problems.append(Problem(where, "no such parameter to change" + (f"; did you mean {hint!r}?" if hint else "")))
+                continue
+            base = specs[key] if isinstance(specs[key], dict) else {}
+            if "choices" in value:
+                base = {k: v for k, v in base.items() if k not in ("low", "high", "step")} | {"kind": "categorical"}
+            specs[key] = {**base, **value}
+        else:
+            specs.pop(key, None)  # a plain value fixes the parameter
+            fixed[section][pname] = value
+    params: list[Param] = []
+    for name, spec in specs.items():
+        where = origin.get(name, f"search_space.overrides.{name}")
+        per_group = isinstance(spec, Mapping) and spec.get("per_group")
+        if per_group:
+            for g in range(groups):
+                param = _param(f"{name}_g{g}", spec, problems, where, layers)
+                if param:
+                    params.append(param)
+        else:
+            param = _param(name, spec, problems, where, layers)
+            if param:
+                params.append(param)
+    if problems:
+        raise ConfigError(source, problems)
+    return SearchSpace(tuple(params), fixed, groups, tuple(files))
+
+
+def _active(param: Param, facts: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    for key, wanted in param.when.items():
+        have = facts.get(key, values.get(key, values.get(f"{param.name.split('.')[0]}.{key}")))
+        if have != wanted:
+            return False
+    return True
+
+
+def suggest(trial: TrialLike, space: SearchSpace, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The only place that calls `trial.suggest_*`: one value per active parameter, in file order."""
+    values: dict[str, Any] = {}
+    for p in space.params:
+        if not _active(p, facts, values):
+            continue
+        if p.kind == "categorical":
+            values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+        elif p.kind == "int":
+            values[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+        else:
+            values[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+    return values
+
+
+def board_facts(board: Board) -> dict[str, Any]:
+    return {"device_has_uram": board.device.uram > 0, "family": board.family, "board": board.name}
+
+
+def design_point(
+    values: Mapping[str, Any], space: SearchSpace, board: Board, layers: int, db: HwDatabase | None = None
+) -> DesignPoint:
+    """Map sampled values (and the fixed ones) to a DesignPoint; encodings keep it legal."""
+    db = db or load_database()
+    sections: dict[str, dict[str, Any]] = {s: dict(space.fixed.get(s, {})) for s in SECTIONS}
+    for name, value in values.items():
+        section, _, pname = name.partition(".")
+        sections[section][pname] = value
+    dpu = sections["dpu"]
+    share = float(dpu.pop("uram_share", 0.0) or 0.0)
+    fields = {k: v for k, v in dpu.items() if k != "uram_per_core"}
+    config = parse_dpu_config(fields, board, source="search space", db=db)
+    arch = db.ip.architectures[config.arch]
+    changes: dict[str, Any] = {}
+    if config.alu_parallel > arch.pp:
+        changes["alu_parallel"] = arch.pp  # the ALU cannot be wider than the pixel parallelism
+    if "uram_per_core" in dpu:
+        changes["uram_per_core"] = int(dpu["uram_per_core"])
+    elif share > 0 and board.device.uram:
+        ip = db.ip.ip_versions[config.ip_version]
+        per_bank = per_bank_uram(arch)
+        banks = sum(bank_counts(config, arch, ip))
+        limit = min(db.ip.uram_n_user_max // per_bank, banks, board.device.uram // config.cores // per_bank)
+        changes["uram_per_core"] = int(math.floor(share * limit)) * per_bank
+    if changes:
+        config = DpuConfig(**{**config.to_dict(), **changes})
+    pruning = sections["pruning"]
+    groups = space.prune_groups
+    thresholds = {f"g{g}": float(pruning[f"threshold_g{g}"]) for g in range(groups) if f"threshold_g{g}" in pruning}
+    if "threshold" in pruning:
+        thresholds = {f"g{g}": float(pruning["threshold"]) for g in range(groups)}
+    split_value = sections["split"].get("split")
+    split = None if split_value is None or int(split_value) >= layers else int(split_value)
+    precision = str(sections["split"].get("cpu_precision", "fp32"))
+    if precision not in ("fp32", "int8"):
+        raise ExplorerError(f"split.cpu_precision must be fp32 or int8, got {precision!r}")
+    return DesignPoint(config, thresholds, int(pruning.get("multiple", 4)), groups, split, precision)
