@@ -88,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = finished_count(study)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     print(
-        f"study {cfg.study_name}: {done} finished trials ({len(complete)} complete, {done - len(complete)} failed) in {cfg.output}"
+        f"study {cfg.study_name}: {done} finished trials ({len(complete)} complete, "
+        f"{done - len(complete)} failed) in {cfg.output}"
     )
     if not args.no_report and complete:
         from explorer.report.html import write_report

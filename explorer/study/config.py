@@ -167,8 +167,9 @@ def load_study(path: str | Path) -> StudyConfig:
             elif shape is not None:
                 c.add("model.input_shape", "expected a list of positive integers or {input name: list}")
             model_raw = model_raw.get("path")
-        if c.typed(model_raw, (str,), "model" if not isinstance(raw.get("model"), Mapping) else "model.path", "a file path"):
-            model_path = (base / model_raw).resolve()
+        where = "model" if not isinstance(raw.get("model"), Mapping) else "model.path"
+        if isinstance(model_raw, str) or c.typed(model_raw, (str,), where, "a file path"):
+            model_path = (base / str(model_raw)).resolve()
             if not model_path.is_file():
                 c.add("model", f"no such file: {model_path}")
     # data and evaluator
@@ -180,19 +181,26 @@ def load_study(path: str | Path) -> StudyConfig:
     ):
         c.add("data", f"no such file or folder: {(base / data).resolve()}")
     calib = raw.get("calibration_data")
-    if calib is not None and c.typed(calib, (str,), "calibration_data", "a data spec string"):
-        if not calib.startswith("pose-synth:") and not (base / calib).exists():
-            c.add("calibration_data", f"no such file or folder: {(base / calib).resolve()}")
+    if (
+        calib is not None
+        and c.typed(calib, (str,), "calibration_data", "a data spec string")
+        and not calib.startswith("pose-synth:")
+        and not (base / calib).exists()
+    ):
+        c.add("calibration_data", f"no such file or folder: {(base / calib).resolve()}")
     evaluator = raw.get("evaluator", "pose")
-    if c.typed(evaluator, (str,), "evaluator", "pose, classification or module:function"):
-        if evaluator not in BUILTIN and ":" not in evaluator:
-            hint = closest(evaluator, list(BUILTIN))
-            c.add(
-                "evaluator",
-                f"unknown evaluator {evaluator!r}"
-                + (f"; did you mean {hint!r}?" if hint else "")
-                + "; use pose, classification or module:function",
-            )
+    if (
+        c.typed(evaluator, (str,), "evaluator", "pose, classification or module:function")
+        and evaluator not in BUILTIN
+        and ":" not in evaluator
+    ):
+        hint = closest(evaluator, list(BUILTIN))
+        c.add(
+            "evaluator",
+            f"unknown evaluator {evaluator!r}"
+            + (f"; did you mean {hint!r}?" if hint else "")
+            + "; use pose, classification or module:function",
+        )
     # board
     board_name = raw.get("board")
     family = "zynq_ultrascale_plus"

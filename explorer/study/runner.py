@@ -33,7 +33,9 @@ def storage_for(cfg: StudyConfig) -> optuna.storages.BaseStorage | str:
     if cfg.storage.startswith("journal:"):
         path = Path(cfg.storage[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        from optuna.storages.journal import JournalFileBackend
+
+        backend = JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
     return cfg.storage
 
@@ -51,7 +53,7 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samp
             if p.kind == "categorical":
                 grid[p.name] = list(p.choices)
             elif p.step:
-                count = int(round((p.high - p.low) / p.step)) + 1
+                count = round((p.high - p.low) / p.step) + 1
                 values = [p.low + i * p.step for i in range(count)]
                 grid[p.name] = [int(v) for v in values] if p.kind == "int" else [round(v, 10) for v in values]
             elif p.kind == "int":
@@ -71,7 +73,10 @@ def open_study(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.Study:
         study_name=cfg.study_name,
         storage=storage_for(cfg),
         sampler=make_sampler(cfg, space, seed),
-        directions=[o.direction for o in cfg.objectives],
+        directions=[
+            optuna.study.StudyDirection.MINIMIZE if o.direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
+            for o in cfg.objectives
+        ],
         load_if_exists=True,
     )
     meta = {

@@ -235,7 +235,7 @@ def design_point(
         per_bank = per_bank_uram(arch)
         banks = sum(bank_counts(config, arch, ip))
         limit = min(db.ip.uram_n_user_max // per_bank, banks, board.device.uram // config.cores // per_bank)
-        changes["uram_per_core"] = int(math.floor(share * limit)) * per_bank
+        changes["uram_per_core"] = math.floor(share * limit) * per_bank
     if changes:
         config = DpuConfig(**{**config.to_dict(), **changes})
     pruning = sections["pruning"]

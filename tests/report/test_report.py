@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from explorer.report.data import TrialRow, hypervolume, hypervolume_2d_or_more, pareto_front, pareto_info
+from tests.study.test_runner import small_study
+
+
+def row(number: int, values: tuple[float, ...], feasible: bool = True, state: str = "COMPLETE") -> TrialRow:
+    return TrialRow(number, state, values, feasible, {}, {}, {}, {}, {})
+
+
+def test_pareto_front_and_hypervolume() -> None:
+    assert sorted(pareto_front([[0, 1], [1, 0], [1, 1], [0.5, 0.5]])) == [0, 1, 3]
+    import numpy as np
+
+    pts, ref = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([2.0, 2.0])
+    assert hypervolume_2d_or_more(pts, ref) == pytest.approx(3.0)
+    assert hypervolume(pts, ref) == pytest.approx(3.0)
+    pts3 = np.array([[0.2, 0.5, 0.3], [0.5, 0.1, 0.6], [0.9, 0.9, 0.05]])
+    assert hypervolume(pts3, np.ones(3) * 1.1) == pytest.approx(hypervolume_2d_or_more(pts3, np.ones(3) * 1.1))
+
+
+def test_pareto_info_directions_feasibility_and_history() -> None:
+    rows = [
+        row(0, (10.0, 0.5)),
+        row(1, (20.0, 0.6)),
+        row(2, (30.0, 0.1), feasible=False),
+        row(3, (15.0, 0.4)),
+        row(4, (), state="FAIL"),
+    ]
+    info = pareto_info([("fps", "maximize"), ("error", "minimize")], rows)
+    assert info.pareto == (1, 3)  # trial 0 is dominated by 3; trial 2 is infeasible
+    hv = [h for _, h in info.hypervolume]
+    assert [n for n, _ in info.hypervolume] == [0, 1, 3] and hv == sorted(hv) and hv[-1] > hv[0]
+
+
+@pytest.mark.slow
+def test_report_page_and_csv(tmp_path: Path) -> None:
+    from explorer.report.html import write_report
+    from explorer.study.runner import run_study
+
+    cfg = small_study(tmp_path)
+    run_study(cfg, progress=False)
+    page = write_report(cfg)
+    text = page.read_text()
+    assert text.count("Plotly.newPlot") == 1 and "pareto_fps_multi_euclidean_error" in text
+    assert 'id="pareto-table"' in text and "(measured)" in text and "(estimate)" in text
+    assert "<script src=" not in text and "plotly.js v" in text  # Plotly embedded once; nothing loaded from outside
+    csv = page.with_name("trials.csv").read_text().splitlines()
+    assert len(csv) == 1 + 5 and "euclidean_error [measured]" in csv[0]
+    _check_in_browser(page)
+
+
+def _find_or_install_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=900)
+        return shutil.which("chromium")
+    return None
+
+
+def _check_in_browser(page: Path) -> None:
+    chromium = _find_or_install_chromium()
+    if chromium is None:
+        pytest.skip("no Chromium found, and it could not be installed here (needs root and apt-get)")
+    profile = page.parent / "chromium-profile"
+    result = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    dom, log = result.stdout, result.stderr
+    console_errors = [line for line in log.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
+    assert not console_errors, console_errors
+    assert dom.count('class="main-svg"') >= 2  # Plotly drew the figures
+    assert 'id="pareto-table"' in dom and "<details" in dom

@@ -1,0 +1,55 @@
+"""study.yaml validation: every problem, with its YAML path, in one error (fixtures in tests/data/studies/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer.errors import ConfigError
+from explorer.study.config import load_study
+
+STUDIES = Path(__file__).parents[1] / "data" / "studies"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "pose" / "study_ultra96.yaml"
+
+
+def problems(name: str) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        load_study(STUDIES / name)
+    return {p.path: p.message for p in info.value.problems}
+
+
+def test_bundled_examples_are_valid() -> None:
+    cfg = load_study(EXAMPLE)
+    assert cfg.board == "Ultra96-V2" and cfg.n_trials == 200 and cfg.sampler == "nsga2"
+    assert [o.metric for o in cfg.objectives] == ["fps_multi", "euclidean_error", "lut"]
+    assert cfg.model.is_file() and cfg.storage.startswith("journal:") and cfg.storage.endswith("study.journal")
+    assert [b.metric for b in cfg.bounds] == ["pck"] and cfg.bounds[0].kind == "min"
+    assert load_study(EXAMPLE.with_name("study_kv260.yaml")).board == "KV260"
+
+
+def test_typo_gets_did_you_mean() -> None:
+    assert problems("bad-typo.yaml") == {"objectivs": "unknown key 'objectivs'; did you mean 'objectives'?"}
+
+
+def test_every_problem_is_reported_with_its_path() -> None:
+    found = problems("bad-types.yaml")
+    assert found["model"].startswith("no such file")
+    assert "unknown board 'ultra69'" in found["board"] and "Did you mean 'Ultra96-V2'?" in found["board"]
+    assert "did you mean 'nsga2'" in found["sampler"]
+    assert "positive integer" in found["n_trials"] and "integer" in found["seed"]
+    assert "did you mean 'fps_multi'" in found["objectives[0].metric"]
+    assert "minimize or maximize" in found["objectives[1].direction"]
+    assert "(0, 1]" in found["constraints.ceilings.lut"]
+    assert "did you mean 'bram36'" in found["constraints.ceilings.bram"]
+    assert "positive integer" in found["estimator.threads"]
+
+
+def test_paths_are_relative_to_the_study_file(tmp_path: Path) -> None:
+    study = tmp_path / "sub" / "s.yaml"
+    study.parent.mkdir()
+    (tmp_path / "sub" / "m.onnx").write_bytes(EXAMPLE.with_name("mobilepose_dsnt.onnx").read_bytes())
+    study.write_text("model: m.onnx\ndata: pose-synth:8:1\nboard: kv260\noutput: out\n")
+    cfg = load_study(study)
+    assert cfg.model == (tmp_path / "sub" / "m.onnx").resolve() and cfg.output == (tmp_path / "sub" / "out").resolve()
+    assert cfg.space_files[0].name == "dpu_zynqmp.yaml"  # the board's family picks the default DPU space

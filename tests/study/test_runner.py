@@ -1,0 +1,73 @@
+"""The study loop end to end on the bundled example model (small data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from explorer.study.config import StudyConfig, load_study
+from explorer.study.evaluate import StudyContext
+from explorer.study.runner import finished_count, run_study
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "pose"
+
+
+def small_study(tmp_path: Path, **extra: object) -> StudyConfig:
+    text = (
+        f"model: {EXAMPLE / 'mobilepose_dsnt.onnx'}\ndata: pose-synth:12:3\ncalibration_data: pose-synth:6:2\n"
+        "board: kv260\nsampler: random\nn_trials: 5\noutput: out\n"
+        "objectives:\n  - {metric: fps_multi, direction: maximize}\n  - {metric: euclidean_error, direction: minimize}\n"
+    )
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return dataclasses.replace(load_study(path), **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
+    cfg = small_study(tmp_path)
+    study = run_study(cfg, progress=False)
+    assert finished_count(study) == 5
+    trial = next(t for t in study.trials if t.state.name == "COMPLETE")
+    assert {"fps_multi", "euclidean_error", "lut", "pck"} <= set(trial.user_attrs["metrics"])
+    assert trial.user_attrs["sources"]["euclidean_error"] == "measured" and trial.user_attrs["sources"]["lut"] == "model"
+    assert "resources" in trial.constraints
+    folder = Path(trial.user_attrs["artifacts"])
+    assert {p.name for p in folder.iterdir()} == {"arch.json", "dpu_conf.vh", "partition.json", "metrics.json"}
+    assert json.loads((folder / "arch.json").read_text())["fingerprint"].startswith("0x1")
+    # rerunning the same study with a larger budget resumes it
+    study = run_study(dataclasses.replace(cfg, n_trials=7), progress=False)
+    assert finished_count(study) == 7 and len(study.trials) == 7
+
+
+@pytest.mark.slow
+def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = small_study(tmp_path)
+    calls = {"n": 0}
+    original = StudyContext.evaluate
+
+    def flaky(self: StudyContext, point: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure")
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, point)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StudyContext, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, progress=False)
+    from explorer.study.runner import storage_for
+
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    states = [(t.state.name, t.user_attrs.get("fail_reason", "")) for t in study.trials]
+    assert states[1] == ("FAIL", "RuntimeError: simulated failure")
+    assert states[3] == ("FAIL", "interrupted by the user")
+    assert all(s != "RUNNING" for s, _ in states)  # a consistent study
+    monkeypatch.setattr(StudyContext, "evaluate", original)
+    study = run_study(cfg, progress=False)
+    assert finished_count(study) == 5

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from explorer.errors import ConfigError
+from explorer.hardware.config import check_config
+from explorer.hardware.database import load_database
+from explorer.study.space import board_facts, design_point, load_space, resolve_space_file, suggest
+
+DB = load_database()
+
+
+def files(*names: str) -> list[Path]:
+    return [p for p in (resolve_space_file(n, Path(".")) for n in names) if p is not None]
+
+
+def test_per_group_thresholds_and_layers_bound() -> None:
+    space = load_space(files("dpu_zynqmp.yaml", "pruning.yaml", "split.yaml"), {"pruning.groups": 3}, layers=84)
+    names = space.names()
+    assert [n for n in names if n.startswith("pruning.threshold")] == [f"pruning.threshold_g{i}" for i in range(3)]
+    split = next(p for p in space.params if p.name == "split.split")
+    assert (split.low, split.high) == (0, 84)
+
+
+def test_overrides_change_or_fix_parameters() -> None:
+    space = load_space(files("dpu_zynqmp.yaml"), {"dpu.arch": {"choices": ["B1600", "B2304"]}, "dpu.cores": 1}, layers=10)
+    arch = next(p for p in space.params if p.name == "dpu.arch")
+    assert arch.choices == ("B1600", "B2304") and "dpu.cores" not in space.names() and space.fixed["dpu"]["cores"] == 1
+    with pytest.raises(ConfigError, match="did you mean 'dpu.arch'"):
+        load_space(files("dpu_zynqmp.yaml"), {"dpu.ach": {"choices": ["B512"]}}, layers=10)
+
+
+@pytest.mark.parametrize("board_name", ["ultra96-v2", "kv260", "zcu104", "pynq-z2", "zuboard-1cg"])
+def test_every_sample_is_a_legal_configuration(board_name: str) -> None:
+    board = DB.board(board_name)
+    dpu_file = "dpu_zynq7000.yaml" if board.family == "zynq7000" else "dpu_zynqmp.yaml"
+    space = load_space(files(dpu_file, "pruning.yaml", "split.yaml"), {}, layers=50)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    uram_seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        values: dict[str, Any] = suggest(trial, space, board_facts(board))
+        point = design_point(values, space, board, 50, DB)
+        assert check_config(point.dpu, board.device) == [], values
+        uram_seen.add(point.dpu.uram_per_core)
+        assert ("dpu.uram_share" in values) == (board.device.uram > 0)  # conditional on the part having URAM
+        study.tell(trial, 0.0)
+    assert (len(uram_seen) > 1) == (board.device.uram > 0)
