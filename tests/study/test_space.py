@@ -30,7 +30,7 @@ def test_overrides_change_or_fix_parameters() -> None:
     space = load_space(files("dpu_zynqmp.yaml"), {"dpu.arch": {"choices": ["B1600", "B2304"]}, "dpu.cores": 1}, layers=10)
     arch = next(p for p in space.params if p.name == "dpu.arch")
     assert arch.choices == ("B1600", "B2304") and "dpu.cores" not in space.names() and space.fixed["dpu"]["cores"] == 1
-    with pytest.raises(ConfigError, match="did you mean 'dpu.arch'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'dpu\.arch'"):
         load_space(files("dpu_zynqmp.yaml"), {"dpu.ach": {"choices": ["B512"]}}, layers=10)
 
 
