@@ -48,7 +48,9 @@ def main() -> None:
     print(f"pose example, 300 evaluation images, 100 calibration images; medians of {args.repeat}")
     print(f"  context (load, normalise, batch-1 and batch-32 graphs): {statistics.median(setup):7.3f} s")
     print(f"  prune + quantize + evaluate, nothing cached:           {statistics.median(full):7.3f} s  (target <= 10 s)")
-    print(f"  cache hit from disk (new process state):               {statistics.median(hit_disk) * 1e3:7.2f} ms (target <= 50 ms)")
+    print(
+        f"  cache hit from disk (new process state):               {statistics.median(hit_disk) * 1e3:7.2f} ms (target <= 50 ms)"
+    )
     print(f"  cache hit in memory (same context):                    {statistics.median(hit_memory) * 1e3:7.2f} ms")
 
 

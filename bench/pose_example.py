@@ -33,7 +33,9 @@ def main() -> None:
             r = ctx.evaluate(CompressOptions(quantize=quant))
             m = r.metrics
             yn = {"none": "N", "dpu": "Y+N", "all": "Y+Y"}[quant]
-            print(f"| {label} | {yn} | {m['euclidean_error']:.4f} | {m['jsd']:.4f} | {m['pck']:.3f} | {r.fidelity['sqnr_db']:.1f} |")
+            print(
+                f"| {label} | {yn} | {m['euclidean_error']:.4f} | {m['jsd']:.4f} | {m['pck']:.3f} | {r.fidelity['sqnr_db']:.1f} |"
+            )
         base = ctx.evaluate(CompressOptions(quantize="dpu"))
         print("\nPruning trade-off (one threshold for all four layer groups, multiple 4, int8 DPU part):")
         print("\n| APoZ threshold | MACs | MACs kept | params | Euclidean error | relative to unpruned int8 | PCK@0.2 |")
@@ -41,8 +43,10 @@ def main() -> None:
         for t in (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6):
             r = ctx.evaluate(CompressOptions(prune={f"g{g}": t for g in range(4)}, quantize="dpu"))
             e = r.metrics["euclidean_error"]
-            print(f"| {t:.2f} | {r.macs_after:,} | {r.macs_after / r.macs_before:.1%} | {r.params_after:,} | {e:.4f} | "
-                  f"{e / base.metrics['euclidean_error'] - 1:+.1%} | {r.metrics['pck']:.3f} |")
+            print(
+                f"| {t:.2f} | {r.macs_after:,} | {r.macs_after / r.macs_before:.1%} | {r.params_after:,} | {e:.4f} | "
+                f"{e / base.metrics['euclidean_error'] - 1:+.1%} | {r.metrics['pck']:.3f} |"
+            )
         print("\nOne layer group at a time (the others unpruned):")
         print("\n| group | threshold | MACs kept | Euclidean error | relative to unpruned int8 | PCK@0.2 |")
         print("|---|---:|---:|---:|---:|---:|")
@@ -50,8 +54,10 @@ def main() -> None:
             for t in (0.7, 0.6, 0.5):
                 r = ctx.evaluate(CompressOptions(prune={f"g{g}": t}, quantize="dpu"))
                 e = r.metrics["euclidean_error"]
-                print(f"| g{g} | {t:.2f} | {r.macs_after / r.macs_before:.1%} | {e:.4f} | "
-                      f"{e / base.metrics['euclidean_error'] - 1:+.1%} | {r.metrics['pck']:.3f} |")
+                print(
+                    f"| g{g} | {t:.2f} | {r.macs_after / r.macs_before:.1%} | {e:.4f} | "
+                    f"{e / base.metrics['euclidean_error'] - 1:+.1%} | {r.metrics['pck']:.3f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -49,10 +49,13 @@ def test_cache_hit_and_key(ctx: CompressionContext, tmp_path: Path) -> None:
     assert ctx.evaluate(CompressOptions(quantize="dpu"), DpuConfig(arch="B512")).key == first.key
     assert ctx.evaluate(CompressOptions(quantize="dpu", split=3)).key != first.key
     assert len(list((tmp_path / "cache" / "accuracy").glob("*.json"))) == 2
-    # a damaged cache entry is recomputed, not trusted
+    # another process reads the disk cache; a damaged entry there is recomputed, not trusted
+    fresh = CompressionContext(ctx.path, ctx.data, ctx.calibration, ctx.evaluator, cache_dir=tmp_path / "cache")
+    assert fresh.evaluate(CompressOptions(quantize="dpu")).cached
     for f in (tmp_path / "cache" / "accuracy").glob("*.json"):
         f.write_text("{broken")
-    assert not ctx.evaluate(CompressOptions(quantize="dpu")).cached
+    fresh = CompressionContext(ctx.path, ctx.data, ctx.calibration, ctx.evaluator, cache_dir=tmp_path / "cache")
+    assert not fresh.evaluate(CompressOptions(quantize="dpu")).cached
 
 
 def test_pruning_reduces_macs(ctx: CompressionContext) -> None:
