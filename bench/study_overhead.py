@@ -1,0 +1,101 @@
+"""Per-trial cost of the explorer with accuracy cached, against a bare Optuna study with the same sampler
+and storage and a trivial objective, side by side in one run. Target (issue #5): within 2x of bare Optuna.
+
+Run: python bench/study_overhead.py [--trials 100]
+The explorer runs the bundled example study twice on one journal: the first pass fills the accuracy
+cache, the second (timed) pass re-evaluates the same design points through the full per-trial path
+(suggest, design point, resources, placements, cached accuracy, latency estimate, artifacts, tell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from explorer.export.templates import render_dpu_conf
+from explorer.study.config import load_study
+from explorer.study.evaluate import StudyContext
+from explorer.study.runner import make_sampler, write_artifacts
+from explorer.study.space import design_point, suggest
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "pose" / "study_ultra96.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=100)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(load_study(EXAMPLE), output=Path(tmp) / "out", n_trials=args.trials)
+        ctx = StudyContext(cfg, cache_dir=Path(tmp) / "cache")
+        directions = [o.direction for o in cfg.objectives]
+
+        def journal(name: str) -> optuna.storages.JournalStorage:
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(Path(tmp) / f"{name}.journal")))
+
+        # pass 1 (untimed): fill the accuracy cache for the design points the seeded sampler will ask for
+        warm = optuna.create_study(storage=journal("warm"), sampler=make_sampler(cfg, ctx.space, cfg.seed), directions=directions)
+        points: list[dict[str, Any]] = []
+        for _ in range(args.trials):
+            trial = warm.ask()
+            values = suggest(trial, ctx.space, ctx.facts)
+            points.append(values)
+            metrics = ctx.evaluate(design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db))
+            warm.tell(trial, [metrics.values[o.metric] for o in cfg.objectives])
+
+        def explorer_run() -> float:
+            study = optuna.create_study(
+                storage=journal(f"explorer{time.time_ns()}"),
+                sampler=make_sampler(cfg, ctx.space, cfg.seed),
+                directions=directions,
+            )
+            start = time.perf_counter()
+            for i in range(args.trials):
+                trial = study.ask()
+                values = suggest(trial, ctx.space, ctx.facts)
+                point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
+                metrics = ctx.evaluate(point)
+                for name, value in metrics.constraints.items():
+                    trial.set_constraint(name, value)
+                write_artifacts(
+                    cfg.output / "trials" / f"{i:05d}", ctx, point.to_dict(), metrics, render_dpu_conf(point.dpu, ctx.board)
+                )
+                trial.set_user_attr("metrics", metrics.values)
+                study.tell(trial, [metrics.values[o.metric] for o in cfg.objectives])
+            return (time.perf_counter() - start) / args.trials
+
+        def bare_run() -> float:
+            study = optuna.create_study(
+                storage=journal(f"bare{time.time_ns()}"), sampler=make_sampler(cfg, ctx.space, cfg.seed), directions=directions
+            )
+            start = time.perf_counter()
+            for _ in range(args.trials):
+                trial = study.ask()
+                values = suggest(trial, ctx.space, ctx.facts)
+                trial.set_constraint("resources", -1.0)
+                study.tell(trial, [float(len(values)), 0.0, 1.0])
+            return (time.perf_counter() - start) / args.trials
+
+        explorer, bare = [], []
+        for _ in range(3):  # interleaved, so both see the same machine load
+            bare.append(bare_run())
+            explorer.append(explorer_run())
+        e, b = statistics.median(explorer), statistics.median(bare)
+        print(f"{args.trials} trials per run, NSGA-II, journal file storage, medians of 3 interleaved runs")
+        print(f"  bare Optuna (trivial objective): {b * 1e3:7.2f} ms/trial  ({1 / b:6.1f} trials/s)")
+        print(f"  explorer, accuracy cached:       {e * 1e3:7.2f} ms/trial  ({1 / e:6.1f} trials/s)")
+        print(f"  ratio explorer / bare:           {e / b:7.2f}  (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()
