@@ -71,3 +71,12 @@ def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(StudyContext, "evaluate", original)
     study = run_study(cfg, progress=False)
     assert finished_count(study) == 5
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(tmp_path: Path) -> None:
+    cfg = small_study(tmp_path, n_trials=6)
+    study = run_study(cfg, workers=2, progress=False)
+    assert finished_count(study) >= 6
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
