@@ -68,7 +68,7 @@ def main() -> None:
                 for name, value in metrics.constraints.items():
                     trial.set_constraint(name, value)
                 write_artifacts(
-                    cfg.output / "trials" / f"{i:05d}", ctx, point.to_dict(), metrics, render_dpu_conf(point.dpu, ctx.board)
+                    cfg.output / "trials" / f"{i:05d}", point.to_dict(), metrics, render_dpu_conf(point.dpu, ctx.board)
                 )
                 trial.set_user_attr("metrics", metrics.values)
                 study.tell(trial, [metrics.values[o.metric] for o in cfg.objectives])

@@ -120,9 +120,10 @@ def cmd_boards(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for b in db.boards.values():
+        unverified = set(b.unverified)
 
-        def star(key: str, unverified: object = b.unverified) -> str:
-            return "*" if key in unverified else ""  # type: ignore[operator]
+        def star(key: str) -> str:
+            return "*" if key in unverified else ""  # noqa: B023 (used within this iteration only)
 
         rows.append(
             [

@@ -127,17 +127,19 @@ class CompressionContext:
         batch = None if raw.graph.input and fixed_batch(raw) else EVAL_BATCH
         shapes = {i.name: [batch or 1, *self.graph.shapes[i.name][1:]] for i in inputs}
         self.eval_model = normalize(prepare_model(raw, shapes, source=str(self.path)))  # batch B: evaluation
-        self._apoz: ApozReport | None = None
+        self._apoz: dict[int, ApozReport] = {}
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._pruned: dict[str, tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
     # -- pruning -------------------------------------------------------------------------------------------
     def apoz(self, groups: int = 4) -> ApozReport:
-        if self._apoz is None or (len(self._apoz.groups) != groups and self._apoz.clusters):
-            cached = self._read_json("apoz", f"{self.digest}-{self.calibration.digest}-{groups}")
+        """APoZ per prunable cluster in `groups` layer groups, measured once (memory, then the disk cache)."""
+        if groups not in self._apoz:
+            key = f"{self.digest}-{self.calibration.digest}-{groups}"
+            cached = self._read_json("apoz", key)
             if cached is not None:
-                self._apoz = ApozReport(
+                report = ApozReport(
                     tuple(
                         ClusterStats(c["root"], tuple(c["sources"]), c["size"], np.array(c["apoz"]), c["group"])
                         for c in cached["clusters"]
@@ -146,10 +148,10 @@ class CompressionContext:
                     tuple(cached["groups"]),
                 )
             else:
-                self._apoz = measure_apoz(self.eval_model, self.calibration, groups)
+                report = measure_apoz(self.eval_model, self.calibration, groups)
                 self._write_json(
                     "apoz",
-                    f"{self.digest}-{self.calibration.digest}-{groups}",
+                    key,
                     {
                         "clusters": [
                             {
@@ -159,13 +161,14 @@ class CompressionContext:
                                 "apoz": c.apoz.tolist(),
                                 "group": c.group,
                             }
-                            for c in self._apoz.clusters
+                            for c in report.clusters
                         ],
-                        "blocked": [list(b) for b in self._apoz.blocked],
-                        "groups": list(self._apoz.groups),
+                        "blocked": [list(b) for b in report.blocked],
+                        "groups": list(report.groups),
                     },
                 )
-        return self._apoz
+            self._apoz[groups] = report
+        return self._apoz[groups]
 
     def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from explorer.graph.layers import Layer, ModelGraph, producer_layers
+from explorer.graph.layers import Layer, ModelGraph, consumer_layers, producer_layers
 from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import HwDatabase, load_database
 
@@ -103,7 +103,7 @@ def _same_shapes(layer: Layer) -> bool:
     return len(set(layer.input_shapes)) == 1
 
 
-def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int]) -> str:
+def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int], users: dict[str, list[int]]) -> str:
     """Why `layer` cannot run on the DPU ("" when it can). Activations are handled by the caller."""
     kind = layer.kind
     if kind == "conv":
@@ -186,7 +186,7 @@ def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[s
         return "" if lim.softmax else "softmax needs the softmax core (softmax: true, Zynq UltraScale+ only)"
     if kind in _SHAPE_ONLY:
         out = layer.output_shapes[0]
-        nxt = [graph.layers[i] for i in _consumers(graph, layer)]
+        nxt = [graph.layers[i] for t in layer.outputs for i in users.get(t, [])]
         if len(out) == 2 and nxt and all(c.kind == "fc" for c in nxt):
             return ""  # Flatten/Reshape before FC: the compiler folds it into the FC
         shape = layer.input_shapes[0] if layer.input_shapes else ()
@@ -211,10 +211,6 @@ def _max_reduce_problem(layer: Layer, lim: DpuLimits) -> str:
     if kh * kw * layer.in_channels > lim.pp * lim.channel_parallel * lim.bank_depth:
         return "max-reduce kernel_w*kernel_h*input_channel exceeds PP*CP*bank_depth"
     return ""
-
-
-def _consumers(graph: ModelGraph, layer: Layer) -> list[int]:
-    return [i for i, other in enumerate(graph.layers) if any(t in other.inputs for t in layer.outputs)]
 
 
 def _activation_problem(
@@ -253,12 +249,9 @@ def place_layers(graph: ModelGraph, config: DpuConfig, split: int | None = None,
     """Device and reason for every layer. `split=k` keeps layers k.. on the CPU."""
     lim = limits_for(config, db)
     made = producer_layers(graph)
-    uses: dict[str, int] = {}
-    for layer in graph.layers:
-        for t in layer.inputs:
-            uses[t] = uses.get(t, 0) + 1
-    for t in graph.graph_outputs:
-        uses[t] = uses.get(t, 0) + 1
+    users = consumer_layers(graph)
+    outputs = set(graph.graph_outputs)
+    uses = {t: len(consumers) + (t in outputs) for t, consumers in users.items()}  # readers of each tensor
     placed: list[Placement] = []
     for layer in graph.layers:
         if split is not None and layer.index >= split:
@@ -267,6 +260,6 @@ def place_layers(graph: ModelGraph, config: DpuConfig, split: int | None = None,
         if layer.kind in ("relu", "relu6", "leakyrelu", "prelu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "clip"):
             problem, note = _activation_problem(layer, lim, graph, made, placed, uses)
         else:
-            problem, note = _layer_problem(layer, lim, graph, made), ""
+            problem, note = _layer_problem(layer, lim, graph, made, users), ""
         placed.append(Placement(CPU, problem) if problem else Placement(DPU, note))
     return placed

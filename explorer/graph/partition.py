@@ -165,16 +165,11 @@ def subgraph_model(graph: ModelGraph, sub: Subgraph) -> onnx.ModelProto:
 
 def run_partition(graph: ModelGraph, part: Partition, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run the subgraphs in order with onnxruntime (CPU) and return the graph outputs."""
-    import onnxruntime as ort
+    from explorer.runtime import session
 
     tensors: dict[str, np.ndarray] = dict(feeds)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
     for sub in part.subgraphs:
-        session = ort.InferenceSession(
-            subgraph_model(graph, sub).SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        results = session.run(list(sub.outputs), {t: tensors[t] for t in sub.inputs})
+        runner = session(subgraph_model(graph, sub), optimize=False)
+        results = runner.run(list(sub.outputs), {t: tensors[t] for t in sub.inputs})  # type: ignore[attr-defined]
         tensors.update(zip(sub.outputs, results, strict=True))
     return {t: tensors[t] for t in graph.graph_outputs}

@@ -110,11 +110,12 @@ class StudyContext:
                 (bound.value - value) if bound.kind == "min" else (value - bound.value)
             ) / scale
         part = perf.partition
+        arch = arch_json(point.dpu, self.db)
         details = {
             "fits": fit.fits,
-            "arch_json": arch_json(point.dpu, self.db).file_text(),
-            "fingerprint": arch_json(point.dpu, self.db).fingerprint_hex,
-            "target": arch_json(point.dpu, self.db).target,
+            "arch_json": arch.file_text(),
+            "fingerprint": arch.fingerprint_hex,
+            "target": arch.target,
             "partition": [
                 {
                     "device": s.device,

@@ -23,7 +23,7 @@ import optuna
 from explorer.errors import ExplorerError
 from explorer.export.templates import render_dpu_conf
 from explorer.study.config import StudyConfig
-from explorer.study.evaluate import StudyContext
+from explorer.study.evaluate import Metrics, StudyContext
 from explorer.study.space import SearchSpace, design_point, suggest
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
@@ -102,7 +102,7 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def write_artifacts(folder: Path, ctx: StudyContext, point_dict: dict[str, Any], metrics: Any, dpu_conf: str) -> None:
+def write_artifacts(folder: Path, point_dict: dict[str, Any], metrics: Metrics, dpu_conf: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "arch.json").write_text(metrics.details["arch_json"])
     (folder / "dpu_conf.vh").write_text(dpu_conf)
@@ -171,7 +171,7 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True) -> int:
                 trial.set_constraint(name, value if math.isfinite(value) else 1e9)
             point_dict = point.to_dict()
             folder = cfg.output / "trials" / f"{trial.number:05d}"
-            write_artifacts(folder, ctx, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
+            write_artifacts(folder, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
             trial.set_user_attr("design_point", point_dict)
             trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
             trial.set_user_attr("sources", metrics.sources)

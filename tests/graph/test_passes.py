@@ -68,5 +68,13 @@ def test_identity_feeding_graph_output_is_rewired() -> None:
 
 
 def test_fold_batchnorm_skips_shared_conv_output() -> None:
-    model = prepare_model(tiny_resnet())
-    assert len(fold_batchnorm(model).graph.node) < len(model.graph.node)
+    from explorer.zoo import NetBuilder
+
+    b = NetBuilder("shared", (1, 3, 8, 8), seed=4)
+    conv = b.conv("input", 4, k=3, act=None)
+    model = prepare_model(b.build([b.add(b.batchnorm(conv), conv)]))  # the conv output is also read by the Add
+    folded = fold_batchnorm(model)
+    assert [n.op_type for n in folded.graph.node] == [n.op_type for n in model.graph.node]  # nothing folded
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0], rtol=1e-5)
+    assert len(fold_batchnorm(prepare_model(tiny_resnet())).graph.node) < len(prepare_model(tiny_resnet()).graph.node)
