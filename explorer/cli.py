@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from explorer import __version__
-from explorer.commands import compress, estimate, hw, study
+from explorer.commands import compress, estimate, export, hw, study
 from explorer.errors import ExplorerError
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.register(sub)
     compress.register(sub)
     study.register(sub)
+    export.register(sub)
     return parser
 
 

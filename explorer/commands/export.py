@@ -1,0 +1,207 @@
+"""`explore export`, `explore import-build` and `explore import-run`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from explorer.commands.common import add_board_option, add_dpu_options, dpu_config_from_args, json_number, print_json
+from explorer.errors import ExplorerError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "export",
+        help="write the Vivado project (or Vitis-flow files), arch.json and deployment scripts of one design point",
+        description="Export a study trial (--trial N or --best OBJECTIVE), or a DPU configuration (--dpu FILE / "
+        "DPU flags with --board) without a study.",
+    )
+    p.add_argument("study", nargs="?", help="study.yaml or its output folder (omit with --dpu/--board)")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--trial", type=int, help="trial number")
+    choice.add_argument("--best", metavar="OBJECTIVE", help="the feasible trial with the best value of this objective")
+    p.add_argument("-o", "--output", required=True, help="folder to write (must be empty unless --force)")
+    p.add_argument("--flow", choices=("vivado", "vitis"), default="vivado", help="Vivado project scripts, or Vitis-flow files")
+    p.add_argument("--name", help="Vivado project name (default: the study name and trial)")
+    p.add_argument("--jobs", type=int, default=4, help="parallel jobs for synthesis and implementation (default 4)")
+    p.add_argument("--dpu-ip-repo", default="", help="folder holding the DPUCZDX8G IP (else DPU_IP_REPO at build time)")
+    p.add_argument("--no-model", action="store_true", help="hardware and arch.json only: skip the model parts")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    add_board_option(p, required=False)
+    add_dpu_options(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import-build", help="record the measured resources and timing of a built export")
+    p.add_argument("folder", help="the export folder (with reports/utilization.rpt and reports/timing_summary.rpt)")
+    p.add_argument("--utilization", help="report_utilization file (default: FOLDER/reports/utilization.rpt)")
+    p.add_argument("--timing", help="report_timing_summary file (default: FOLDER/reports/timing_summary.rpt)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(func=cmd_import_build)
+
+    p = sub.add_parser("import-run", help="record the FPS and latency measured on the board (run_on_board.py JSON)")
+    p.add_argument("file", help="the JSON that deploy/run_on_board.py printed")
+    p.add_argument("--study", help="study.yaml (default: the one the export came from)")
+    p.add_argument("--trial", type=int, help="trial number (default: the exported trial)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(func=cmd_import_run)
+
+
+def _has_dpu_flags(args: argparse.Namespace) -> bool:
+    from explorer.hardware.config import field_specs
+
+    return bool(args.dpu) or any(getattr(args, name, None) is not None for name in field_specs())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from explorer.export.writer import ExportRequest, export_design
+    from explorer.hardware.database import load_database
+
+    db = load_database()
+    start = time.perf_counter()
+    if args.study is None:
+        if args.trial is not None or args.best:
+            raise ExplorerError("--trial/--best need a study file")
+        if not args.board:
+            raise ExplorerError("give a study (with --trial N or --best OBJECTIVE), or --board B with --dpu FILE or DPU flags")
+        board = db.board(args.board)
+        config = dpu_config_from_args(args, board, db)
+        request = ExportRequest(config, board, args.flow, args.name or "dpu_explorer", args.jobs, args.dpu_ip_repo)
+    else:
+        if args.board or _has_dpu_flags(args):
+            raise ExplorerError("a study export takes its board and DPU configuration from the trial; drop --board/--dpu/DPU flags")
+        if args.trial is None and not args.best:
+            raise ExplorerError("give --trial N or --best OBJECTIVE")
+        request = _study_request(args)
+    written = export_design(request, Path(args.output), force=args.force)
+    elapsed = time.perf_counter() - start
+    origin = request.origin
+    where = f"trial {origin['trial']} of study {origin['study_name']} ({origin['why']})" if origin else "the given configuration"
+    print(f"exported {where} for {request.board.name} into {args.output} ({len(written)} files, {elapsed:.2f} s)")
+    if args.flow == "vivado":
+        print(f"next: cd {args.output} && vivado -mode batch -source build.tcl; then explore import-build {args.output}")
+    else:
+        print(f"next: use {args.output}/vitis/dpu_conf.vh and prj_config with the DPU-PYNQ or DPU-TRD make flow")
+    return 0
+
+
+def _study_request(args: argparse.Namespace) -> Any:
+    from explorer.commands.study import resolve
+    from explorer.compress.pipeline import CompressionContext, CompressOptions
+    from explorer.data.loaders import load_data
+    from explorer.evaluators.builtin import load_evaluator
+    from explorer.export.model import model_parts, select_trial
+    from explorer.export.writer import ExportRequest, artifact_name
+    from explorer.graph.loader import graph_inputs
+    from explorer.hardware.config import DpuConfig
+    from explorer.hardware.database import load_database
+
+    cfg = resolve(args.study)
+    choice = select_trial(cfg, args.trial, args.best)
+    point = choice.design_point
+    board = load_database().board(cfg.board)
+    config = DpuConfig(**point["dpu"])
+    name = args.name or artifact_name(f"{cfg.study_name}_t{choice.number}")
+    origin = {
+        "study": str(cfg.path),
+        "study_name": cfg.study_name,
+        "trial": choice.number,
+        "why": choice.why,
+        "design_point": point,
+        "metrics": choice.metrics,
+        "sources": choice.sources,
+    }
+    parts = None
+    if not args.no_model:
+        import onnx
+
+        names = [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
+        spec = cfg.calibration_data or cfg.data
+        calibration = load_data(spec, names, cfg.base_dir)
+        compression = CompressionContext(cfg.model, calibration, calibration, load_evaluator(cfg.evaluator), cfg.output / "cache")
+        options = CompressOptions(
+            dict(point["prune"]),
+            int(point["prune_multiple"]),
+            int(point["prune_groups"]),
+            "all" if point["cpu_precision"] == "int8" else "dpu",
+            cfg.calibration,
+            point["split"],
+        )
+        parts = model_parts(compression, options, artifact_name(Path(cfg.model).stem))
+    return ExportRequest(config, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin)
+
+
+def _trial_folder(study: str, trial: int) -> Path:
+    from explorer.commands.study import resolve
+
+    cfg = resolve(study)
+    return cfg.output / "trials" / f"{trial:05d}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def cmd_import_build(args: argparse.Namespace) -> int:
+    from explorer.export.measure import build_measurement, read_manifest, record
+
+    folder = Path(args.folder)
+    payload = build_measurement(
+        folder, Path(args.utilization) if args.utilization else None, Path(args.timing) if args.timing else None
+    )
+    places = [record(folder, "build", payload)]
+    origin = read_manifest(folder).get("origin", {})
+    if origin.get("study") and origin.get("trial") is not None:
+        places.append(record(_trial_folder(origin["study"], int(origin["trial"])), "build", payload))
+    if args.json:
+        print_json({k: (json_number(v) if isinstance(v, float) else v) for k, v in payload.items()})
+        return 0
+    print(f"build of {folder}: {payload['source']}")
+    print(f"{'resource':<8} {'estimate (model)':>17} {'measured':>10} {'error':>8}")
+    for kind, estimate in payload["estimate"].items():
+        measured = payload["resources"].get(kind)
+        error = (estimate - measured) / measured * 100 if measured else None
+        print(f"{kind:<8} {_fmt(estimate):>17} {_fmt(measured):>10} {(_fmt(error) + ' %') if error is not None else '-':>8}")
+    state = "met" if payload["timing_met"] else "NOT met"
+    print(
+        f"timing {state}: WNS {_fmt(payload['wns_ns'])} ns, WHS {_fmt(payload['whs_ns'])} ns; DPU clock {payload['clock_mhz']} MHz, "
+        f"would close at {_fmt(payload['dpu_fmax_mhz'])} MHz (measured)"
+    )
+    print("recorded in " + ", ".join(str(p) for p in places))
+    return 0
+
+
+def cmd_import_run(args: argparse.Namespace) -> int:
+    import json
+
+    from explorer.export.measure import record, run_measurement
+
+    payload = run_measurement(Path(args.file))
+    origin = payload.get("origin") or {}
+    study = args.study or origin.get("study")
+    trial = args.trial if args.trial is not None else origin.get("trial")
+    if not study or trial is None:
+        raise ExplorerError(
+            f"{args.file} does not name a study trial (it came from an export without a study); pass --study and --trial"
+        )
+    folder = _trial_folder(study, int(trial))
+    place = record(folder, "run", payload)
+    if args.json:
+        print_json(payload)
+        return 0
+    estimate: dict[str, Any] = {}
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file():
+        estimate = json.loads(metrics_file.read_text()).get("metrics", {})
+    print(f"board run on {payload.get('board')} ({payload.get('runtime', 'vart')}, {payload.get('frames')} frames): measured")
+    print(f"{'metric':<12} {'estimate (model)':>17} {'measured':>10}")
+    rows = (("fps_single", payload["fps_single"]), ("fps_multi", payload["fps_multi"]), ("latency_ms", payload["latency_ms"]["median"]))
+    for key, measured in rows:
+        print(f"{key:<12} {_fmt(estimate.get(key)):>17} {_fmt(measured):>10}")
+    print(f"recorded in {place}")
+    return 0

@@ -1,0 +1,319 @@
+"""The block design of one design point as data: cells, their CONFIG values, nets, interface links, addresses.
+
+`block_design(config, board)` is pure: it turns a DpuConfig and a board into the netlist the Vivado
+templates in `tcl/` render (Python holds no Tcl text). The PS port map, DPU port names and the legal
+IP parameter values are data in `hw/block_design.yaml` (dpu_hw.md §2.2, §3.1, §3.2, §3.4).
+
+Shape, after the Vivado TRD (dpu_hw.md §3.2):
+- the PS provides the register clock (100 MHz) and reset; a clocking wizard makes the DPU clock and
+  its 2x clock (one gated 2x clock per core in low-power mode); one `proc_sys_reset` per clock domain;
+- the PS register master drives the DPU's S_AXI at a 16 MB segment;
+- instruction masters go to LPD (ZU+) or HP0 (Zynq-7000), data masters are spread flat over the HP
+  ports; a port with several masters, or a width change, gets an `axi_interconnect`;
+- the DPU (and softmax) interrupts go through an `xlconcat` to the PS.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from explorer.datafiles import data_path
+from explorer.errors import ExplorerError
+from explorer.hardware.config import DpuConfig, require_legal
+from explorer.hardware.database import Board, HwDatabase, load_database
+
+
+@functools.cache
+def bd_data() -> dict[str, Any]:
+    with data_path("hw", "block_design.yaml").open(encoding="utf-8") as handle:
+        data: dict[str, Any] = yaml.safe_load(handle)
+    return data
+
+
+def legal_ip_params(ip_version: str) -> dict[str, Any]:
+    """CONFIG name -> legal values (a list, or {min, max}) for the DPU IP `ip_version`."""
+    table = dict(bd_data()["ip_params"]["4.x" if ip_version.startswith("4") else "3.x"])
+    if ip_version == "4.0":
+        table.pop("SAVE_ARGMAX_ENA")
+    return table
+
+
+def is_legal(value: int, rule: Any) -> bool:
+    if isinstance(rule, Mapping):
+        return int(rule["min"]) <= value <= int(rule["max"])
+    return value in rule
+
+
+def dpu_ip_params(config: DpuConfig, db: HwDatabase | None = None) -> dict[str, int]:
+    """The DPU cell's CONFIG.* values for `config` (mapping of dpu_hw.md §2.2 and §2.3)."""
+    db = db or load_database()
+    ip = db.ip.ip_versions[config.ip_version]
+    params: dict[str, int] = {
+        "ARCH": int(config.arch[1:]),
+        "VER_DPU_NUM": config.cores,
+        "ARCH_IMG_BKGRP": 3 if config.ram_usage == "high" else 2,
+        "LOAD_AUGM": int(config.channel_augmentation),
+        "CONV_RELU_ADDON": 3 if config.relu_type == "relu_leakyrelu_relu6" else 2,
+        "SFM_ENA": int(config.softmax),
+        "S_AXI_CLK_INDEPENDENT": 1,  # registers on the PS's 100 MHz clock, as the TRD does
+        "CLK_GATING_ENA": int(config.clock_gating),
+        "CONV_DSP_CASC_MAX": config.dsp_cascade,
+        "CONV_DSP_ACCU_ENA": 1 if config.dsp_usage == "high" else 0,
+        "URAM_N_USER": config.uram_per_core,
+        "TIMESTAMP_ENA": 1,
+    }
+    if ip.is_v4:
+        # INFERRED mapping (dpu_hw.md §2.3): the v4.1 TRD script is not public.
+        params["ALU_PARALLEL_USER"] = config.effective_alu_parallel(db)
+        params["ALU_LEAKYRELU"] = int(config.alu_leakyrelu)
+        if config.ip_version == "4.1":
+            params["SAVE_ARGMAX_ENA"] = int(config.save_argmax)
+    else:
+        params["DWCV_ENA"] = int(config.depthwise)
+        params["ELEW_MULT_EN"] = int(config.elew_mult)
+        params["POOL_AVERAGE"] = int(config.avg_pool)
+    legal = legal_ip_params(config.ip_version)
+    for name, value in params.items():
+        if name not in legal or not is_legal(value, legal[name]):
+            raise ExplorerError(f"CONFIG.{name} = {value} is not legal for DPU IP {config.ip_version} ({legal.get(name)})")
+    return params
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    ip: str  # catalog name (zynq_ultra_ps_e, clk_wiz, ...), or the exact VLNV for the DPU
+    params: dict[str, Any] = field(default_factory=dict)
+    exact_vlnv: bool = False
+
+
+@dataclass(frozen=True)
+class Net:
+    name: str
+    pins: tuple[str, ...]  # "cell/pin"; the first one drives the net
+
+
+@dataclass(frozen=True)
+class PortLink:
+    """PS slave port `key` and the DPU masters that reach it (through `interconnect` when not None)."""
+
+    key: str
+    port: str
+    clock: str
+    masters: tuple[str, ...]
+    interconnect: str | None
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    family: str
+    ps: Cell
+    dpu: Cell
+    cells: tuple[Cell, ...]  # every cell after the PS and the DPU
+    nets: tuple[Net, ...]
+    intf_links: tuple[tuple[str, str], ...]  # (master "cell/intf", slave "cell/intf")
+    port_links: tuple[PortLink, ...]
+    automation_rule: str
+    address_space: str
+    register_segment: str  # "dpu cell/S_AXI/reg0"
+    register_offset: str
+    register_range: str
+    dpu_clock_mhz: float
+    dsp_clock_mhz: float
+    register_clock_mhz: float
+    clock_ports: dict[str, float]  # clk_wiz output port -> MHz
+
+    @property
+    def all_cells(self) -> tuple[Cell, ...]:
+        return (self.ps, self.dpu, *self.cells)
+
+
+def _ps_port_params(ps: Mapping[str, Any], used: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for block in ("register_clock", "reset", "interrupt", "register_master"):
+        params.update(ps[block].get("params", {}))
+    for key in used:
+        port = ps["slave_ports"][key]
+        params[port["enable"]] = 1
+        params[port["width_param"]] = port["width_bits"]
+    return params
+
+
+def _format_mhz(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) -> BlockDesign:
+    db = db or load_database()
+    require_legal(config, board.device, db)
+    data = bd_data()
+    ports = data["dpu_ports"]
+    family = board.family
+    ps = data["processing_system"][family]
+    ip = db.ip.ip_versions[config.ip_version]
+    dpu_name = "dpuczdx8g_0"
+    ps_name = ps["cell"]
+    cores = config.cores
+    data_width = int(ports["data_width_bits"][family])
+
+    # -- masters -> PS slave ports ---------------------------------------------------------------------
+    masters: list[tuple[str, int, str]] = []  # (pin, width, kind)
+    for i in range(cores):
+        masters.append((ports["instruction_master"].format(i=i), int(ports["instruction_width_bits"]), "instruction"))
+    data_masters = [(m.format(i=i), data_width, "data") for i in range(cores) for m in ports["data_masters"]]
+    if config.softmax:
+        data_masters.append((ports["softmax_master"], data_width, "data"))
+    assignment: dict[str, list[tuple[str, int]]] = {}
+    for pin, width, _ in masters:
+        key = ps["instruction_ports"][0]
+        assignment.setdefault(key, []).append((pin, width))
+    for n, (pin, width, _) in enumerate(data_masters):
+        key = ps["data_ports"][n % len(ps["data_ports"])]
+        assignment.setdefault(key, []).append((pin, width))
+
+    # -- clocks ---------------------------------------------------------------------------------------
+    reg_mhz = float(ps["register_clock"]["mhz"])
+    dpu_mhz = float(config.clock_mhz)
+    dsp_mhz = 2 * dpu_mhz  # dpu_2x_clk is exactly twice m_axi_dpu_aclk (dpu_hw.md §5)
+    dsp_ports = [f"clk_dsp{i}" for i in range(cores)] if config.clock_gating else ["clk_dsp"]
+    clock_ports: dict[str, float] = {"clk_dpu": dpu_mhz, **{p: dsp_mhz for p in dsp_ports}}
+    wiz: dict[str, Any] = {
+        "PRIM_IN_FREQ": _format_mhz(reg_mhz),
+        "RESET_TYPE": "ACTIVE_LOW",
+        "RESET_PORT": "resetn",
+        "USE_LOCKED": "true",
+        "USE_RESET": "true",
+        "NUM_OUT_CLKS": len(clock_ports),
+        "PRIMITIVE": "Auto" if family == "zynq_ultrascale_plus" else "MMCM",
+    }
+    for n, (port, mhz) in enumerate(clock_ports.items(), start=1):
+        wiz[f"CLKOUT{n}_USED"] = "true"
+        wiz[f"CLK_OUT{n}_PORT"] = port
+        wiz[f"CLKOUT{n}_REQUESTED_OUT_FREQ"] = _format_mhz(mhz)
+        if family == "zynq_ultrascale_plus":
+            wiz[f"CLKOUT{n}_MATCHED_ROUTING"] = "true"  # 1x and 2x edge-aligned (TRD, DSP48E2)
+        if config.clock_gating and port != "clk_dpu":
+            wiz[f"CLKOUT{n}_DRIVES"] = "Buffer_with_CE"
+
+    cells: list[Cell] = [
+        Cell("dpu_clk_wiz", "clk_wiz", wiz),
+        Cell("rst_gen_reg", "proc_sys_reset"),
+        Cell("rst_gen_clk", "proc_sys_reset"),
+        Cell("rst_gen_clk_dsp", "proc_sys_reset"),
+    ]
+    irq_sources = [ports["interrupt"].format(i=i) for i in range(cores)]
+    if config.softmax:
+        irq_sources.append(ports["softmax_interrupt"])
+    cells.append(Cell("dpu_concat_irq", "xlconcat", {"NUM_PORTS": len(irq_sources)}))
+
+    nets: dict[str, list[str]] = {}
+
+    def connect(net: str, *pins: str) -> None:
+        nets.setdefault(net, []).extend(p for p in pins if p not in nets.get(net, []))
+
+    reg_clk = f"{ps_name}/{ps['register_clock']['pin']}"
+    reset = f"{ps_name}/{ps['reset']['pin']}"
+    connect("reg_clk", reg_clk, "dpu_clk_wiz/clk_in1", "rst_gen_reg/slowest_sync_clk", f"{dpu_name}/{ports['s_axi_clock']}")
+    connect("reg_clk", f"{ps_name}/{ps['register_master']['clock']}")
+    connect(
+        "ps_resetn",
+        reset,
+        "dpu_clk_wiz/resetn",
+        "rst_gen_reg/ext_reset_in",
+        "rst_gen_clk/ext_reset_in",
+        "rst_gen_clk_dsp/ext_reset_in",
+    )
+    connect("clk_locked", "dpu_clk_wiz/locked", "rst_gen_clk/dcm_locked", "rst_gen_clk_dsp/dcm_locked")
+    connect("dpu_clk", "dpu_clk_wiz/clk_dpu", "rst_gen_clk/slowest_sync_clk", f"{dpu_name}/{ports['m_axi_clock']}")
+    connect("dsp_clk", f"dpu_clk_wiz/{dsp_ports[0]}", "rst_gen_clk_dsp/slowest_sync_clk", f"{dpu_name}/{ports['dsp_clock']}")
+    if config.clock_gating:
+        for i in range(1, cores):
+            connect(f"dsp_clk{i}", f"dpu_clk_wiz/{dsp_ports[i]}", f"{dpu_name}/{ports['gated_dsp_clock'][i]}")
+        for i in range(cores):
+            slice_name = f"dpu_clk_ce_slice{i}"
+            cells.append(Cell(slice_name, "xlslice", {"DIN_WIDTH": cores, "DIN_FROM": i, "DIN_TO": i}))
+            connect("dsp_clk_ce", f"{dpu_name}/{ports['gated_clock_enable']}", f"{slice_name}/Din")
+            connect(f"dsp_clk_ce{i}", f"{slice_name}/Dout", f"dpu_clk_wiz/{dsp_ports[i]}_ce")
+    connect("reg_resetn", "rst_gen_reg/peripheral_aresetn", f"{dpu_name}/{ports['s_axi_reset']}")
+    connect("dpu_resetn", "rst_gen_clk/peripheral_aresetn", f"{dpu_name}/{ports['m_axi_reset']}")
+    connect("dsp_resetn", "rst_gen_clk_dsp/peripheral_aresetn", f"{dpu_name}/{ports['dsp_reset']}")
+    for n, source in enumerate(irq_sources):
+        connect(f"irq{n}", f"{dpu_name}/{source}", f"dpu_concat_irq/In{n}")
+    connect("irq", "dpu_concat_irq/dout", f"{ps_name}/{ps['interrupt']['pin']}")
+
+    intf: list[tuple[str, str]] = [(f"{ps_name}/{ps['register_master']['port']}", f"{dpu_name}/{ports['register_slave']}")]
+    links: list[PortLink] = []
+    for key in [k for k in ps["slave_ports"] if k in assignment]:
+        port = ps["slave_ports"][key]
+        group = assignment[key]
+        target = f"{ps_name}/{port['port']}"
+        connect("dpu_clk", f"{ps_name}/{port['clock']}")
+        if len(group) == 1 and group[0][1] == int(port["width_bits"]):
+            intf.append((f"{dpu_name}/{group[0][0]}", target))
+            links.append(PortLink(key, port["port"], port["clock"], (group[0][0],), None))
+            continue
+        name = f"dpu_intc_{key.lower()}"
+        cells.append(Cell(name, "axi_interconnect", {"NUM_SI": len(group), "NUM_MI": 1}))
+        for j, (pin, _) in enumerate(group):
+            intf.append((f"{dpu_name}/{pin}", f"{name}/S{j:02d}_AXI"))
+            connect("dpu_clk", f"{name}/S{j:02d}_ACLK")
+            connect("dpu_resetn", f"{name}/S{j:02d}_ARESETN")
+        intf.append((f"{name}/M00_AXI", target))
+        connect("dpu_clk", f"{name}/ACLK", f"{name}/M00_ACLK")
+        connect("dpu_resetn", f"{name}/M00_ARESETN")
+        connect("dpu_ic_resetn", "rst_gen_clk/interconnect_aresetn", f"{name}/ARESETN")
+        links.append(PortLink(key, port["port"], port["clock"], tuple(p for p, _ in group), name))
+
+    ps_cell = Cell(ps_name, ps["ip"], _ps_port_params(ps, [link.key for link in links]))
+    dpu_cell = Cell(dpu_name, ip.vlnv, dpu_ip_params(config, db), exact_vlnv=True)
+    return BlockDesign(
+        family=family,
+        ps=ps_cell,
+        dpu=dpu_cell,
+        cells=tuple(cells),
+        nets=tuple(Net(name, tuple(pins)) for name, pins in nets.items()),
+        intf_links=tuple(intf),
+        port_links=tuple(links),
+        automation_rule=ps["automation_rule"],
+        address_space=f"{ps_name}/{ps['address_space']}",
+        register_segment=f"{dpu_name}/{ports['register_slave']}/{ports['register_segment']}",
+        register_offset=ps["register_offset"],
+        register_range=ps["register_range"],
+        dpu_clock_mhz=dpu_mhz,
+        dsp_clock_mhz=dsp_mhz,
+        register_clock_mhz=reg_mhz,
+        clock_ports=clock_ports,
+    )
+
+
+def vitis_connectivity(config: DpuConfig, board: Board) -> dict[str, Any]:
+    """`prj_config` content for the Vitis flow (DPU-PYNQ boards/*/prj_config, dpu_hw.md §3.3).
+
+    Core 1 uses M_AXI_GP0:HPC0, M_AXI_HP0:HP0, M_AXI_HP2:HP1 and core 2 HP2/HP3 (DPU-PYNQ); the ports of
+    cores 3 and 4 and of the softmax kernel continue the same list and are INFERRED. Zynq-7000 follows
+    the DPU-PYNQ Pynq-Z2 file (M_AXI_GP0:HP0, M_AXI_HP0:HP1, M_AXI_HP2:HP2).
+    """
+    if board.family == "zynq7000":
+        instr, data = ["HP0"], ["HP1", "HP2", "HP3", "HP0"]
+    else:
+        instr, data = ["HPC0"], ["HP0", "HP1", "HP2", "HP3", "HPC1", "HPC0"]
+    sp: list[tuple[str, str]] = []
+    n = 0
+    for core in range(1, config.cores + 1):
+        sp.append((f"DPUCZDX8G_{core}.M_AXI_GP0", instr[0]))
+        for master in ("M_AXI_HP0", "M_AXI_HP2"):
+            sp.append((f"DPUCZDX8G_{core}.{master}", data[n % len(data)]))
+            n += 1
+    if config.softmax:
+        sp.append(("sfm_xrt_top_1.M_AXI", data[n % len(data)]))
+    hz = round(config.clock_mhz * 1e6)
+    clocks = [(hz, f"DPUCZDX8G_{c}.aclk") for c in range(1, config.cores + 1)]
+    clocks += [(2 * hz, f"DPUCZDX8G_{c}.ap_clk_2") for c in range(1, config.cores + 1)]
+    if config.softmax:
+        clocks.append((hz, "sfm_xrt_top_1.ap_clk"))  # INFERRED: the softmax kernel on the DPU's 1x clock
+    return {"sp": sp, "clocks": clocks, "cores": config.cores, "softmax": config.softmax}

@@ -1,0 +1,96 @@
+"""Measurements fed back from a build (Vivado reports) or a board run, recorded next to the estimates.
+
+A study's finished trials are immutable in Optuna's storage, so measurements live in the trial's artifact
+folder (`OUTPUT/trials/NNNNN/measured.json`, keys `build` and `run`), where `explore report` reads them.
+An export folder keeps its own copy (`measured.json`) so that exports made without a study keep theirs too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import ExplorerError
+from explorer.export.parsers import parse_board_run, parse_timing_summary, parse_utilization
+
+MEASURED_FILE = "measured.json"
+
+
+def read_measured(folder: Path) -> dict[str, Any]:
+    path = folder / MEASURED_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record(folder: Path, kind: str, payload: dict[str, Any]) -> Path:
+    """Merge `payload` under `kind` ("build" or "run") into folder/measured.json (atomic replace)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = read_measured(folder)
+    data[kind] = payload
+    path = folder / MEASURED_FILE
+    tmp = folder / f".{MEASURED_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(export_dir: Path) -> dict[str, Any]:
+    path = export_dir / "export.json"
+    if not path.is_file():
+        raise ExplorerError(f"{export_dir}: not an export folder (no export.json); give the folder `explore export` wrote")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def _same_device(report_device: str, part: str) -> bool:
+    def norm(text: str) -> str:
+        text = text.lower()
+        return text[2:] if text.startswith("xc") else text
+
+    return not report_device or norm(part).startswith(norm(report_device)) or norm(report_device).startswith(norm(part))
+
+
+def build_measurement(export_dir: Path, utilization: Path | None = None, timing: Path | None = None) -> dict[str, Any]:
+    """Measured resources and timing of a built export, with the estimates they are compared to."""
+    manifest = read_manifest(export_dir)
+    util_path = utilization or export_dir / "reports" / "utilization.rpt"
+    timing_path = timing or export_dir / "reports" / "timing_summary.rpt"
+    for path, what in ((util_path, "utilization"), (timing_path, "timing summary")):
+        if not path.is_file():
+            raise ExplorerError(f"{path}: no {what} report; build first (vivado -mode batch -source build.tcl) or pass its path")
+    util = parse_utilization(util_path.read_text(errors="replace"))
+    if not _same_device(util.device, manifest["part"]):
+        raise ExplorerError(f"{util_path} is for device {util.device}, but this export is for {manifest['part']}")
+    summary = parse_timing_summary(timing_path.read_text(errors="replace"))
+    return {
+        "source": f"measured: {util.tool_version or 'Vivado'} reports ({util.design_state or 'unknown state'})",
+        "imported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "device": util.device,
+        "resources": util.used,
+        "available": util.available,
+        "estimate": manifest["estimate"]["resources"],
+        "clock_mhz": manifest["dpu"]["clock_mhz"],
+        "timing_met": summary.met,
+        "wns_ns": summary.wns_ns,
+        "whs_ns": summary.whs_ns,
+        "dpu_fmax_mhz": summary.dpu_fmax_mhz(),
+        "timing": summary.to_dict(),
+        "reports": {"utilization": str(util_path.resolve()), "timing_summary": str(timing_path.resolve())},
+    }
+
+
+def run_measurement(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ExplorerError(f"{path}: no such file (the JSON that deploy/run_on_board.py printed)")
+    data = parse_board_run(path.read_text())
+    data["imported"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    data["file"] = str(path.resolve())
+    return data
