@@ -22,6 +22,7 @@ class TrialRow:
     design: dict[str, Any]
     details: dict[str, Any]
     fail_reason: str = ""
+    measured: dict[str, Any] = field(default_factory=dict)  # "build" / "run" records of explore import-*
 
 
 @dataclass(frozen=True)

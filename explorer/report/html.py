@@ -147,6 +147,40 @@ def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, An
     return rows
 
 
+def measured_rows(info: ParetoInfo) -> list[dict[str, Any]]:
+    """Trials with a measured build or board run, each measurement beside its estimate."""
+    rows = []
+    for r in info.rows:
+        if not r.measured:
+            continue
+        build, run = r.measured.get("build", {}), r.measured.get("run", {})
+        pairs: list[dict[str, Any]] = []
+        for kind in RESOURCE_KINDS:
+            if kind in build.get("resources", {}):
+                pairs.append({"what": kind, "estimate": r.metrics.get(kind), "measured": build["resources"][kind]})
+        if build:
+            pairs.append({"what": "DPU clock (MHz)", "estimate": build.get("clock_mhz"), "measured": build.get("dpu_fmax_mhz")})
+        if run:
+            pairs.append({"what": "fps_single", "estimate": r.metrics.get("fps_single"), "measured": run.get("fps_single")})
+            pairs.append({"what": "fps_multi", "estimate": r.metrics.get("fps_multi"), "measured": run.get("fps_multi")})
+            pairs.append(
+                {"what": "latency_ms", "estimate": r.metrics.get("latency_ms"), "measured": run.get("latency_ms", {}).get("median")}
+            )
+        for pair in pairs:
+            e, m = pair["estimate"], pair["measured"]
+            pair["error_percent"] = 100.0 * (e - m) / m if isinstance(e, int | float) and isinstance(m, int | float) and m else None
+        rows.append(
+            {
+                "trial": r.number,
+                "build_source": build.get("source", ""),
+                "timing_met": build.get("timing_met"),
+                "run_source": f"board {run.get('board', '')}, {run.get('runtime', '')}, {run.get('frames', '')} frames" if run else "",
+                "pairs": pairs,
+            }
+        )
+    return rows
+
+
 def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
     info = load_info(cfg)
     out = output or cfg.output / "report.html"
@@ -192,6 +226,7 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
         },
         failures=[(r.number, r.fail_reason) for r in info.rows if r.state == "FAIL"][:20],
         rows=pareto_rows(info, capacity),
+        measured=measured_rows(info),
         metric_columns=metric_columns,
         accuracy_columns=accuracy_columns,
     )

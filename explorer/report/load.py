@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import optuna
 
+from explorer.export.measure import read_measured
 from explorer.report.data import ParetoInfo, TrialRow, pareto_info
 from explorer.study.config import StudyConfig
 from explorer.study.runner import storage_for
@@ -30,6 +32,7 @@ def load_info(cfg: StudyConfig) -> ParetoInfo:
                 design=dict(t.user_attrs.get("design_point", {})),
                 details=dict(t.user_attrs.get("details", {})),
                 fail_reason=str(t.user_attrs.get("fail_reason", "")),
+                measured=read_measured(Path(t.user_attrs["artifacts"])) if "artifacts" in t.user_attrs else {},
             )
         )
     return pareto_info([(o.metric, o.direction) for o in cfg.objectives], rows)
