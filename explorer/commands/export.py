@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,26 @@ def cmd_export(args: argparse.Namespace) -> int:
         request = ExportRequest(config, board, args.flow, args.name or "dpu_explorer", args.jobs, args.dpu_ip_repo)
     else:
         if args.board or _has_dpu_flags(args):
-            raise ExplorerError("a study export takes its board and DPU configuration from the trial; drop --board/--dpu/DPU flags")
+            raise ExplorerError(
+                "a study export takes its board and DPU configuration from the trial; drop --board/--dpu/DPU flags"
+            )
         if args.trial is None and not args.best:
             raise ExplorerError("give --trial N or --best OBJECTIVE")
         request = _study_request(args)
     written = export_design(request, Path(args.output), force=args.force)
+    from explorer.hardware.resources import check_fit, estimate_resources
+
+    fit = check_fit(estimate_resources(request.config, db).total, request.board.device)
+    if not fit.fits:
+        print(
+            f"warning: the resource estimate (source: model) exceeds the ceilings of {request.board.device.name}: "
+            + ", ".join(
+                f"{k} {r.used:.0f} of {r.available} ({100 * r.utilization:.0f} %, ceiling {100 * r.ceiling:.0f} %)"
+                for k, r in fit.resources.items()
+                if not r.fits
+            ),
+            file=sys.stderr,
+        )
     elapsed = time.perf_counter() - start
     origin = request.origin
     where = f"trial {origin['trial']} of study {origin['study_name']} ({origin['why']})" if origin else "the given configuration"
@@ -169,8 +185,8 @@ def cmd_import_build(args: argparse.Namespace) -> int:
         print(f"{kind:<8} {_fmt(estimate):>17} {_fmt(measured):>10} {(_fmt(error) + ' %') if error is not None else '-':>8}")
     state = "met" if payload["timing_met"] else "NOT met"
     print(
-        f"timing {state}: WNS {_fmt(payload['wns_ns'])} ns, WHS {_fmt(payload['whs_ns'])} ns; DPU clock {payload['clock_mhz']} MHz, "
-        f"would close at {_fmt(payload['dpu_fmax_mhz'])} MHz (measured)"
+        f"timing {state}: WNS {_fmt(payload['wns_ns'])} ns, WHS {_fmt(payload['whs_ns'])} ns; "
+        f"DPU clock {payload['clock_mhz']} MHz, would close at {_fmt(payload['dpu_fmax_mhz'])} MHz (measured)"
     )
     print("recorded in " + ", ".join(str(p) for p in places))
     return 0
@@ -200,7 +216,11 @@ def cmd_import_run(args: argparse.Namespace) -> int:
         estimate = json.loads(metrics_file.read_text()).get("metrics", {})
     print(f"board run on {payload.get('board')} ({payload.get('runtime', 'vart')}, {payload.get('frames')} frames): measured")
     print(f"{'metric':<12} {'estimate (model)':>17} {'measured':>10}")
-    rows = (("fps_single", payload["fps_single"]), ("fps_multi", payload["fps_multi"]), ("latency_ms", payload["latency_ms"]["median"]))
+    rows = (
+        ("fps_single", payload["fps_single"]),
+        ("fps_multi", payload["fps_multi"]),
+        ("latency_ms", payload["latency_ms"]["median"]),
+    )
     for key, measured in rows:
         print(f"{key:<12} {_fmt(estimate.get(key)):>17} {_fmt(measured):>10}")
     print(f"recorded in {place}")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnx
 
 from explorer.compress.pipeline import _CPU_INT8_KINDS, CompressionContext, CompressOptions
 from explorer.compress.quantize import quantize
@@ -98,7 +97,7 @@ def select_trial(cfg: StudyConfig, trial: int | None = None, best: str | None = 
         directions = {o.metric: o.direction for o in cfg.objectives}
         if best not in directions:
             raise ExplorerError(f"--best {best}: not an objective of this study; choose one of {', '.join(directions)}")
-        feasible = [t for t in complete if all(v <= 0 for v in (t.constraints or []))]
+        feasible = [t for t in complete if all(v <= 0 for v in (t.constraints or {}).values())]
         if not feasible:
             raise ExplorerError(f"study {cfg.study_name!r} has no feasible finished trial yet")
         sign = 1.0 if directions[best] == "minimize" else -1.0
@@ -110,4 +109,6 @@ def select_trial(cfg: StudyConfig, trial: int | None = None, best: str | None = 
         chosen = min(feasible, key=key)
         why = f"best {best} ({directions[best]}) among {len(feasible)} feasible trials: trial {chosen.number}"
     metrics = {k: float(v) for k, v in chosen.user_attrs.get("metrics", {}).items() if v is not None}
-    return TrialChoice(chosen.number, dict(chosen.user_attrs["design_point"]), metrics, dict(chosen.user_attrs.get("sources", {})), why)
+    return TrialChoice(
+        chosen.number, dict(chosen.user_attrs["design_point"]), metrics, dict(chosen.user_attrs.get("sources", {})), why
+    )

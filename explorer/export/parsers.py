@@ -94,9 +94,7 @@ def parse_utilization(text: str) -> Utilization:
         raise ExplorerError(
             "not a Vivado report_utilization text: no 'CLB LUTs'/'Slice LUTs' and 'CLB Registers'/'Slice Registers' rows"
         )
-    return Utilization(
-        used, available, header.get("Device", ""), header.get("Design State", ""), header.get("Tool Version", "")
-    )
+    return Utilization(used, available, header.get("Device", ""), header.get("Design State", ""), header.get("Tool Version", ""))
 
 
 @dataclass(frozen=True)
@@ -226,9 +224,7 @@ def parse_timing_summary(text: str) -> TimingSummary:
         ths_ns=_value(values[5]),
         ths_failing_endpoints=count(values[6]),
         met=met,
-        clocks={
-            name: ClockTiming(period, freq, *slack.get(name, (None, None))) for name, (period, freq) in clocks.items()
-        },
+        clocks={name: ClockTiming(period, freq, *slack.get(name, (None, None))) for name, (period, freq) in clocks.items()},
     )
 
 

@@ -18,7 +18,6 @@ from explorer.datafiles import data_path
 from explorer.hardware.config import DpuConfig, bank_counts, per_bank_uram
 from explorer.hardware.database import Board, load_database
 
-
 _TCL_BARE = re.compile(r"[A-Za-z0-9_.:/+@%,=-]+")
 _TCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "[": "\\[", "]": "\\]", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

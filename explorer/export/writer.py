@@ -190,7 +190,7 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
             if part is not None:
                 onnx.save(part, str(parts / name))
                 written.append(parts / name)
-        np.savez(parts / "calibration.npz", **model.calibration)
+        np.savez(str(parts / "calibration.npz"), **model.calibration)  # type: ignore[arg-type]
         written.append(parts / "calibration.npz")
     manifest["files"] = sorted(str(p.relative_to(folder)) for p in [*written, folder / "export.json"])
     (folder / "export.json").write_text(json.dumps(manifest, indent=1, default=float) + "\n", encoding="utf-8")

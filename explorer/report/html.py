@@ -164,17 +164,25 @@ def measured_rows(info: ParetoInfo) -> list[dict[str, Any]]:
             pairs.append({"what": "fps_single", "estimate": r.metrics.get("fps_single"), "measured": run.get("fps_single")})
             pairs.append({"what": "fps_multi", "estimate": r.metrics.get("fps_multi"), "measured": run.get("fps_multi")})
             pairs.append(
-                {"what": "latency_ms", "estimate": r.metrics.get("latency_ms"), "measured": run.get("latency_ms", {}).get("median")}
+                {
+                    "what": "latency_ms",
+                    "estimate": r.metrics.get("latency_ms"),
+                    "measured": run.get("latency_ms", {}).get("median"),
+                }
             )
         for pair in pairs:
             e, m = pair["estimate"], pair["measured"]
-            pair["error_percent"] = 100.0 * (e - m) / m if isinstance(e, int | float) and isinstance(m, int | float) and m else None
+            pair["error_percent"] = (
+                100.0 * (e - m) / m if isinstance(e, int | float) and isinstance(m, int | float) and m else None
+            )
         rows.append(
             {
                 "trial": r.number,
                 "build_source": build.get("source", ""),
                 "timing_met": build.get("timing_met"),
-                "run_source": f"board {run.get('board', '')}, {run.get('runtime', '')}, {run.get('frames', '')} frames" if run else "",
+                "run_source": f"board {run.get('board', '')}, {run.get('runtime', '')}, {run.get('frames', '')} frames"
+                if run
+                else "",
                 "pairs": pairs,
             }
         )

@@ -79,6 +79,26 @@ def test_zynq7000_instruction_master_goes_through_a_width_converter() -> None:
 def test_vitis_connectivity_follows_dpu_pynq() -> None:
     db = load_database()
     vitis = vitis_connectivity(config("zcu104", cores=2, clock_mhz=300), db.board("zcu104"))
-    assert vitis["sp"][:3] == [("DPUCZDX8G_1.M_AXI_GP0", "HPC0"), ("DPUCZDX8G_1.M_AXI_HP0", "HP0"), ("DPUCZDX8G_1.M_AXI_HP2", "HP1")]
+    assert vitis["sp"][:3] == [
+        ("DPUCZDX8G_1.M_AXI_GP0", "HPC0"),
+        ("DPUCZDX8G_1.M_AXI_HP0", "HP0"),
+        ("DPUCZDX8G_1.M_AXI_HP2", "HP1"),
+    ]
     assert ("DPUCZDX8G_2.M_AXI_HP0", "HP2") in vitis["sp"] and ("DPUCZDX8G_2.M_AXI_HP2", "HP3") in vitis["sp"]
     assert (300_000_000, "DPUCZDX8G_1.aclk") in vitis["clocks"] and (600_000_000, "DPUCZDX8G_1.ap_clk_2") in vitis["clocks"]
+
+
+@pytest.mark.parametrize(("board", "fields"), [("kv260", {"uram_per_core": 40}), ("pynq-z2", {"arch": "B800"})])
+def test_dpu_conf_has_one_define_per_line(board: str, fields: dict[str, object]) -> None:
+    from explorer.export.templates import render_dpu_conf
+
+    db = load_database()
+    text = render_dpu_conf(config(board, **fields), db.board(board))
+    lines = [line for line in text.splitlines() if not line.startswith("//")]
+    assert lines and all(line.startswith("`define ") and line.count("`define") == 1 for line in lines)
+    names = [line.split()[1] for line in lines]
+    assert len(names) == len(set(names))
+    if board == "kv260":
+        assert "`define def_UBANK_WGT_N 17" in lines and "`define URAM_ENABLE" in lines
+    else:
+        assert "`define ZYNQ7000" in lines and "`define B800" in lines

@@ -114,7 +114,9 @@ def check_design(model: DesignModel, cfg: DpuConfig, family: str) -> None:
     # every clock pin of a used PS slave port is driven
     # address map: the DPU registers at a 16M segment in the PS's data space, the rest auto-assigned
     explicit = [s for s in model.segments if s[0] == "explicit"]
-    assert explicit == [["explicit", f"{ps}/Data", f"{dpu}/S_AXI/reg0", "0x8F000000" if family != "zynq7000" else "0x4F000000", "16M"]]
+    assert explicit == [
+        ["explicit", f"{ps}/Data", f"{dpu}/S_AXI/reg0", "0x8F000000" if family != "zynq7000" else "0x4F000000", "16M"]
+    ]
     assert ["auto"] in model.segments
     assert f"{dpu}/S_AXI" in reachable(model, f"{ps}/{'M_AXI_HPM0_LPD' if family != 'zynq7000' else 'M_AXI_GP0'}")
     # the flow: validated and saved, wrapper, runs with the job count, reports, platform, copies
