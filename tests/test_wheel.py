@@ -55,3 +55,12 @@ def test_installed_wheel_runs_outside_checkout(tmp_path: Path) -> None:
         text=True,
     )
     assert str(env_dir) in where.stdout and "_data" in where.stdout
+    # the export templates (tcl/, deploy/) and hw/block_design.yaml travel in the wheel too
+    subprocess.run(
+        [str(explore), "export", "--board", "ultra96v2", "--arch", "B1600", "-o", str(outside / "exp")],
+        cwd=outside,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert (outside / "exp" / "block_design.tcl").is_file() and (outside / "exp" / "deploy" / "run_on_board.py").is_file()
