@@ -36,7 +36,7 @@ CACHE_VERSION = 1
 QUANTIZE_MODES = ("none", "dpu", "all")
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
-_CPU_INT8_KINDS = {
+CPU_INT8_KINDS = {
     "conv",
     "dwconv",
     "gconv",
@@ -201,7 +201,7 @@ class CompressionContext:
             return set(), set()
         chosen = {graph.layers[i].outputs[0] for i, p in enumerate(placements) if p.device == DPU and graph.layers[i].outputs}
         if options.quantize == "all":
-            chosen |= {layer.outputs[0] for layer in graph.layers if layer.kind in _CPU_INT8_KINDS and layer.outputs}
+            chosen |= {layer.outputs[0] for layer in graph.layers if layer.kind in CPU_INT8_KINDS and layer.outputs}
         fused: set[str] = set()
         for i, p in enumerate(placements):
             if p.device == DPU and p.reason.startswith("fused"):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.compress.pipeline import _CPU_INT8_KINDS, CompressionContext, CompressOptions
+from explorer.compress.pipeline import CPU_INT8_KINDS, CompressionContext, CompressOptions
 from explorer.compress.quantize import quantize
 from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError
@@ -52,7 +52,7 @@ def model_parts(compression: CompressionContext, options: CompressOptions, net_n
     if options.cpu_precision == "int8":
         produced = run_model(head, calibration)
         feeds = {t: (calibration[t] if t in calibration else produced[t]) for t in cut.tensors}
-        nodes = {layer.outputs[0] for layer in graph.layers[split:] if layer.kind in _CPU_INT8_KINDS and layer.outputs}
+        nodes = {layer.outputs[0] for layer in graph.layers[split:] if layer.kind in CPU_INT8_KINDS and layer.outputs}
         tail_int8 = quantize(tail, nodes, Dataset(feeds, {}, "dpu part outputs"), options.calibration).model
     return ModelParts(
         net_name, head, tail, tail_int8, inputs, list(cut.tensors), list(graph.graph_outputs), split,
