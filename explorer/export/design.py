@@ -200,6 +200,8 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
         if config.clock_gating and port != "clk_dpu":
             wiz[f"CLKOUT{n}_DRIVES"] = "Buffer_with_CE"
 
+    # One proc_sys_reset per clock domain: registers (PS clock), DPU 1x, DPU 2x. The gated per-core 2x
+    # clocks are one domain (same MMCM output frequency and phase); the DPU has a single dpu_2x_resetn.
     cells: list[Cell] = [
         Cell("dpu_clk_wiz", "clk_wiz", wiz),
         Cell("rst_gen_reg", "proc_sys_reset"),

@@ -99,7 +99,10 @@ def select_trial(cfg: StudyConfig, trial: int | None = None, best: str | None = 
             raise ExplorerError(f"--best {best}: not an objective of this study; choose one of {', '.join(directions)}")
         feasible = [t for t in complete if all(v <= 0 for v in (t.constraints or {}).values())]
         if not feasible:
-            raise ExplorerError(f"study {cfg.study_name!r} has no feasible finished trial yet")
+            raise ExplorerError(
+                f"study {cfg.study_name!r} has {len(complete)} finished trials and none is feasible (resources over the "
+                "ceilings, or a bound missed); run more trials, or export one anyway with --trial N"
+            )
         sign = 1.0 if directions[best] == "minimize" else -1.0
 
         def key(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
