@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from explorer.commands.common import add_board_option, add_dpu_options, dpu_config_from_args, json_number, print_json
+from explorer.commands.common import (
+    add_board_option,
+    add_dpu_options,
+    dpu_config_from_args,
+    json_number,
+    parse_ceilings,
+    print_json,
+)
 from explorer.errors import ExplorerError
 
 
@@ -69,6 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         board = db.board(args.board)
         config = dpu_config_from_args(args, board, db)
         request = ExportRequest(config, board, args.flow, args.name or "dpu_explorer", args.jobs, args.dpu_ip_repo)
+        ceilings = parse_ceilings(args.ceiling)
     else:
         if args.board or _has_dpu_flags(args):
             raise ExplorerError(
@@ -76,11 +84,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         if args.trial is None and not args.best:
             raise ExplorerError("give --trial N or --best OBJECTIVE")
-        request = _study_request(args)
+        if args.ceiling:
+            raise ExplorerError("a study export uses the study's ceilings; drop --ceiling")
+        request, ceilings = _study_request(args)
     written = export_design(request, Path(args.output), force=args.force)
     from explorer.hardware.resources import check_fit, estimate_resources
 
-    fit = check_fit(estimate_resources(request.config, db).total, request.board.device)
+    fit = check_fit(estimate_resources(request.config, db).total, request.board.device, ceilings)
     if not fit.fits:
         print(
             f"warning: the resource estimate (source: model) exceeds the ceilings of {request.board.device.name}: "
@@ -102,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_request(args: argparse.Namespace) -> Any:
+def _study_request(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
     from explorer.commands.study import resolve
     from explorer.compress.pipeline import CompressionContext, CompressOptions
     from explorer.data.loaders import load_data
@@ -145,7 +155,7 @@ def _study_request(args: argparse.Namespace) -> Any:
             point["split"],
         )
         parts = model_parts(compression, options, artifact_name(Path(cfg.model).stem))
-    return ExportRequest(config, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin)
+    return ExportRequest(config, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin), dict(cfg.ceilings)
 
 
 def _trial_folder(study: str, trial: int) -> Path:
