@@ -64,7 +64,9 @@ def test_export_without_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 3 and "softmax" in err
     code, _, err = run(capsys, "export", "--board", "pynq-z2", "--arch", "B4096", "-o", str(tmp_path / "g"))
     assert code == 0 and "exceeds the ceilings of XC7Z020" in err and "dsp" in err  # written, with a warning
-    code, _, err = run(capsys, "export", "--board", "pynq-z2", "--arch", "B800", "--ceiling", "lut=0.3", "-o", str(tmp_path / "h"))
+    code, _, err = run(
+        capsys, "export", "--board", "pynq-z2", "--arch", "B800", "--ceiling", "lut=0.3", "-o", str(tmp_path / "h")
+    )
     assert code == 0 and "lut" in err and "ceiling 30 %" in err and "dsp" not in err
 
 
