@@ -75,8 +75,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ExplorerError("give a study (with --trial N or --best OBJECTIVE), or --board B with --dpu FILE or DPU flags")
         board = db.board(args.board)
         config = dpu_config_from_args(args, board, db)
-        request = ExportRequest(config, board, args.flow, args.name or "dpu_explorer", args.jobs, args.dpu_ip_repo)
-        ceilings = parse_ceilings(args.ceiling)
+        name = args.name or "dpu_explorer"
+        request = ExportRequest(
+            config, board, args.flow, name, args.jobs, args.dpu_ip_repo, ceilings=parse_ceilings(args.ceiling)
+        )
     else:
         if args.board or _has_dpu_flags(args):
             raise ExplorerError(
@@ -86,11 +88,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ExplorerError("give --trial N or --best OBJECTIVE")
         if args.ceiling:
             raise ExplorerError("a study export uses the study's ceilings; drop --ceiling")
-        request, ceilings = _study_request(args)
-    written = export_design(request, Path(args.output), force=args.force)
-    from explorer.hardware.resources import check_fit, estimate_resources
-
-    fit = check_fit(estimate_resources(request.config, db).total, request.board.device, ceilings)
+        request = _study_request(args)
+    result = export_design(request, Path(args.output), force=args.force)
+    fit = result.fit
     if not fit.fits:
         print(
             f"warning: the resource estimate (source: model) exceeds the ceilings of {request.board.device.name}: "
@@ -104,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     origin = request.origin
     where = f"trial {origin['trial']} of study {origin['study_name']} ({origin['why']})" if origin else "the given configuration"
-    print(f"exported {where} for {request.board.name} into {args.output} ({len(written)} files, {elapsed:.2f} s)")
+    print(f"exported {where} for {request.board.name} into {args.output} ({len(result.files)} files, {elapsed:.2f} s)")
     if args.flow == "vivado":
         print(f"next: cd {args.output} && vivado -mode batch -source build.tcl; then explore import-build {args.output}")
     else:
@@ -112,57 +112,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_request(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
+def _study_request(args: argparse.Namespace) -> Any:
     from explorer.commands.study import resolve
-    from explorer.compress.pipeline import CompressionContext, CompressOptions
-    from explorer.data.loaders import load_data
+    from explorer.compress.pipeline import CompressionContext
     from explorer.evaluators.builtin import load_evaluator
     from explorer.export.model import model_parts, select_trial
     from explorer.export.writer import ExportRequest, artifact_name
-    from explorer.graph.loader import graph_inputs
-    from explorer.hardware.config import DpuConfig
     from explorer.hardware.database import load_database
+    from explorer.study.evaluate import compress_options, model_input_names, study_calibration
+    from explorer.study.space import DesignPoint
 
     cfg = resolve(args.study)
     choice = select_trial(cfg, args.trial, args.best)
-    point = choice.design_point
+    point = DesignPoint.from_dict(choice.design_point)
     board = load_database().board(cfg.board)
-    config = DpuConfig(**point["dpu"])
     name = args.name or artifact_name(f"{cfg.study_name}_t{choice.number}")
     origin = {
         "study": str(cfg.path),
         "study_name": cfg.study_name,
         "trial": choice.number,
         "why": choice.why,
-        "design_point": point,
+        "design_point": choice.design_point,
         "metrics": choice.metrics,
         "sources": choice.sources,
     }
     parts = None
     if not args.no_model:
-        import onnx
-
-        names = [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
-        spec = cfg.calibration_data or cfg.data
-        calibration = load_data(spec, names, cfg.base_dir)
+        # The same calibration data as the study, so that APoZ (and the pruning) is the trial's, from its cache.
+        calibration = study_calibration(cfg, model_input_names(cfg))
         compression = CompressionContext(cfg.model, calibration, calibration, load_evaluator(cfg.evaluator), cfg.output / "cache")
-        options = CompressOptions(
-            dict(point["prune"]),
-            int(point["prune_multiple"]),
-            int(point["prune_groups"]),
-            "all" if point["cpu_precision"] == "int8" else "dpu",
-            cfg.calibration,
-            point["split"],
-        )
-        parts = model_parts(compression, options, artifact_name(Path(cfg.model).stem))
-    return ExportRequest(config, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin), dict(cfg.ceilings)
+        parts = model_parts(compression, compress_options(point, cfg.calibration), artifact_name(Path(cfg.model).stem))
+    return ExportRequest(point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.ceilings))
 
 
 def _trial_folder(study: str, trial: int) -> Path:
+    """The artifact folder of a finished trial of `study` (an error when there is none)."""
     from explorer.commands.study import resolve
+    from explorer.study.runner import trial_folder
 
     cfg = resolve(study)
-    return cfg.output / "trials" / f"{trial:05d}"
+    folder = trial_folder(cfg, trial)
+    if not folder.is_dir():
+        raise ExplorerError(f"study {cfg.study_name!r} has no finished trial {trial} (no {folder})")
+    return folder
 
 
 def _fmt(value: Any) -> str:

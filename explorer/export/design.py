@@ -104,7 +104,6 @@ class PortLink:
 
     key: str
     port: str
-    clock: str
     masters: tuple[str, ...]
     interconnect: str | None
 
@@ -125,12 +124,6 @@ class BlockDesign:
     register_range: str
     dpu_clock_mhz: float
     dsp_clock_mhz: float
-    register_clock_mhz: float
-    clock_ports: dict[str, float]  # clk_wiz output port -> MHz
-
-    @property
-    def all_cells(self) -> tuple[Cell, ...]:
-        return (self.ps, self.dpu, *self.cells)
 
 
 def _ps_port_params(ps: Mapping[str, Any], used: list[str]) -> dict[str, Any]:
@@ -257,7 +250,7 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
         connect("dpu_clk", f"{ps_name}/{port['clock']}")
         if len(group) == 1 and group[0][1] == int(port["width_bits"]):
             intf.append((f"{dpu_name}/{group[0][0]}", target))
-            links.append(PortLink(key, port["port"], port["clock"], (group[0][0],), None))
+            links.append(PortLink(key, port["port"], (group[0][0],), None))
             continue
         name = f"dpu_intc_{key.lower()}"
         cells.append(Cell(name, "axi_interconnect", {"NUM_SI": len(group), "NUM_MI": 1}))
@@ -269,7 +262,7 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
         connect("dpu_clk", f"{name}/ACLK", f"{name}/M00_ACLK")
         connect("dpu_resetn", f"{name}/M00_ARESETN")
         connect("dpu_ic_resetn", "rst_gen_clk/interconnect_aresetn", f"{name}/ARESETN")
-        links.append(PortLink(key, port["port"], port["clock"], tuple(p for p, _ in group), name))
+        links.append(PortLink(key, port["port"], tuple(p for p, _ in group), name))
 
     ps_cell = Cell(ps_name, ps["ip"], _ps_port_params(ps, [link.key for link in links]))
     dpu_cell = Cell(dpu_name, ip.vlnv, dpu_ip_params(config, db), exact_vlnv=True)
@@ -288,8 +281,6 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
         register_range=ps["register_range"],
         dpu_clock_mhz=dpu_mhz,
         dsp_clock_mhz=dsp_mhz,
-        register_clock_mhz=reg_mhz,
-        clock_ports=clock_ports,
     )
 
 

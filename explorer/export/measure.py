@@ -15,6 +15,7 @@ from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.export.parsers import parse_board_run, parse_timing_summary, parse_utilization
+from explorer.export.writer import EXPORT_SCHEMA
 
 MEASURED_FILE = "measured.json"
 
@@ -46,7 +47,12 @@ def read_manifest(export_dir: Path) -> dict[str, Any]:
     path = export_dir / "export.json"
     if not path.is_file():
         raise ExplorerError(f"{export_dir}: not an export folder (no export.json); give the folder `explore export` wrote")
-    manifest: dict[str, Any] = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExplorerError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); export the design point again") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != EXPORT_SCHEMA:
+        raise ExplorerError(f"{path}: not an export manifest (schema {EXPORT_SCHEMA!r}); export the design point again")
     return manifest
 
 

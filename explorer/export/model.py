@@ -73,13 +73,9 @@ def select_trial(cfg: StudyConfig, trial: int | None = None, best: str | None = 
     """A finished trial by number, or the feasible finished trial with the best value of `best`."""
     import optuna
 
-    from explorer.study.runner import storage_for
+    from explorer.study.runner import load_existing
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
-    except KeyError:
-        raise ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first") from None
+    study = load_existing(cfg)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "design_point" in t.user_attrs]
     if trial is not None:

@@ -25,7 +25,7 @@ from explorer.export.templates import render, render_dpu_conf
 from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import Board, load_database
 from explorer.hardware.fingerprint import arch_json
-from explorer.hardware.resources import estimate_resources
+from explorer.hardware.resources import FitReport, check_fit, estimate_resources
 
 FLOWS = ("vivado", "vitis")
 EXPORT_SCHEMA = "dpu-explorer/export/1"
@@ -60,6 +60,13 @@ class ExportRequest:
     ip_repo: str = ""
     model: ModelParts | None = None
     origin: dict[str, Any] = field(default_factory=dict)  # study, trial, design point, estimated metrics
+    ceilings: dict[str, float] = field(default_factory=dict)  # utilisation ceilings for the fit check (defaults if empty)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    files: list[Path]
+    fit: FitReport  # the resource estimate (source: model) against the board's device and the ceilings
 
 
 def artifact_name(project: str) -> str:
@@ -79,8 +86,8 @@ def board_part_pattern(board_part: str) -> str:
     return ":".join([*parts[:3], "*"]) if len(parts) == 4 else board_part
 
 
-def export_design(request: ExportRequest, folder: Path, force: bool = False) -> list[Path]:
-    """Write the export of one design point into `folder`; returns the files written."""
+def export_design(request: ExportRequest, folder: Path, force: bool = False) -> ExportResult:
+    """Write the export of one design point into `folder`; returns the files written and the resource fit."""
     if request.flow not in FLOWS:
         raise ExplorerError(f"flow {request.flow!r}: choose one of {', '.join(FLOWS)}")
     check_project_name(request.project)
@@ -119,6 +126,7 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
         files["vitis/prj_config"] = render("prj_config.j2", vitis=vitis_connectivity(config, board), **values)
     files["deploy/arch.json"] = arch.file_text()
     resources = estimate_resources(config, db)
+    fit = check_fit(resources.total, board.device, request.ceilings)
     manifest: dict[str, Any] = {
         "schema": EXPORT_SCHEMA,
         "generator": f"dpu-explorer {__version__}",
@@ -134,7 +142,6 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
         "estimate": {
             "source": "model",
             "resources": {k: resources.total.get(k) for k in ("lut", "ff", "bram36", "uram", "dsp")},
-            "clock_mhz": config.clock_mhz,
             **{k: v for k, v in request.origin.get("metrics", {}).items() if k in ("fps_single", "fps_multi", "latency_ms")},
         },
         "origin": request.origin,
@@ -195,4 +202,4 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
     manifest["files"] = sorted(str(p.relative_to(folder)) for p in [*written, folder / "export.json"])
     (folder / "export.json").write_text(json.dumps(manifest, indent=1, default=float) + "\n", encoding="utf-8")
     written.append(folder / "export.json")
-    return written
+    return ExportResult(written, fit)

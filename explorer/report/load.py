@@ -5,17 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import optuna
-
 from explorer.export.measure import read_measured
 from explorer.report.data import ParetoInfo, TrialRow, pareto_info
 from explorer.study.config import StudyConfig
-from explorer.study.runner import storage_for
+from explorer.study.runner import load_existing
 
 
 def load_info(cfg: StudyConfig) -> ParetoInfo:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    study = load_existing(cfg)
     rows = []
     for t in study.get_trials(deepcopy=False):
         values = tuple(float(v) for v in t.values) if t.values else ()

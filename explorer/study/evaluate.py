@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.compress.pipeline import CompressionContext, CompressOptions
-from explorer.data.loaders import load_data
+from explorer.data.loaders import Dataset, load_data
 from explorer.evaluators.builtin import load_evaluator
 from explorer.graph.loader import graph_inputs
 from explorer.hardware.database import load_database
@@ -35,16 +35,39 @@ class Metrics:
         return all(v <= 0 for v in self.constraints.values())
 
 
+def model_input_names(cfg: StudyConfig) -> list[str]:
+    import onnx
+
+    return [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
+
+
+def study_calibration(cfg: StudyConfig, names: list[str], data: Dataset | None = None) -> Dataset:
+    """The study's calibration data (also the APoZ data): `calibration_data`, else the first 100 samples of `data`."""
+    if cfg.calibration_data:
+        return load_data(cfg.calibration_data, names, cfg.base_dir)
+    return (data or load_data(cfg.data, names, cfg.base_dir)).head(100)
+
+
+def compress_options(point: DesignPoint, calibration_method: str) -> CompressOptions:
+    """What the model side of a design point depends on: pruning, split and the quantized nodes."""
+    return CompressOptions(
+        dict(point.prune),
+        point.prune_multiple,
+        point.prune_groups,
+        "all" if point.cpu_precision == "int8" else "dpu",
+        calibration_method,
+        point.split,
+    )
+
+
 class StudyContext:
     def __init__(self, cfg: StudyConfig, cache_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.db = load_database()
         self.board = self.db.board(cfg.board)
-        import onnx
-
-        names = [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
+        names = model_input_names(cfg)
         data = load_data(cfg.data, names, cfg.base_dir)
-        calibration = load_data(cfg.calibration_data, names, cfg.base_dir) if cfg.calibration_data else data.head(100)
+        calibration = study_calibration(cfg, names, data)
         self.compression = CompressionContext(
             cfg.model, data, calibration, load_evaluator(cfg.evaluator), cache_dir or cfg.output / "cache"
         )
@@ -54,14 +77,7 @@ class StudyContext:
         self._estimators: dict[str, Estimator] = {}
 
     def options(self, point: DesignPoint) -> CompressOptions:
-        return CompressOptions(
-            dict(point.prune),
-            point.prune_multiple,
-            point.prune_groups,
-            "all" if point.cpu_precision == "int8" else "dpu",
-            self.cfg.calibration,
-            point.split,
-        )
+        return compress_options(point, self.cfg.calibration)
 
     def estimator(self, options: CompressOptions) -> Estimator:
         key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])

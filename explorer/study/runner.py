@@ -98,6 +98,20 @@ def open_study(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.Study:
     return study
 
 
+def trial_folder(cfg: StudyConfig, number: int) -> Path:
+    """Where trial `number` keeps its artifacts (arch.json, metrics, measurements)."""
+    return cfg.output / "trials" / f"{number:05d}"
+
+
+def load_existing(cfg: StudyConfig) -> optuna.Study:
+    """The study as stored, for reading (report, export); a clear error when it was never run."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    except KeyError:
+        raise ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first") from None
+
+
 def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
@@ -170,7 +184,7 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True) -> int:
             for name, value in metrics.constraints.items():
                 trial.set_constraint(name, value if math.isfinite(value) else 1e9)
             point_dict = point.to_dict()
-            folder = cfg.output / "trials" / f"{trial.number:05d}"
+            folder = trial_folder(cfg, trial.number)
             write_artifacts(folder, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
             trial.set_user_attr("design_point", point_dict)
             trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
@@ -225,4 +239,4 @@ def run_study(cfg: StudyConfig, workers: int = 1, progress: bool = True) -> optu
             pending.wait()
     else:
         run_worker(cfg, 0, progress)
-    return optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    return load_existing(cfg)

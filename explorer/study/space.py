@@ -69,6 +69,18 @@ class DesignPoint:
             "cpu_precision": self.cpu_precision,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DesignPoint:
+        """The inverse of `to_dict` (a trial's stored design point)."""
+        return cls(
+            DpuConfig(**data["dpu"]),
+            dict(data["prune"]),
+            int(data["prune_multiple"]),
+            int(data["prune_groups"]),
+            data["split"],
+            str(data["cpu_precision"]),
+        )
+
 
 def resolve_space_file(name: str, base: Path) -> Path | None:
     for candidate in (base / name, Path(name)):

@@ -17,54 +17,34 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+# prune + quantize for one DPU configuration; run twice, the second answer comes from the cache
+COMPRESS = (
+    "compress",
+    str(MODEL),
+    "--data",
+    "pose-synth:16:3",
+    "--calib-data",
+    "pose-synth:8:2",
+    "--prune",
+    "all=0.7",
+    "--quantize",
+    "dpu",
+    "--board",
+    "ultra96-v2",
+    "--arch",
+    "B1600",
+)
+
+
 def test_compress_json_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "c.onnx"
-    code, stdout, err = run(
-        capsys,
-        "compress",
-        str(MODEL),
-        "--data",
-        "pose-synth:16:3",
-        "--calib-data",
-        "pose-synth:8:2",
-        "--prune",
-        "all=0.7",
-        "--quantize",
-        "dpu",
-        "--board",
-        "ultra96-v2",
-        "--arch",
-        "B1600",
-        "-o",
-        str(out),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--json",
-    )
+    code, stdout, err = run(capsys, *COMPRESS, "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--json")
     assert code == 0, err
     data = json.loads(stdout)
     assert {"euclidean_error", "jsd", "pck"} == set(data["metrics"]) == set(data["float_metrics"])
     assert data["source"].startswith("measured") and data["macs_after"] <= data["macs_before"]
     onnx.checker.check_model(onnx.load(str(out)))
-    code, stdout, _ = run(
-        capsys,
-        "compress",
-        str(MODEL),
-        "--data",
-        "pose-synth:16:3",
-        "--calib-data",
-        "pose-synth:8:2",
-        "--prune",
-        "all=0.7",
-        "--quantize",
-        "dpu",
-        "--board",
-        "ultra96-v2",
-        "--arch",
-        "B1600",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    )
+    code, stdout, _ = run(capsys, *COMPRESS, "--cache-dir", str(tmp_path / "cache"))
     assert code == 0 and "from the cache" in stdout and "(measured" in stdout
 
 

@@ -8,7 +8,6 @@ import subprocess
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 STUB = Path(__file__).with_name("vivado_stub.tcl")
 
@@ -120,7 +119,3 @@ def reachable(model: DesignModel, start: str) -> set[str]:
             seen.add(p)
             todo.append(p)
     return seen
-
-
-def as_dict(model: DesignModel) -> dict[str, Any]:
-    return {"cells": model.cells, "props": dict(model.props), "nets": model.nets, "intf": model.intf}

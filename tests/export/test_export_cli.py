@@ -166,6 +166,11 @@ def test_import_errors(study_file: Path, tmp_path: Path, capsys: pytest.CaptureF
                                "latency_ms": {"median": 1.0}, "dpu_ms": 1.0, "cpu_ms": 0.0}))  # fmt: skip
     code, _, err = run(capsys, "import-run", str(bad))
     assert code == 1 and "pass --study and --trial" in err
+    code, _, err = run(capsys, "import-run", str(bad), "--study", str(study_file), "--trial", "999")
+    assert code == 1 and "no finished trial 999" in err
+    (out / "export.json").write_text("{broken")
+    code, _, err = run(capsys, "import-build", str(out))
+    assert code == 1 and "export.json: not JSON" in err
     code, _, err = run(capsys, "export", str(study_file), "--best", "lut", "-o", str(tmp_path / "x"))
     assert code == 1 and "not an objective" in err
     code, _, err = run(capsys, "export", str(study_file), "--trial", "99", "-o", str(tmp_path / "x"))

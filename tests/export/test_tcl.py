@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.export.design import is_legal, legal_ip_params
+from explorer.export.design import bd_data, is_legal, legal_ip_params
 from explorer.export.templates import tcl_word
 from explorer.export.writer import ExportRequest, export_design
 from explorer.hardware.config import DpuConfig, parse_dpu_config
@@ -111,7 +111,13 @@ def check_design(model: DesignModel, cfg: DpuConfig, family: str) -> None:
     for master in masters:
         ps_ports = {p for p in reachable(model, master) if p.startswith(ps + "/S_AXI")}
         assert ps_ports, f"{master} does not reach the PS"
-    # every clock pin of a used PS slave port is driven
+    # every used PS slave port is clocked by the DPU clock, and the register master by the PS clock
+    ps_data = bd_data()["processing_system"][family]
+    by_port = {v["port"]: v["clock"] for v in ps_data["slave_ports"].values()}
+    used = [b.split("/")[1] for _, b in model.intf if b.startswith(ps + "/")]
+    assert used and all(net_of[f"{ps}/{by_port[port]}"] == net_of["dpu_clk_wiz/clk_dpu"] for port in used)
+    reg_clock = f"{ps}/{ps_data['register_master']['clock']}"
+    assert net_of[reg_clock] == net_of[f"{ps}/{ps_data['register_clock']['pin']}"] == net_of[f"{dpu}/s_axi_aclk"]
     # address map: the DPU registers at a 16M segment in the PS's data space, the rest auto-assigned
     explicit = [s for s in model.segments if s[0] == "explicit"]
     assert explicit == [

@@ -9,7 +9,7 @@ import pytest
 from explorer.errors import ConfigError
 from explorer.hardware.config import check_config
 from explorer.hardware.database import load_database
-from explorer.study.space import board_facts, design_point, load_space, resolve_space_file, suggest
+from explorer.study.space import DesignPoint, board_facts, design_point, load_space, resolve_space_file, suggest
 
 DB = load_database()
 
@@ -46,6 +46,7 @@ def test_every_sample_is_a_legal_configuration(board_name: str) -> None:
         values: dict[str, Any] = suggest(trial, space, board_facts(board))
         point = design_point(values, space, board, 50, DB)
         assert check_config(point.dpu, board.device) == [], values
+        assert DesignPoint.from_dict(point.to_dict()) == point  # what a trial stores reads back the same
         uram_seen.add(point.dpu.uram_per_core)
         assert ("dpu.uram_share" in values) == (board.device.uram > 0)  # conditional on the part having URAM
         study.tell(trial, 0.0)
