@@ -10,7 +10,6 @@ Rows marked "check" are never used for fitting: they show how the model generali
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 from dataclasses import replace
 
@@ -19,13 +18,13 @@ from scipy.optimize import least_squares
 
 from explorer.datafiles import data_path
 from explorer.perf.calibration import ROWS, SEED002, Row, evaluate, log_residuals, seed002_times
-from explorer.perf.params import LatencyParams, load_params
+from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
 
-DPU_KEYS = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "io_ns_per_element_at_1ghz")
+DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
 DPU_BOUNDS = ((0, 0.1, 0.1, 0), (60000, 1.0, 1.0, 50.0))
-A53_KEYS = ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency")
+A53_KEYS = CPU_FITTED["cortex-a53"]
 A53_BOUNDS = ((0.5, 0.02, 0.1, 0, 0.1), (10, 1.0, 20, 100, 1.0))  # a fixed cost above 100 us per operator is not physical
-A9_KEYS = ("relative_speed", "thread_efficiency")
+A9_KEYS = CPU_FITTED["cortex-a9"]
 A9_BOUNDS = ((0.1, 0.1), (2.0, 1.0))
 
 
@@ -68,29 +67,6 @@ def refit(params: LatencyParams) -> LatencyParams:
         p = _with_cpu(base, kind, keys, x)
     x = _fit(dpu, np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS, lambda v: _with_dpu(p, v))
     return _with_dpu(p, x)
-
-
-def write_yaml(params: LatencyParams) -> None:
-    path = data_path("hw", "latency_model.yaml")
-    text = path.read_text(encoding="utf-8")
-
-    def put(section: str, key: str, value: float, text: str) -> str:
-        pattern = re.compile(rf"({re.escape(section)}:(?:\n(?!\S).*)*?\n\s+{key}: )([-0-9.e]+)")
-        new, count = pattern.subn(lambda m: f"{m.group(1)}{value:.4g}", text, count=1)
-        if count != 1:
-            raise SystemExit(f"cannot find {section}.{key} in {path}")
-        return new
-
-    text = put("dpu", "layer_overhead_cycles", params.layer_overhead_cycles, text)
-    text = put("dpu", "port_efficiency", params.port_efficiency, text)
-    text = put("dpu", "ddr_efficiency", params.ddr_efficiency, text)
-    text = put("host", "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz, text)
-    for key in A53_KEYS:
-        text = put("cortex-a53", key, getattr(params.cpu["cortex-a53"], key), text)
-    for key in A9_KEYS:
-        text = put("    cortex-a9", key, getattr(params.cpu["cortex-a9"], key), text)
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path}")
 
 
 def report(params: LatencyParams) -> None:
@@ -138,7 +114,9 @@ def main() -> None:
         for kind, keys in (("cortex-a53", A53_KEYS), ("cortex-a9", A9_KEYS)):
             print(f"  {kind}: " + ", ".join(f"{k} = {getattr(params.cpu[kind], k):.4g}" for k in keys))
         if args.write:
-            write_yaml(params)
+            path = data_path(*PARAMS_FILE)
+            write_fitted(params, path)
+            print(f"wrote {path}")
     report(params)
 
 

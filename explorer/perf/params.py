@@ -1,9 +1,11 @@
-"""The latency model's parameters, read once from hw/latency_model.yaml."""
+"""The latency model's parameters, read once from hw/latency_model.yaml; refitted values written back."""
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -43,6 +45,9 @@ def _cpu_kinds(raw: dict[str, Any]) -> dict[str, CpuKindParams]:
     base = raw["cortex-a53"]["fitted"]
     out = {}
     for kind, entry in raw.items():
+        if "relative_speed" in entry and "relative_speed" in entry.get("fitted", {}):
+            # one value must win: a fixed one beside a fitted one hid the refit once
+            raise ValueError(f"cpu kind {kind}: relative_speed is both fixed and fitted")
         fitted = {**base, **entry.get("fitted", {})}
         out[kind] = CpuKindParams(
             conv_gmacs_per_ghz=float(fitted["conv_gmacs_per_ghz"]),
@@ -55,9 +60,16 @@ def _cpu_kinds(raw: dict[str, Any]) -> dict[str, CpuKindParams]:
     return out
 
 
-@functools.cache
-def load_params() -> LatencyParams:
-    with data_path("hw", "latency_model.yaml").open(encoding="utf-8") as handle:
+PARAMS_FILE = ("hw", "latency_model.yaml")
+DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency")
+CPU_FITTED = {
+    "cortex-a53": ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency"),
+    "cortex-a9": ("relative_speed", "thread_efficiency"),
+}
+
+
+def read_params(path: Path) -> LatencyParams:
+    with path.open(encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     dpu, host, cpu = raw["dpu"], raw["host"], raw["cpu"]
     return LatencyParams(
@@ -73,3 +85,49 @@ def load_params() -> LatencyParams:
         cpu_int8_time_factor=float(cpu["int8_time_factor"]),
         cpu=_cpu_kinds(cpu["kinds"]),
     )
+
+
+@functools.cache
+def load_params() -> LatencyParams:
+    return read_params(data_path(*PARAMS_FILE))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _block_end(lines: list[str], start: int) -> int:
+    """Index after the lines indented deeper than lines[start] (blank and comment lines included)."""
+    depth, end = _indent(lines[start]), start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].lstrip().startswith("#") or _indent(lines[end]) > depth):
+        end += 1
+    return end
+
+
+def _find(lines: list[str], lo: int, hi: int, key: str) -> int:
+    for i in range(lo, hi):
+        if re.match(rf"\s*{re.escape(key)}:(\s|$)", lines[i]):
+            return i
+    raise ValueError(f"no {key!r} key")
+
+
+def write_fitted(params: LatencyParams, path: Path) -> None:
+    """Write the fitted values into the `fitted:` blocks of `path`, keeping its comments and layout."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+
+    def put(block: str, key: str, value: float) -> None:
+        try:
+            b = _find(lines, 0, len(lines), block)
+            f = _find(lines, b + 1, _block_end(lines, b), "fitted")
+            k = _find(lines, f + 1, _block_end(lines, f), key)
+        except ValueError as err:
+            raise ValueError(f"{path}: cannot find {block}.fitted.{key} ({err})") from None
+        lines[k] = re.sub(r"(:\s*)[-+0-9.eE]+", lambda m: f"{m.group(1)}{value:.4g}", lines[k], count=1)
+
+    for key in DPU_FITTED:
+        put("dpu", key, getattr(params, key))
+    put("host", "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz)
+    for kind, keys in CPU_FITTED.items():
+        for key in keys:
+            put(kind, key, getattr(params.cpu[kind], key))
+    path.write_text("\n".join(lines), encoding="utf-8")
