@@ -7,9 +7,12 @@ For each layer on the DPU:
   depthwise and pooling use the ALU / pooling engine (ALU_PP pixels x ICP channels per cycle).
   DDR bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
   and the input does not fit the image banks (the cheaper of the two reload orders).
-  time = max(compute, bytes / bandwidth) + a fixed cost per layer.
-Bandwidth of a core = min(AXI data ports or load engines (2 x ICP bytes) per cycle at the DPU clock
-x port efficiency, DDR peak x DDR efficiency).
+  memory time = max(bytes read / read bandwidth, bytes written / write bandwidth, all bytes / DDR)
+  time = max(compute, memory) + a fixed cost per layer.
+The load engines read while the save engine writes, over the AXI read and write channels, which are
+independent; the DDR controller serves both. Read bandwidth of a core = min(AXI data ports, the load
+engines' 2 x ICP bytes) per cycle at the DPU clock x port efficiency; write bandwidth = the AXI data
+ports per cycle x port efficiency; DDR = peak x DDR efficiency, shared by reads and writes.
 Activations fused into their producer, and shape-only layers folded into an FC, take no time.
 """
 
@@ -39,7 +42,8 @@ class DpuGeometry:
     channel_augmentation: bool
     img_capacity_bytes: int
     wgt_capacity_bytes: int
-    port_bytes_per_s: float
+    read_bytes_per_s: float
+    write_bytes_per_s: float
     ddr_bytes_per_s: float
     cores: int
     layer_overhead_s: float
@@ -67,9 +71,11 @@ def geometry(config: DpuConfig, board: Board, params: LatencyParams | None = Non
         # A core moves data through its AXI data ports and through LOAD_PARALLEL (2) load engines that
         # each fill one 8*ICP-bit bank row per cycle; the narrower of the two limits it (INFERRED from
         # the bank width and LOAD_PARALLEL = 2, dpu_hw.md §2.2).
-        port_bytes_per_s=min(params.data_ports_per_core * width, params.load_parallel * arch.icp)
+        read_bytes_per_s=min(params.data_ports_per_core * width, params.load_parallel * arch.icp)
         * clock
         * params.port_efficiency,
+        # The save engine's own width (SAVE_PARALLEL) is not published: writes are limited by the ports.
+        write_bytes_per_s=params.data_ports_per_core * width * clock * params.port_efficiency,
         ddr_bytes_per_s=board.ddr.peak_gbps * 1e9 * params.ddr_efficiency,
         cores=config.cores,
         layer_overhead_s=params.layer_overhead_cycles / clock,
@@ -147,9 +153,9 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerT
     else:  # upsample, reorg: data movement through the load/save engines
         cycles = 0
     compute_s = cycles / g.clock_hz
-    bandwidth = min(g.port_bytes_per_s, g.ddr_bytes_per_s)
     moved = _ddr_bytes(layer, g)
-    memory_s = moved / bandwidth
+    written = layer.output_bytes
+    memory_s = max((moved - written) / g.read_bytes_per_s, written / g.write_bytes_per_s, moved / g.ddr_bytes_per_s)
     busy = max(compute_s, memory_s)
     total = busy + g.layer_overhead_s
     bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")

@@ -82,6 +82,20 @@ def test_layer_bounds() -> None:
     assert dpu_layer_time(light.layers[0], Placement(DPU), geo).bound == "memory"
 
 
+def test_reads_and_writes_overlap_but_share_the_ddr() -> None:
+    # an expanding 1x1 layer: little read, much written; the save engine writes while the load engines
+    # read, so its memory time is set by the larger direction (or by the shared DDR), not by their sum
+    b = NetBuilder("expand", (1, 16, 256, 256))
+    layer = graph_from_model(b.build([b.conv("input", 96, k=1, act=None)])).layers[0]
+    geo = geometry(DpuConfig(arch="B4096", clock_mhz=325), ZCU102)
+    t = dpu_layer_time(layer, Placement(DPU), geo)
+    read = layer.input_bytes + layer.weight_bytes
+    expected = max(read / geo.read_bytes_per_s, layer.output_bytes / geo.write_bytes_per_s, t.ddr_bytes / geo.ddr_bytes_per_s)
+    assert t.ddr_bytes == read + layer.output_bytes
+    assert t.memory_ms == pytest.approx(expected * 1e3)
+    assert t.memory_ms < t.ddr_bytes / min(geo.read_bytes_per_s, geo.write_bytes_per_s) * 1e3
+
+
 def test_channel_augmentation_speeds_up_first_layer() -> None:
     b = NetBuilder("first", (1, 3, 224, 224))
     graph = graph_from_model(b.build([b.conv("input", 32, k=3, s=2, act=None)]))
@@ -113,7 +127,7 @@ def test_cpu_model_threads_and_cortex_a9() -> None:
 def test_zynq7000_has_narrower_ports() -> None:
     z = geometry(parse_dpu_config({"arch": "B1152"}, PYNQ), PYNQ)
     u = geometry(DpuConfig(arch="B1152", clock_mhz=200), KV260)
-    assert z.port_bytes_per_s < u.port_bytes_per_s and z.ddr_bytes_per_s < u.ddr_bytes_per_s
+    assert z.read_bytes_per_s < u.read_bytes_per_s and z.ddr_bytes_per_s < u.ddr_bytes_per_s
 
 
 def test_no_dpu_work_means_cpu_bound(mnv2: Estimator) -> None:
