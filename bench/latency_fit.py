@@ -1,4 +1,4 @@
-"""The latency model against every published number of calibration.md §2-3, §5 and PG338 Table 13.
+"""The latency model against every published number of calibration.md §2-3, §5, PG338 Tables 13-14 and seed 002.
 
 Run:   python bench/latency_fit.py            print predicted / published / error per row, and medians
        python bench/latency_fit.py --refit    also refit the `fitted` parameters (least squares on log
@@ -10,6 +10,7 @@ Rows marked "check" are never used for fitting: they show how the model generali
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from explorer.datafiles import data_path
-from explorer.perf.calibration import ROWS, SEED002, Row, evaluate, log_residuals, seed002_times
+from explorer.perf.calibration import ROWS, SCALING, SEED002, Row, evaluate, log_residuals, scaling_ratio, seed002_times
 from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
 
 DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
@@ -65,8 +66,15 @@ def refit(params: LatencyParams) -> LatencyParams:
             lambda v, base=base, kind=kind, keys=keys: _with_cpu(base, kind, keys, v),
         )
         p = _with_cpu(base, kind, keys, x)
-    x = _fit(dpu, np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS, lambda v: _with_dpu(p, v))
-    return _with_dpu(p, x)
+    scaling = tuple(c for c in SCALING if c.fitted)
+
+    def residuals(x: np.ndarray) -> list[float]:
+        q = _with_dpu(p, x)
+        return log_residuals(evaluate(dpu, q)) + [math.log(scaling_ratio(c, q) / c.published_ratio) for c in scaling]
+
+    start = np.clip(np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS[0], DPU_BOUNDS[1])
+    x = least_squares(residuals, start, bounds=DPU_BOUNDS, x_scale="jac").x
+    return _with_dpu(p, np.asarray(x))
 
 
 def report(params: LatencyParams) -> None:
@@ -91,6 +99,19 @@ def report(params: LatencyParams) -> None:
     print(
         f"CPU rows (§5 ncnn):        median |error| {med(cpu):.1%} over {len(cpu)} rows "
         f"(fit rows {med([r for r in cpu if r.row.fitted]):.1%}, check rows {med([r for r in cpu if not r.row.fitted]):.1%})"
+    )
+    print(f"\n{'architecture scaling: time ratio':<58}{'published':>10}{'model':>10}{'error':>9}  use    source")
+    errors: dict[bool, list[float]] = {True: [], False: []}
+    for check in SCALING:
+        ratio = scaling_ratio(check, params)
+        errors[check.fitted].append(abs(ratio / check.published_ratio - 1))
+        print(
+            f"{check.name:<58}{check.published_ratio:>10.2f}{ratio:>10.2f}{ratio / check.published_ratio - 1:>+9.1%}  "
+            f"{'fit' if check.fitted else 'check':<7}{check.source}"
+        )
+    print(
+        "Scaling ratios: |error| "
+        + ", ".join(f"{'fit' if fitted else 'check'} rows median {statistics.median(e):.1%}" for fitted, e in errors.items() if e)
     )
     b512, b4096 = seed002_times(params)
     print(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.perf.calibration import seed002_times
+from explorer.perf.calibration import SEED002, seed002_times
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +22,4 @@ def test_latency_fit_report() -> None:
     assert median and float(median.group(1)) <= 10.0  # issue #3 target
     b512, b4096 = seed002_times()
     assert f"ratio {b512 / b4096:.2f}" in done.stdout
+    assert SEED002.ratio_low <= b512 / b4096 <= SEED002.ratio_high  # issue #3 target, a check row (never fitted)

@@ -224,6 +224,51 @@ SEED002 = RatioCheck(
 )
 
 
+@dataclass(frozen=True)
+class ScalingCheck:
+    """One network on a smaller and a larger architecture: the published ratio of their DPU times.
+
+    Besides these, every published DPU number is for a B4096: only these tell the fixed per-layer
+    cost and the bandwidth apart from the compute that scales with PP / ICP / OCP.
+    """
+
+    name: str
+    model: str
+    small: str
+    large: str
+    published_ratio: float
+    source: str
+    fitted: bool
+    board: str = "zcu102"
+    dpu: dict[str, Any] = field(default_factory=dict)
+
+
+# PG338 Table 14 (seed 004) gives the average I/O bandwidth of one core running Inception-v1, ResNet-50
+# and YOLOv3-VOC at full speed on a B1152 and on a B4096. A network moves the same bytes per frame on
+# both, so the bandwidth ratio is the inverse ratio of the frame times (INFERRED: the table states
+# bandwidths, not times; "averaged by layer" may weight layers differently). The table names neither
+# board nor clock: the ZCU102 at Table 13's 287 MHz is assumed, and the ratio barely depends on it.
+# These three are fitted; seed 002's ratio (the issue's target) stays a check.
+PG338_T14 = "PG338 Table 14 (seed 004): average MB/s, B4096 / B1152"
+_T14_DPU = {"ip_version": "3.4", "elew_mult": False, "save_argmax": False, "clock_mhz": 287}
+SCALING: tuple[ScalingCheck, ...] = (
+    ScalingCheck("Inception-v1, B1152 vs B4096", "inception_v1", "B1152", "B4096", 2474 / 890, PG338_T14, True, dpu=_T14_DPU),
+    ScalingCheck("ResNet-50, B1152 vs B4096", "resnet50", "B1152", "B4096", 3132 / 1017, PG338_T14, True, dpu=_T14_DPU),
+    ScalingCheck("YOLOv3-VOC, B1152 vs B4096", "yolov3_voc", "B1152", "B4096", 3290 / 986, PG338_T14, True, dpu=_T14_DPU),
+    ScalingCheck(
+        "Seed 002 MobileNetV2-SSD 1024x1024, B512 vs B4096",
+        SEED002.model,
+        "B512",
+        "B4096",
+        SEED002.b512_ms / SEED002.b4096_ms,
+        "seed 002: about 68 ms and 15 ms at 325 MHz",
+        False,
+        SEED002.board,
+        SEED002.dpu,
+    ),
+)
+
+
 @functools.cache
 def reference_graph(name: str) -> ModelGraph:
     return analyze(normalize(prepare_model(REFERENCE_MODELS[name]())))
@@ -246,15 +291,30 @@ def predict(row: Row, params: LatencyParams | None = None, db: HwDatabase | None
     return float(getattr(estimate, row.metric))
 
 
+def dpu_times(
+    model: str,
+    board_name: str,
+    dpu: dict[str, Any],
+    archs: tuple[str, ...],
+    params: LatencyParams | None = None,
+    db: HwDatabase | None = None,
+) -> tuple[float, ...]:
+    """One core's DPU time (ms) of a reference network for each architecture."""
+    db = db or load_database()
+    board = db.board(board_name)
+    est = Estimator(reference_graph(model), board, params or load_params(), db)
+    return tuple(est.estimate(parse_dpu_config({**dpu, "arch": arch}, board, db=db)).dpu_ms for arch in archs)
+
+
 def seed002_times(params: LatencyParams | None = None, db: HwDatabase | None = None) -> tuple[float, float]:
     """DPU time of seed 002's detector on one B512 and one B4096 (ms)."""
-    db = db or load_database()
-    board = db.board(SEED002.board)
-    est = Estimator(reference_graph(SEED002.model), board, params or load_params(), db)
-    b512, b4096 = (
-        est.estimate(parse_dpu_config({**SEED002.dpu, "arch": arch}, board, db=db)).dpu_ms for arch in ("B512", "B4096")
-    )
+    b512, b4096 = dpu_times(SEED002.model, SEED002.board, SEED002.dpu, ("B512", "B4096"), params, db)
     return b512, b4096
+
+
+def scaling_ratio(check: ScalingCheck, params: LatencyParams | None = None, db: HwDatabase | None = None) -> float:
+    small, large = dpu_times(check.model, check.board, check.dpu, (check.small, check.large), params, db)
+    return small / large
 
 
 @dataclass(frozen=True)
