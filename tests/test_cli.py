@@ -112,6 +112,31 @@ def test_dpu_file_and_flag_override(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (cfg["arch"], cfg["cores"], cfg["ram_usage"]) == ("B1152", 3, "high")
 
 
+def test_preset_is_the_boards_published_design_and_options_override_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "hw", "resources", "--board", "kv260", "--preset", "dpu-pynq", "--json")
+    assert code == 0
+    data = json.loads(out)
+    # DPU-PYNQ's KV260 overlay (hw/boards.yaml): B4096 with UltraRAM, which fits the K26
+    assert (data["config"]["arch"], data["config"]["uram_per_core"], data["config"]["save_argmax"]) == ("B4096", 46, True)
+    assert data["fits"] and data["hint"] is None
+    dpu = tmp_path / "dpu.yaml"
+    dpu.write_text("arch: B3136\n")
+    code, out, _ = run(
+        capsys, "hw", "resources", "--board", "kv260", "--preset", "dpu-pynq", "--dpu", str(dpu), "--clock-mhz", "250", "--json"
+    )
+    cfg = json.loads(out)["config"]
+    assert code == 0 and (cfg["arch"], cfg["clock_mhz"], cfg["uram_per_core"]) == ("B3136", 250, 46)
+
+
+def test_defaults_that_do_not_fit_point_at_the_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "hw", "resources", "--board", "kv260")
+    assert code == 0 and "fits under the ceilings: NO" in out and "hint: " in out and "--preset dpu-pynq" in out
+    code, out, _ = run(capsys, "hw", "resources", "--board", "kv260", "--arch", "B4096", "--json")
+    assert not json.loads(out)["fits"] and json.loads(out)["hint"] is None  # the user chose: no advice
+
+
 def test_dpu_file_problems_name_file_and_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dpu = tmp_path / "dpu.yaml"
     dpu.write_text("dpu:\n  arch: B4096\n  core: 2\n  ram_usage: huge\n")

@@ -25,6 +25,12 @@ def add_board_option(parser: argparse.ArgumentParser, required: bool = True) -> 
 def add_dpu_options(parser: argparse.ArgumentParser) -> None:
     """One flag per DpuConfig field, named after it, plus --dpu FILE with the same fields."""
     group = parser.add_argument_group("DPU configuration (defaults: the board's family and the IP version)")
+    group.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="start from a published configuration of the board: dpu-pynq = its DPU-PYNQ overlay "
+        "(`explore hw boards` lists them); --dpu and the flags below override it",
+    )
     group.add_argument("--dpu", metavar="FILE", help="YAML/JSON file with DpuConfig fields (optionally under a `dpu:` key)")
     for spec in field_specs().values():
         text = spec.help
@@ -62,9 +68,41 @@ def parse_ceilings(values: list[str]) -> dict[str, float]:
     return out
 
 
+PRESETS = ("dpu-pynq",)
+
+
+def preset_config(board: Board, name: str) -> dict[str, Any]:
+    """The DpuConfig fields of a board's published configuration (`dpu_pynq` in hw/boards.yaml)."""
+    if name != "dpu-pynq":
+        raise ExplorerError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    if not board.dpu_pynq:
+        raise ExplorerError(f"board {board.name} has no DPU-PYNQ configuration; give the DPU options instead")
+    return {k: v for k, v in board.dpu_pynq.items() if k != "source"}
+
+
+def dpu_options_given(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "preset", None) or getattr(args, "dpu", None)) or any(
+        getattr(args, name, None) is not None for name in field_specs()
+    )
+
+
+def fit_hint(args: argparse.Namespace, board: Board, fits: bool) -> str | None:
+    """When the IP defaults do not fit and the user chose nothing, point at the board's published design."""
+    if fits or dpu_options_given(args) or not board.dpu_pynq:
+        return None
+    return (
+        f"the IP defaults do not fit the {board.device.name}; --preset dpu-pynq starts from the board's "
+        "DPU-PYNQ configuration, or see `explore hw space` for the legal ones that fit"
+    )
+
+
 def dpu_config_from_args(args: argparse.Namespace, board: Board, db: HwDatabase | None = None) -> DpuConfig:
-    """File values, then flags, over the board defaults; parse errors name the file path or flag."""
+    """Preset, then file values, then flags, over the board defaults; parse errors name their source."""
     db = db or load_database()
+    preset: dict[str, Any] = {}
+    if getattr(args, "preset", None):
+        preset = preset_config(board, args.preset)
+        parse_dpu_config(preset, board, source=f"hw/boards.yaml {board.name} dpu_pynq", db=db)
     file_data: dict[str, Any] = {}
     if args.dpu:
         raw = load_mapping_file(args.dpu)
@@ -78,7 +116,7 @@ def dpu_config_from_args(args: argparse.Namespace, board: Board, db: HwDatabase 
     parse_dpu_config(
         {flag_name(k)[2:].replace("-", "_"): v for k, v in flag_data.items()}, board, source="command-line flags", db=db
     )
-    config = parse_dpu_config({**file_data, **flag_data}, board, db=db)
+    config = parse_dpu_config({**preset, **file_data, **flag_data}, board, db=db)
     return require_legal(config, board.device, db)
 
 

@@ -180,4 +180,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"resources (source: model): LUT {res['lut']}, FF {res['ff']}, BRAM36 {res['bram36']}, URAM {res['uram']}, "
         f"DSP {res['dsp']}; fits {board.device.name}: {'yes' if res['fits'] else 'NO'}"
     )
+    if res["hint"]:
+        print(f"hint: {res['hint']}")
     return 0

@@ -10,6 +10,7 @@ from explorer.commands.common import (
     add_board_option,
     add_dpu_options,
     dpu_config_from_args,
+    fit_hint,
     json_number,
     parse_ceilings,
     print_json,
@@ -168,6 +169,7 @@ def resources_payload(args: argparse.Namespace) -> dict[str, Any]:
             "platform": estimate.platform.to_dict(),
         },
         "source": estimate.source,
+        "hint": fit_hint(args, board, fit.fits),
         "device_capacity_verified": board.device.verified,
         "notes": list(estimate.notes)
         + ([] if board.device.verified else [f"{board.device.name} capacities: {board.device.note}"]),
@@ -207,6 +209,8 @@ def cmd_resources(args: argparse.Namespace) -> int:
         )
     )
     print(f"fits under the ceilings: {'yes' if payload['fits'] else 'NO'}")
+    if payload["hint"]:
+        print(f"hint: {payload['hint']}")
     print(f"peak: {payload['peak_gops']:g} GOPS")
     print("source: model (estimates, not measurements)")
     for note in payload["notes"]:
