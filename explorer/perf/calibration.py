@@ -225,7 +225,7 @@ SEED002 = RatioCheck(
 
 
 @dataclass(frozen=True)
-class ScalingCheck:
+class ScalingRow:
     """One network on a smaller and a larger architecture: the published ratio of their DPU times.
 
     Besides these, every published DPU number is for a B4096: only these tell the fixed per-layer
@@ -251,11 +251,11 @@ class ScalingCheck:
 # These three are fitted; seed 002's ratio (the issue's target) stays a check.
 PG338_T14 = "PG338 Table 14 (seed 004): average MB/s, B4096 / B1152"
 _T14_DPU = {"ip_version": "3.4", "elew_mult": False, "save_argmax": False, "clock_mhz": 287}
-SCALING: tuple[ScalingCheck, ...] = (
-    ScalingCheck("Inception-v1, B1152 vs B4096", "inception_v1", "B1152", "B4096", 2474 / 890, PG338_T14, True, dpu=_T14_DPU),
-    ScalingCheck("ResNet-50, B1152 vs B4096", "resnet50", "B1152", "B4096", 3132 / 1017, PG338_T14, True, dpu=_T14_DPU),
-    ScalingCheck("YOLOv3-VOC, B1152 vs B4096", "yolov3_voc", "B1152", "B4096", 3290 / 986, PG338_T14, True, dpu=_T14_DPU),
-    ScalingCheck(
+SCALING: tuple[ScalingRow, ...] = (
+    ScalingRow("Inception-v1, B1152 vs B4096", "inception_v1", "B1152", "B4096", 2474 / 890, PG338_T14, True, dpu=_T14_DPU),
+    ScalingRow("ResNet-50, B1152 vs B4096", "resnet50", "B1152", "B4096", 3132 / 1017, PG338_T14, True, dpu=_T14_DPU),
+    ScalingRow("YOLOv3-VOC, B1152 vs B4096", "yolov3_voc", "B1152", "B4096", 3290 / 986, PG338_T14, True, dpu=_T14_DPU),
+    ScalingRow(
         "Seed 002 MobileNetV2-SSD 1024x1024, B512 vs B4096",
         SEED002.model,
         "B512",
@@ -312,7 +312,7 @@ def seed002_times(params: LatencyParams | None = None, db: HwDatabase | None = N
     return b512, b4096
 
 
-def scaling_ratio(check: ScalingCheck, params: LatencyParams | None = None, db: HwDatabase | None = None) -> float:
+def scaling_ratio(check: ScalingRow, params: LatencyParams | None = None, db: HwDatabase | None = None) -> float:
     small, large = dpu_times(check.model, check.board, check.dpu, (check.small, check.large), params, db)
     return small / large
 
