@@ -14,7 +14,7 @@ import multiprocessing
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,15 +139,20 @@ def write_artifacts(folder: Path, point_dict: dict[str, Any], metrics: Metrics, 
 
 @dataclass
 class Progress:
+    """A progress bar on a terminal; in a log (stderr not a terminal), one plain line every `log_every` s."""
+
     total: int
     start: float
     enabled: bool
     base: int = 0  # finished trials when this run started (for the rate estimate)
     last: float = 0.0
+    interactive: bool = field(default_factory=lambda: sys.stderr.isatty())
+    log_every: float = 30.0
 
     def update(self, done: int, study: optuna.Study, force: bool = False) -> None:
         now = time.time()
-        if not self.enabled or (not force and now - self.last < 0.5):
+        interval = 0.5 if self.interactive else self.log_every
+        if not self.enabled or (not force and now - self.last < interval):
             return
         self.last = now
         elapsed = now - self.start
@@ -158,9 +163,12 @@ class Progress:
             best = len(study.best_trials)
         except (ValueError, RuntimeError):
             best = 0
-        bar = "#" * int(30 * done / max(1, self.total))
-        line = f"\r[{bar:<30}] {done}/{self.total} trials, {best} Pareto-optimal, {elapsed:.0f}s elapsed, ~{left:.0f}s left"
-        sys.stderr.write(line + ("\n" if force else ""))
+        text = f"{done}/{self.total} trials, {best} Pareto-optimal, {elapsed:.0f}s elapsed, ~{left:.0f}s left"
+        if self.interactive:
+            bar = "#" * int(30 * done / max(1, self.total))
+            sys.stderr.write(f"\r[{bar:<30}] {text}" + ("\n" if force else ""))
+        else:
+            sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from explorer.study.config import StudyConfig, load_study
 from explorer.study.evaluate import StudyContext
-from explorer.study.runner import finished_count, run_study
+from explorer.study.runner import Progress, finished_count, run_study
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "pose"
 
@@ -80,3 +80,17 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert finished_count(study) >= 6
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    log = Progress(10, start=0.0, enabled=True, interactive=False, log_every=30.0)
+    log.update(1, study)
+    log.update(2, study)  # within log_every of the first: nothing
+    log.update(10, study, force=True)
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert [line.split(",")[0] for line in lines] == ["1/10 trials", "10/10 trials"]
+    assert all(line.endswith("\n") and "\r" not in line and "[" not in line for line in lines)
+    tty = Progress(10, start=0.0, enabled=True, interactive=True)
+    tty.update(5, study)
+    assert capsys.readouterr().err.startswith("\r[" + "#" * 15)
