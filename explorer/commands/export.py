@@ -12,6 +12,7 @@ from explorer.commands.common import (
     add_board_option,
     add_dpu_options,
     dpu_config_from_args,
+    dpu_options_given,
     json_number,
     parse_ceilings,
     print_json,
@@ -26,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Export a study trial (--trial N or --best OBJECTIVE), or a DPU configuration (--dpu FILE / "
         "DPU flags with --board) without a study.",
     )
-    p.add_argument("study", nargs="?", help="study.yaml or its output folder (omit with --dpu/--board)")
+    p.add_argument(
+        "study",
+        nargs="?",
+        help="study.yaml or its output folder (default: the bundled example study in ./explore-out; omit with --board)",
+    )
     choice = p.add_mutually_exclusive_group()
     choice.add_argument("--trial", type=int, help="trial number")
     choice.add_argument("--best", metavar="OBJECTIVE", help="the feasible trial with the best value of this objective")
@@ -56,23 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_import_run)
 
 
-def _has_dpu_flags(args: argparse.Namespace) -> bool:
-    from explorer.hardware.config import field_specs
-
-    return bool(args.dpu) or any(getattr(args, name, None) is not None for name in field_specs())
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from explorer.export.writer import ExportRequest, export_design
     from explorer.hardware.database import load_database
 
     db = load_database()
     start = time.perf_counter()
-    if args.study is None:
+    # no study and no board: the bundled example study, as for `explore run` and `explore report`
+    if args.study is None and args.board:
         if args.trial is not None or args.best:
-            raise ExplorerError("--trial/--best need a study file")
-        if not args.board:
-            raise ExplorerError("give a study (with --trial N or --best OBJECTIVE), or --board B with --dpu FILE or DPU flags")
+            raise ExplorerError("--trial/--best export a study's trial; drop --board (and the DPU options), or give the study")
         board = db.board(args.board)
         config = dpu_config_from_args(args, board, db)
         name = args.name or "dpu_explorer"
@@ -80,12 +78,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             config, board, args.flow, name, args.jobs, args.dpu_ip_repo, ceilings=parse_ceilings(args.ceiling)
         )
     else:
-        if args.board or _has_dpu_flags(args):
+        if args.board or dpu_options_given(args):
             raise ExplorerError(
                 "a study export takes its board and DPU configuration from the trial; drop --board/--dpu/DPU flags"
             )
         if args.trial is None and not args.best:
-            raise ExplorerError("give --trial N or --best OBJECTIVE")
+            raise ExplorerError(
+                "give --trial N or --best OBJECTIVE to export a study's trial, or --board B with --dpu FILE or DPU flags"
+            )
         if args.ceiling:
             raise ExplorerError("a study export uses the study's ceilings; drop --ceiling")
         request = _study_request(args)

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="write the HTML report and CSV of a study")
-    p.add_argument("study", help="study.yaml, or the study's output folder")
+    p.add_argument(
+        "study", nargs="?", help="study.yaml, or the study's output folder (default: the bundled example in ./explore-out)"
+    )
     p.add_argument("-o", "--output", help="HTML file (default: OUTPUT/report.html)")
     p.set_defaults(func=cmd_report)
 

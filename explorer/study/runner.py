@@ -106,10 +106,14 @@ def trial_folder(cfg: StudyConfig, number: int) -> Path:
 def load_existing(cfg: StudyConfig) -> optuna.Study:
     """The study as stored, for reading (report, export); a clear error when it was never run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    never_run = ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first")
+    for prefix in ("journal:", "sqlite:///"):  # reading must not create the storage file (or its folder)
+        if cfg.storage.startswith(prefix) and not Path(cfg.storage[len(prefix) :]).is_file():
+            raise never_run
     try:
         return optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
     except KeyError:
-        raise ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first") from None
+        raise never_run from None
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -58,8 +58,8 @@ def test_export_without_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     # the folder is now in use; bad requests say what to do
     code, _, err = run(capsys, "export", "--board", "zcu104", "-o", str(tmp_path / "e"))
     assert code == 1 and "not empty" in err
-    code, _, err = run(capsys, "export", "--trial", "1", "-o", str(tmp_path / "f"))
-    assert code == 1 and "need a study" in err
+    code, _, err = run(capsys, "export", "--board", "zcu104", "--trial", "1", "-o", str(tmp_path / "f"))
+    assert code == 1 and "drop --board" in err
     code, _, err = run(capsys, "export", "--board", "pynq-z2", "--softmax", "-o", str(tmp_path / "g"))
     assert code == 3 and "softmax" in err
     code, _, err = run(capsys, "export", "--board", "pynq-z2", "--arch", "B4096", "-o", str(tmp_path / "g"))
@@ -193,3 +193,15 @@ def test_deploy_scripts_fail_clearly_off_board(study_file: Path, tmp_path: Path,
     assert subprocess.run(["bash", "-n", str(deploy / "compile.sh")]).returncode == 0
     done = subprocess.run(["bash", str(deploy / "compile.sh")], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and "vai_c_xir not found" in done.stderr
+
+
+def test_no_study_means_the_bundled_example_and_reading_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `explore run` with no study runs the bundled example into ./explore-out; report and export default
+    # to the same study, and before it has run they say so without creating its storage
+    monkeypatch.chdir(tmp_path)
+    for argv in (("report",), ("export", "--trial", "0", "-o", str(tmp_path / "out"))):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and "study 'study_ultra96' has no trials yet" in err and "run `explore run` first" in err
+    assert list(tmp_path.iterdir()) == []
