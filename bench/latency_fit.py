@@ -18,7 +18,17 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from explorer.datafiles import data_path
-from explorer.perf.calibration import ROWS, SCALING, SEED002, Row, evaluate, log_residuals, scaling_ratio, seed002_times
+from explorer.perf.calibration import (
+    ROWS,
+    SCALING,
+    SEED002,
+    Row,
+    ScalingRow,
+    evaluate,
+    log_residuals,
+    scaling_ratio,
+    seed002_times,
+)
 from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
 
 DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
@@ -45,9 +55,20 @@ def _with_cpu(params: LatencyParams, kind: str, keys: tuple[str, ...], x: np.nda
     return replace(params, cpu=cpu)
 
 
-def _fit(rows: tuple[Row, ...], start: np.ndarray, bounds: tuple[tuple[float, ...], tuple[float, ...]], make) -> np.ndarray:  # type: ignore[no-untyped-def]
-    start = np.clip(start, bounds[0], bounds[1])
-    result = least_squares(lambda x: log_residuals(evaluate(rows, make(x))), start, bounds=bounds, x_scale="jac")
+def _fit(  # type: ignore[no-untyped-def]
+    rows: tuple[Row, ...],
+    start: np.ndarray,
+    bounds: tuple[tuple[float, ...], tuple[float, ...]],
+    make,
+    scaling: tuple[ScalingRow, ...] = (),
+) -> np.ndarray:
+    """Least squares on log error over `rows` and the architecture ratios of `scaling`."""
+
+    def residuals(x: np.ndarray) -> list[float]:
+        q = make(x)
+        return log_residuals(evaluate(rows, q)) + [math.log(scaling_ratio(c, q) / c.published_ratio) for c in scaling]
+
+    result = least_squares(residuals, np.clip(start, bounds[0], bounds[1]), bounds=bounds, x_scale="jac")
     return np.asarray(result.x)
 
 
@@ -67,14 +88,8 @@ def refit(params: LatencyParams) -> LatencyParams:
         )
         p = _with_cpu(base, kind, keys, x)
     scaling = tuple(c for c in SCALING if c.fitted)
-
-    def residuals(x: np.ndarray) -> list[float]:
-        q = _with_dpu(p, x)
-        return log_residuals(evaluate(dpu, q)) + [math.log(scaling_ratio(c, q) / c.published_ratio) for c in scaling]
-
-    start = np.clip(np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS[0], DPU_BOUNDS[1])
-    x = least_squares(residuals, start, bounds=DPU_BOUNDS, x_scale="jac").x
-    return _with_dpu(p, np.asarray(x))
+    x = _fit(dpu, np.array([getattr(p, k) for k in DPU_KEYS]), DPU_BOUNDS, lambda v: _with_dpu(p, v), scaling)
+    return _with_dpu(p, x)
 
 
 def report(params: LatencyParams) -> None:

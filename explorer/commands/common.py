@@ -81,9 +81,7 @@ def preset_config(board: Board, name: str) -> dict[str, Any]:
 
 
 def dpu_options_given(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "preset", None) or getattr(args, "dpu", None)) or any(
-        getattr(args, name, None) is not None for name in field_specs()
-    )
+    return bool(args.preset or args.dpu) or any(getattr(args, name, None) is not None for name in field_specs())
 
 
 def fit_hint(args: argparse.Namespace, board: Board, fits: bool) -> str | None:
@@ -100,7 +98,7 @@ def dpu_config_from_args(args: argparse.Namespace, board: Board, db: HwDatabase 
     """Preset, then file values, then flags, over the board defaults; parse errors name their source."""
     db = db or load_database()
     preset: dict[str, Any] = {}
-    if getattr(args, "preset", None):
+    if args.preset:
         preset = preset_config(board, args.preset)
         parse_dpu_config(preset, board, source=f"hw/boards.yaml {board.name} dpu_pynq", db=db)
     file_data: dict[str, Any] = {}

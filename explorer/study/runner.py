@@ -29,9 +29,17 @@ from explorer.study.space import SearchSpace, design_point, suggest
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
 
 
+def storage_file(storage: str) -> Path | None:
+    """The local file of a journal or SQLite storage (None for a server)."""
+    for prefix in ("journal:", "sqlite:///"):
+        if storage.startswith(prefix):
+            return Path(storage[len(prefix) :])
+    return None
+
+
 def storage_for(cfg: StudyConfig) -> optuna.storages.BaseStorage | str:
-    if cfg.storage.startswith("journal:"):
-        path = Path(cfg.storage[len("journal:") :])
+    path = storage_file(cfg.storage)
+    if path is not None and cfg.storage.startswith("journal:"):
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend
 
@@ -107,9 +115,9 @@ def load_existing(cfg: StudyConfig) -> optuna.Study:
     """The study as stored, for reading (report, export); a clear error when it was never run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     never_run = ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first")
-    for prefix in ("journal:", "sqlite:///"):  # reading must not create the storage file (or its folder)
-        if cfg.storage.startswith(prefix) and not Path(cfg.storage[len(prefix) :]).is_file():
-            raise never_run
+    file = storage_file(cfg.storage)
+    if file is not None and not file.is_file():  # reading must not create the storage file (or its folder)
+        raise never_run
     try:
         return optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
     except KeyError:
