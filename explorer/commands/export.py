@@ -148,10 +148,10 @@ def _study_request(args: argparse.Namespace) -> Any:
 def _trial_folder(study: str, trial: int) -> Path:
     """The artifact folder of a finished trial of `study` (an error when there is none)."""
     from explorer.commands.study import resolve
-    from explorer.study.runner import trial_folder
+    from explorer.study.store import trial_folder
 
     cfg = resolve(study)
-    folder = trial_folder(cfg, trial)
+    folder = trial_folder(cfg.output, trial)
     if not folder.is_dir():
         raise ExplorerError(f"study {cfg.study_name!r} has no finished trial {trial} (no {folder})")
     return folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 from pathlib import Path
@@ -110,9 +109,10 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
 
 
 def _fmt(value: Any) -> str:
+    """Numbers for the page; the template escapes whatever this returns (autoescape is on)."""
     if isinstance(value, float):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return str(value)
 
 
 def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_path("reports"))),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=True,  # every value is user data (study, model, metric and layer names, imported strings)
     )
     env.filters["fmt"] = _fmt
     columns = [

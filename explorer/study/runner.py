@@ -1,16 +1,27 @@
 """The study loop: ask, evaluate, tell, on Optuna storage (a journal file by default).
 
 Resource overuse and the other constraints go through `trial.set_constraint` (<= 0 feasible). A trial
-that fails is recorded with its reason and the study goes on. The study runs until it holds `n_trials`
-finished trials, so rerunning the same command resumes it; Ctrl-C records the running trial as failed
-("interrupted") and leaves a consistent study. Several processes can work on one storage.
+that fails is recorded with its reason and the study goes on, unless the same failure repeats: an error
+that is not a property of the design point (an evaluator that crashes, a programming error) stops the
+study after `FAIL_FAST` identical failures in a row. The study runs until it holds `n_trials` finished
+trials, so rerunning the same command resumes it.
+
+Nothing is lost: Ctrl-C and SIGTERM record the running trial as failed ("interrupted") and leave a
+consistent study; trials left RUNNING by a process that died are closed as failed when the study is
+next opened (`store.close_stale_trials`). Several processes can work on one storage: each draws its own
+sampler seed from the study seed and its worker identity, and a design point that another trial already
+evaluated (or is evaluating) is not evaluated again: its result is reused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import multiprocessing
+import os
+import signal
 import sys
 import time
 import traceback
@@ -25,27 +36,56 @@ from explorer.export.templates import render_dpu_conf
 from explorer.study.config import StudyConfig
 from explorer.study.evaluate import Metrics, StudyContext
 from explorer.study.space import SearchSpace, design_point, suggest
+from explorer.study.store import (
+    WORKER_ATTR,
+    Worker,
+    close_stale_trials,
+    finished_count,
+    open_storage,
+    trial_folder,
+)
+from explorer.study.store import load_existing as load_stored
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
+FAIL_FAST = 3  # identical failures in a row that stop a study
+TWIN_POLL_S = 0.5  # how often a worker looks whether the trial it waits for has finished
 
 
-def storage_file(storage: str) -> Path | None:
-    """The local file of a journal or SQLite storage (None for a server)."""
-    for prefix in ("journal:", "sqlite:///"):
-        if storage.startswith(prefix):
-            return Path(storage[len(prefix) :])
-    return None
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), handled like Ctrl-C."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
 
 
-def storage_for(cfg: StudyConfig) -> optuna.storages.BaseStorage | str:
-    path = storage_file(cfg.storage)
-    if path is not None and cfg.storage.startswith("journal:"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
-        backend = JournalFileBackend(str(path))
-        return optuna.storages.JournalStorage(backend)
-    return cfg.storage
+
+def handle_termination() -> None:
+    """Make SIGTERM and SIGHUP interrupt like Ctrl-C, so the running trial is recorded (main thread only)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
+
+
+def interrupt_reason(exc: KeyboardInterrupt) -> str:
+    return f"interrupted by {exc.signame}" if isinstance(exc, Interrupted) else "interrupted by the user"
+
+
+class StudyStopped(ExplorerError):
+    """The study stopped itself: the same failure repeated, so every further trial would fail too."""
+
+    exit_code = 4
+
+
+def worker_seed(study_seed: int, worker: int, existing: int, concurrent: bool) -> int:
+    """The sampler seed of one process: the study seed for the first worker of a fresh study (reproducible),
+    else derived from the study seed, the worker index and the trials already there, so resumed and
+    concurrent processes do not propose the same designs."""
+    if worker == 0 and existing == 0 and not concurrent:
+        return study_seed
+    salt = f"{study_seed}:{worker}:{existing}:{os.getpid() if concurrent else ''}"
+    return int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16)
 
 
 def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
@@ -75,18 +115,21 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samp
         raise ExplorerError("the gp sampler needs torch (pip install torch==2.13.0, the CPU build)") from exc
 
 
-def open_study(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.Study:
+def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.Study:
+    """Open (or create) the study; close trials whose worker died; seed this process's sampler."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=cfg.study_name,
-        storage=storage_for(cfg),
-        sampler=make_sampler(cfg, space, seed),
-        directions=[
-            optuna.study.StudyDirection.MINIMIZE if o.direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
-            for o in cfg.objectives
-        ],
-        load_if_exists=True,
-    )
+    try:
+        study = optuna.create_study(
+            study_name=cfg.study_name,
+            storage=open_storage(cfg.storage),
+            directions=[
+                optuna.study.StudyDirection.MINIMIZE if o.direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
+                for o in cfg.objectives
+            ],
+            load_if_exists=True,
+        )
+    except ValueError as exc:  # e.g. the stored study has another number of objectives
+        raise ExplorerError(f"the study {cfg.study_name!r} in {cfg.storage} cannot be opened: {exc}") from None
     meta = {
         "objectives": [[o.metric, o.direction] for o in cfg.objectives],
         "board": cfg.board,
@@ -103,29 +146,17 @@ def open_study(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.Study:
                 f"({study.user_attrs['explorer']['objectives']}); use another output folder or study_name"
             )
         study.set_user_attr("explorer", meta)
+    for number, reason in close_stale_trials(study):
+        print(f"note: trial {number} was left RUNNING and is now recorded as failed: {reason}", file=sys.stderr)
+    trials = study.get_trials(deepcopy=False)
+    concurrent = any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    study.sampler = make_sampler(cfg, space, worker_seed(cfg.seed, worker, len(trials), concurrent))
     return study
-
-
-def trial_folder(cfg: StudyConfig, number: int) -> Path:
-    """Where trial `number` keeps its artifacts (arch.json, metrics, measurements)."""
-    return cfg.output / "trials" / f"{number:05d}"
 
 
 def load_existing(cfg: StudyConfig) -> optuna.Study:
     """The study as stored, for reading (report, export); a clear error when it was never run."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    never_run = ExplorerError(f"study {cfg.study_name!r} has no trials yet in {cfg.storage}; run `explore run` first")
-    file = storage_file(cfg.storage)
-    if file is not None and not file.is_file():  # reading must not create the storage file (or its folder)
-        raise never_run
-    try:
-        return optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
-    except KeyError:
-        raise never_run from None
-
-
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return load_stored(cfg.study_name, cfg.storage)
 
 
 def write_artifacts(folder: Path, point_dict: dict[str, Any], metrics: Metrics, dpu_conf: str) -> None:
@@ -184,47 +215,110 @@ class Progress:
         sys.stderr.flush()
 
 
-def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True) -> int:
+class FailureStreak:
+    """Counts identical failures in a row; raises StudyStopped at FAIL_FAST of them."""
+
+    def __init__(self, limit: int = FAIL_FAST) -> None:
+        self.limit, self.reason, self.count = limit, "", 0
+
+    def success(self) -> None:
+        self.reason, self.count = "", 0
+
+    def failure(self, reason: str) -> None:
+        self.count = self.count + 1 if reason == self.reason else 1
+        self.reason = reason
+        if self.count >= self.limit:
+            raise StudyStopped(
+                f"stopped: the last {self.count} trials failed the same way, so every further trial would too: {reason}"
+            )
+
+
+def find_twin(study: optuna.Study, trial: optuna.Trial, worker: Worker) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial with the same parameters that completed, waiting for one that another live worker
+    is still evaluating; None when the design point is new (or its earlier trials failed)."""
+    params = trial.params
+    while True:
+        running = None
+        for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.params != params:
+                continue
+            if other.state == optuna.trial.TrialState.COMPLETE and "metrics" in other.user_attrs:
+                return other
+            if other.state == optuna.trial.TrialState.RUNNING and other.number < trial.number:
+                owner = Worker.from_dict(other.user_attrs.get(WORKER_ATTR))
+                if owner is not None and owner != worker and owner.alive() is not False:
+                    running = other
+        if running is None:
+            return None
+        time.sleep(TWIN_POLL_S)
+
+
+TRIAL_RECORD = ("design_point", "metrics", "sources", "details", "artifacts")
+
+
+def reuse_twin(study: optuna.Study, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> None:
+    """Record `twin`'s result for `trial` (the same design point), without evaluating it again."""
+    for name, value in twin.constraints.items():
+        trial.set_constraint(name, value)
+    for key in TRIAL_RECORD:
+        if key in twin.user_attrs:
+            trial.set_user_attr(key, twin.user_attrs[key])
+    trial.set_user_attr("same_as", twin.number)
+    study.tell(trial, list(twin.values))
+
+
+def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, point: Any, metrics: Metrics) -> list[float]:
+    """Write a trial's constraints, record and artifacts; returns its objective values (finite, else an error)."""
+    for name, value in metrics.constraints.items():
+        trial.set_constraint(name, value if math.isfinite(value) else 1e9)
+    point_dict = point.to_dict()
+    folder = trial_folder(cfg.output, trial.number)
+    write_artifacts(folder, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
+    trial.set_user_attr("design_point", point_dict)
+    trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
+    trial.set_user_attr("sources", metrics.sources)
+    trial.set_user_attr(
+        "details",
+        {k: metrics.details[k] for k in ("fits", "fingerprint", "target", "partition", "cpu_reasons", "latency_split_ms")},
+    )
+    trial.set_user_attr("artifacts", str(folder))
+    objective_values = [metrics.values[o.metric] for o in cfg.objectives]
+    if not all(math.isfinite(v) for v in objective_values):
+        named = dict(zip([o.metric for o in cfg.objectives], objective_values, strict=True))
+        raise ExplorerError(f"an objective is not finite: {named}")
+    return objective_values
+
+
+def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: StudyContext | None = None) -> int:
     """Run trials until the study holds cfg.n_trials finished ones (or the timeout); returns trials run here."""
-    ctx = StudyContext(cfg)
-    study = open_study(cfg, ctx.space, cfg.seed + worker)
+    ctx = ctx or StudyContext(cfg)
+    study = open_study(cfg, ctx.space, worker)
+    me = Worker.current()
+    parent = os.getppid()
     start = time.time()
     bar = Progress(cfg.n_trials, start, progress and worker == 0, finished_count(study))
+    streak = FailureStreak()
     ran = 0
     while True:
         done = finished_count(study)
         bar.update(done, study)
         if done >= cfg.n_trials or (cfg.timeout is not None and time.time() - start >= cfg.timeout):
             break
+        if worker and os.getppid() != parent:
+            break  # the parent is gone: an orphaned worker stops instead of running on
         trial = study.ask()
         try:
+            trial.set_user_attr(WORKER_ATTR, me.to_dict())
             values = suggest(trial, ctx.space, ctx.facts)
-            point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
-            metrics = ctx.evaluate(point)
-            for name, value in metrics.constraints.items():
-                trial.set_constraint(name, value if math.isfinite(value) else 1e9)
-            point_dict = point.to_dict()
-            folder = trial_folder(cfg, trial.number)
-            write_artifacts(folder, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
-            trial.set_user_attr("design_point", point_dict)
-            trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
-            trial.set_user_attr("sources", metrics.sources)
-            trial.set_user_attr(
-                "details",
-                {
-                    k: metrics.details[k]
-                    for k in ("fits", "fingerprint", "target", "partition", "cpu_reasons", "latency_split_ms")
-                },
-            )
-            trial.set_user_attr("artifacts", str(folder))
-            objective_values = [metrics.values[o.metric] for o in cfg.objectives]
-            if not all(math.isfinite(v) for v in objective_values):
-                raise ExplorerError(
-                    f"an objective is not finite: {dict(zip([o.metric for o in cfg.objectives], objective_values, strict=True))}"
-                )
-            study.tell(trial, objective_values)
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted by the user")
+            twin = find_twin(study, trial, me)
+            if twin is not None:
+                reuse_twin(study, trial, twin)
+            else:
+                point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
+                study.tell(trial, record_result(trial, cfg, ctx, point, ctx.evaluate(point)))
+            streak.success()
+        except KeyboardInterrupt as exc:
+            trial.set_user_attr("fail_reason", interrupt_reason(exc))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         except Exception as exc:  # a failed trial is recorded with its reason; the study goes on
@@ -233,30 +327,62 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True) -> int:
             if not isinstance(exc, ExplorerError):
                 trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            streak.failure(reason)
         ran += 1
     bar.update(finished_count(study), study, force=True)
     return ran
 
 
-def _worker_entry(args: tuple[StudyConfig, int]) -> int:
-    cfg, worker = args
+def _die_with_parent() -> None:
+    """Linux: deliver SIGTERM to this process when its parent dies (a killed `explore run` ends its workers)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _worker_entry(cfg: StudyConfig, worker: int) -> None:
+    """A worker process: its interrupts record the running trial; its errors are printed and end it non-zero."""
+    handle_termination()
+    _die_with_parent()
     try:
-        return run_worker(cfg, worker, progress=False)
+        run_worker(cfg, worker, progress=False)
     except KeyboardInterrupt:
-        return 0
+        sys.exit(130)
+    except ExplorerError as exc:
+        print(f"error: worker {worker}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
-def run_study(cfg: StudyConfig, workers: int = 1, progress: bool = True) -> optuna.Study:
+def run_study(cfg: StudyConfig, workers: int = 1, progress: bool = True, ctx: StudyContext | None = None) -> optuna.Study:
     """Run the study with `workers` processes on one storage; returns the study."""
     if workers > 1 and not cfg.storage.startswith(("journal:", "postgresql", "mysql")):
         raise ExplorerError("several workers need a journal file or a database server storage, not SQLite")
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    if workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers - 1) as pool:
-            pending = pool.map_async(_worker_entry, [(cfg, w) for w in range(1, workers)])
-            run_worker(cfg, 0, progress)
-            pending.wait()
-    else:
-        run_worker(cfg, 0, progress)
+    try:
+        cfg.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExplorerError(f"cannot create the output folder {cfg.output}: {exc.strerror}") from None
+    spawn = multiprocessing.get_context("spawn")
+    others = [spawn.Process(target=_worker_entry, args=(cfg, w), name=f"explore-worker-{w}") for w in range(1, workers)]
+    for process in others:
+        process.start()
+    try:
+        run_worker(cfg, 0, progress, ctx)
+        for process in others:
+            process.join()
+    finally:
+        for process in others:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker records its running trial as interrupted
+        for process in others:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    failed = [p for p in others if p.exitcode]
+    if failed:
+        raise ExplorerError(
+            f"{len(failed)} of {workers} workers stopped with an error (see above); the study is consistent, "
+            "run the same command again to resume"
+        )
     return load_existing(cfg)

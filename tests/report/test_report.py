@@ -100,3 +100,46 @@ def _check_in_browser(page: Path) -> None:
     assert not console_errors, console_errors
     assert dom.count('class="main-svg"') >= 2  # Plotly drew the figures
     assert 'id="pareto-table"' in dom and "<details" in dom
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def test_hostile_strings_are_escaped_in_every_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every string a study, a model, an evaluator or an import can bring is shown as text, never as markup."""
+    import dataclasses
+
+    from explorer.report import html as report_html
+    from explorer.report.data import ParetoInfo
+
+    cfg = dataclasses.replace(small_study(tmp_path), study_name=f"s{HOSTILE}", model=tmp_path / f"m{HOSTILE}.onnx")
+    metric = f"acc{HOSTILE}"
+    good = TrialRow(
+        0,
+        "COMPLETE",
+        (10.0, 0.5),
+        True,
+        {f"p{HOSTILE}": f"v{HOSTILE}", "dpu.arch": "B512"},
+        {"fps_multi": 10.0, "euclidean_error": 0.5, metric: 0.9, "lut": 1000.0},
+        {metric: "measured", "euclidean_error": "measured"},
+        {"dpu": {"arch": f"B{HOSTILE}", "cores": 1}, "prune": {}, "split": HOSTILE, "cpu_precision": HOSTILE},
+        {
+            "fingerprint": HOSTILE,
+            "target": HOSTILE,
+            "partition": [{"device": HOSTILE, "layers": [HOSTILE], "time_ms": 1.0}],
+            "cpu_reasons": {f"layer{HOSTILE}": f"reason{HOSTILE}"},
+            "latency_split_ms": {HOSTILE: 1.0},
+        },
+        measured={
+            "build": {"source": HOSTILE, "resources": {"lut": 900}, "timing_met": True, "clock_mhz": 300},
+            "run": {"board": HOSTILE, "runtime": HOSTILE, "frames": HOSTILE, "fps_single": 9.0, "fps_multi": 9.5},
+        },
+    )
+    failed = TrialRow(1, "FAIL", (), False, {}, {}, {}, {}, {}, fail_reason=f"evaluator said {HOSTILE}")
+    info = ParetoInfo((("fps_multi", "maximize"), ("euclidean_error", "minimize")), (good, failed), (0,))
+    monkeypatch.setattr(report_html, "load_info", lambda _cfg: info)
+    page = report_html.write_report(cfg, tmp_path / "r.html").read_text()
+    assert HOSTILE not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 15  # each field is there, as text
+    # inside the figures' JSON, tojson writes < and > as \u003c / \u003e, never as a closing tag
+    assert "</script>alert" not in page and "alert(1)\\u003c/script\\u003e" in page

@@ -61,9 +61,9 @@ def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(StudyContext, "evaluate", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_study(cfg, progress=False)
-    from explorer.study.runner import storage_for
+    from explorer.study.store import storage_for
 
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg))
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg.storage))
     states = [(t.state.name, t.user_attrs.get("fail_reason", "")) for t in study.trials]
     assert states[1] == ("FAIL", "RuntimeError: simulated failure")
     assert states[3] == ("FAIL", "interrupted by the user")

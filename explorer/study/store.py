@@ -1,0 +1,305 @@
+"""Where a study lives: its Optuna storage, kept durable, and the trials' artifact folders.
+
+Local studies use Optuna's journal file. Three things make it survive crashes:
+
+- `JournalLock` replaces Optuna's symlink lock. It records its owner (host and process id) in the lock
+  file, releases at once a lock whose owner process is gone (same host), and after a bounded wait one
+  whose owner cannot be checked (another host, or a lock left by another tool); it always sleeps
+  between attempts, so a stale lock never spins.
+- `repair_journal` runs, under that lock, before a study is opened: a record cut by a crash (power loss,
+  a full disk, a kill during a write) is moved aside into `study.journal.torn-N` and the journal ends on
+  a whole line again, so nothing is ever appended to a partial line. A line that a crash merged with the
+  next record keeps the whole record. Completed trials are never lost.
+- `close_stale_trials`: a trial left RUNNING by a process that died is recorded as FAIL with the reason,
+  so that it is neither lost nor counted twice; each trial records its worker (host, process id and
+  the process's start time) when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal._file import BaseJournalFileLock
+
+from explorer.errors import ExplorerError
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
+LOCK_SUFFIX = ".lock"  # the same name as Optuna's own lock, so other Optuna clients exclude each other with us
+STALE_LOCK_SECONDS = 30.0  # a lock whose owner cannot be checked is broken after this long unchanged
+WORKER_ATTR = "worker"
+NO_WORKER_GRACE_S = 300.0  # a RUNNING trial that never recorded its worker is stale after this long
+
+
+def storage_file(storage: str) -> Path | None:
+    """The local file of a journal or SQLite storage (None for a server)."""
+    for prefix in ("journal:", "sqlite:///"):
+        if storage.startswith(prefix):
+            return Path(storage[len(prefix) :])
+    return None
+
+
+# -- who is working -------------------------------------------------------------------------------------
+def _process_start(pid: int) -> str | None:
+    """The start time of process `pid` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+@dataclass(frozen=True)
+class Worker:
+    host: str
+    pid: int
+    start: str | None
+
+    @classmethod
+    def current(cls) -> Worker:
+        return cls(socket.gethostname(), os.getpid(), _process_start(os.getpid()))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Worker | None:
+        if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or not isinstance(data.get("host"), str):
+            return None
+        start = data.get("start")
+        return cls(data["host"], data["pid"], start if isinstance(start, str) else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "start": self.start}
+
+    def alive(self) -> bool | None:
+        """True or False on this host; None when it cannot be told (another host)."""
+        if self.host != socket.gethostname():
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # exists, owned by another user
+        start = _process_start(self.pid)
+        return not (self.start is not None and start is not None and start != self.start)
+
+    def __str__(self) -> str:
+        return f"process {self.pid} on {self.host}"
+
+
+# -- the journal lock -----------------------------------------------------------------------------------
+class JournalLock(BaseJournalFileLock):
+    """An exclusive lock file that names its owner; a dead owner's lock is released (see the module doc)."""
+
+    def __init__(self, journal: str, stale_after: float = STALE_LOCK_SECONDS) -> None:
+        self.path = journal + LOCK_SUFFIX
+        self.stale_after = stale_after
+        self.owner = json.dumps(Worker.current().to_dict())
+
+    def _read_owner(self) -> Worker | None:
+        try:
+            return Worker.from_dict(json.loads(Path(self.path).read_text()))
+        except (OSError, ValueError):
+            return None  # a symlink lock of Optuna's own, or a lock being written
+
+    def _break(self, why: str) -> None:
+        aside = f"{self.path}.{os.getpid()}.broken"
+        with contextlib.suppress(OSError):
+            os.rename(self.path, aside)  # atomic: only one breaker wins
+            os.unlink(aside)
+            print(f"note: released the lock {self.path}: {why}", file=sys.stderr)
+
+    def acquire(self) -> bool:
+        delay, seen, since = 0.001, None, time.monotonic()
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise ExplorerError(f"cannot create the journal lock {self.path}: {exc.strerror}") from None
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(self.owner)
+                return True
+            owner = self._read_owner()
+            if owner is not None and owner.alive() is False:
+                self._break(f"its owner, {owner}, is gone")
+                continue
+            try:
+                stamp: Any = os.lstat(self.path).st_mtime  # lstat: a dangling symlink lock is still seen
+            except OSError:
+                continue  # released meanwhile
+            if stamp != seen:
+                seen, since = stamp, time.monotonic()
+            elif time.monotonic() - since > self.stale_after:
+                self._break(f"unchanged for {self.stale_after:.0f} s and its owner cannot be checked ({owner or 'unknown'})")
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+@contextlib.contextmanager
+def locked(journal: Path) -> Iterator[None]:
+    lock = JournalLock(str(journal))
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# -- torn records -----------------------------------------------------------------------------------------
+def _valid_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _salvage(line: bytes) -> tuple[bytes | None, bytes]:
+    """(the whole record at the end of a merged line or None, the torn bytes before it)."""
+    start = line.find(b'{"op_code"', 1)
+    while start > 0:
+        if _valid_record(line[start:]):
+            return line[start:], line[:start]
+        start = line.find(b'{"op_code"', start + 1)
+    return None, line
+
+
+def repair_journal(path: Path) -> str | None:
+    """Make the journal end on whole records; returns a note of what was moved aside (None: it was sound).
+
+    Call with the journal lock held. What is cut goes to `PATH.torn-N`, never lost.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data:
+        return None
+    lines = data.split(b"\n")
+    tail = lines.pop()  # after the last newline: empty when the file ends on a whole line
+    kept: list[bytes] = []
+    torn: list[bytes] = []
+    for line in lines:
+        if _valid_record(line):
+            kept.append(line)
+            continue
+        record, cut = _salvage(line)
+        torn.append(cut)
+        if record is not None:
+            kept.append(record)
+    if tail:
+        torn.append(tail)
+    if not torn:
+        return None
+    n = 1
+    while path.with_name(f"{path.name}.torn-{n}").exists():
+        n += 1
+    aside = path.with_name(f"{path.name}.torn-{n}")
+    aside.write_bytes(b"\n".join(torn) + b"\n")
+    fixed = path.with_name(f".{path.name}.{os.getpid()}.repair")
+    with fixed.open("wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in kept))
+        handle.flush()
+        os.fsync(handle.fileno())
+    fixed.replace(path)
+    size = sum(len(t) for t in torn)
+    return (
+        f"the journal {path} ended in a record cut by a crash ({size} bytes); it was moved to {aside} "
+        f"and the {len(kept)} whole records were kept"
+    )
+
+
+# -- opening ----------------------------------------------------------------------------------------------
+def storage_for(storage: str) -> optuna.storages.BaseStorage | str:
+    """The Optuna storage of a study's storage setting; a journal file is repaired first (see the module doc)."""
+    path = storage_file(storage)
+    if path is None or not storage.startswith("journal:"):
+        return storage
+    path = path.resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(path):
+            note = repair_journal(path)
+    except PermissionError:
+        note = None  # a read-only study: Optuna's reader skips a torn last line by itself
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(str(path))))
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
+    """`storage_for`, with a server storage checked, so a bad URL is one clear message."""
+    opened = storage_for(storage)
+    if isinstance(opened, str):
+        try:
+            return optuna.storages.get_storage(opened)
+        except ImportError as exc:
+            raise ExplorerError(f"storage {opened!r}: its database driver is not installed ({exc})") from None
+        except Exception as exc:  # sqlalchemy's errors (bad URL, unreachable server) share no base we can import
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExplorerError(f"storage {opened!r} cannot be opened: {first}") from None
+    return opened
+
+
+def load_existing(study_name: str, storage: str) -> optuna.Study:
+    """The study as stored, for reading (report, export); a clear error when it was never run."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    never_run = ExplorerError(f"study {study_name!r} has no trials yet in {storage}; run `explore run` first")
+    file = storage_file(storage)
+    if file is not None and not file.is_file():  # reading must not create the storage file (or its folder)
+        raise never_run
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise never_run from None
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def close_stale_trials(study: optuna.Study) -> list[tuple[int, str]]:
+    """Record RUNNING trials whose worker is gone as FAIL with the reason; returns (number, reason) of each."""
+    closed = []
+    storage = study._storage
+    now = time.time()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = Worker.from_dict(trial.user_attrs.get(WORKER_ATTR))
+        if worker is None:
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if now - started < NO_WORKER_GRACE_S:
+                continue
+            reason = f"left RUNNING without a recorded worker for {now - started:.0f} s (its process died)"
+        elif worker.alive() is False:
+            reason = f"interrupted: its worker, {worker}, died (killed or crashed) while it ran"
+        else:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except RuntimeError:
+            continue  # another process closed it first
+        closed.append((trial.number, reason))
+    return closed
+
+
+def trial_folder(output: Path, number: int) -> Path:
+    """Where trial `number` keeps its artifacts (arch.json, metrics, measurements)."""
+    return output / "trials" / f"{number:05d}"
