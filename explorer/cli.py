@@ -35,11 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f' by {exc}' if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path or device the user named: say which and why, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory; use less data (a smaller COUNT or fewer samples) or a smaller model", file=sys.stderr)
+        return 1
 
 
 def run() -> None:

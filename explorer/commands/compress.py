@@ -15,7 +15,7 @@ from explorer.compress.quantize import METHODS
 from explorer.data.loaders import load_data
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
-from explorer.graph.loader import graph_inputs
+from explorer.graph.loader import graph_inputs, read_model
 from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import load_database
 from explorer.tables import format_table
@@ -53,10 +53,7 @@ def _quantile(group: dict[str, Any], q: float) -> float:
 def cmd_compress(args: argparse.Namespace) -> int:
     if args.prune_multiple < 1 or args.prune_groups < 1:
         raise ExplorerError("--prune-multiple and --prune-groups must be at least 1")
-    raw = onnx.load(args.model) if Path(args.model).is_file() else None
-    if raw is None:
-        raise ExplorerError(f"{args.model}: no such ONNX file")
-    names = [i.name for i in graph_inputs(raw)]
+    names = [i.name for i in graph_inputs(read_model(args.model))]
     data = load_data(args.data, names)
     calibration = load_data(args.calib_data, names) if args.calib_data else data.head(100)
     ctx = CompressionContext(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.study.config import StudyConfig, load_study
@@ -52,14 +55,23 @@ def resolve(study: str | None) -> StudyConfig:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_study(args.study)
-    from explorer.study.evaluate import StudyContext
+    from explorer.study.preflight import run_checks
 
-    ctx = StudyContext(cfg)
+    checked = run_checks(cfg)
+    ctx, fit = checked.ctx, checked.fit
+    shown = ", ".join(f"{o.metric} {checked.metrics.values[o.metric]:.4g}" for o in cfg.objectives)
+    fit_text = (
+        f"{fit.configurations} hardware configuration(s) checked until one fits the {ctx.board.device.name}"
+        if fit.fitting
+        else f"warning: {fit.message} (constraints.fit is off, so the study runs anyway)"
+    )
     print(
         f"{args.study}: valid. Board {cfg.board}, {len(ctx.space.params)} parameters "
         f"({', '.join(ctx.space.names())}), objectives "
         f"{', '.join(f'{o.direction} {o.metric}' for o in cfg.objectives)}, sampler {cfg.sampler}, "
-        f"{cfg.n_trials} trials, storage {cfg.storage}"
+        f"{cfg.n_trials} trials, storage {cfg.storage}.\n"
+        f"  {fit_text}.\n"
+        f"  one design point evaluated end to end: {shown} (performance: estimate; accuracy: measured)"
     )
     return 0
 
@@ -78,14 +90,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ExplorerError("--workers must be at least 1")
     cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
-    from explorer.study.runner import finished_count, run_study
+    from explorer.study.preflight import preflight
+    from explorer.study.runner import handle_termination, interrupt_reason, run_study
+    from explorer.study.store import finished_count
 
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    (cfg.output / "study.yaml.resolved").write_text(str(cfg.path) + "\n")
+    handle_termination()
+    prepare_output(cfg)
+    ctx = preflight(cfg)
     try:
-        study = run_study(cfg, args.workers, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the study in {cfg.output} is consistent; run the same command again to resume")
+        study = run_study(cfg, args.workers, progress=not args.no_progress, ctx=ctx)
+    except KeyboardInterrupt as exc:
+        print(
+            f"\n{interrupt_reason(exc)}: the running trial is recorded as failed and the study in {cfg.output} is "
+            "consistent; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     done = finished_count(study)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -98,7 +117,41 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         html = write_report(cfg)
         print(f"report: {html}")
+    verdict = outcome(study)
+    if verdict:
+        raise ExplorerError(verdict)
     return 0
+
+
+def prepare_output(cfg: StudyConfig) -> None:
+    """Create the output folder and record the study file in it; a clear error when that is impossible."""
+    try:
+        cfg.output.mkdir(parents=True, exist_ok=True)
+        (cfg.output / "study.yaml.resolved").write_text(str(cfg.path) + "\n")
+    except OSError as exc:
+        raise ExplorerError(
+            f"cannot write the output folder {cfg.output}: {exc.strerror}; set `output:` in the study to a writable folder"
+        ) from None
+
+
+def outcome(study: Any) -> str | None:
+    """Why a finished run did not produce a usable design (None when it did): every trial failed, or none
+    was feasible; names the most frequent failure or the constraint that ruled the designs out."""
+    trials = study.trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if not trials:
+        return None
+    if not complete:
+        reasons = Counter(str(t.user_attrs.get("fail_reason", "unknown")) for t in trials if t.state.name == "FAIL")
+        reason, count = reasons.most_common(1)[0] if reasons else ("unknown", 0)
+        return f"every trial failed ({count} of {len(trials)} with: {reason})"
+    violated: Counter[str] = Counter()
+    for t in complete:
+        if all(v <= 0 for v in t.constraints.values()):
+            return None
+        violated.update(name for name, v in t.constraints.items() if v > 0)
+    worst = ", ".join(f"{name} ({n} trials)" for name, n in violated.most_common(3))
+    return f"no feasible design among {len(complete)} complete trials; the constraints violated most: {worst}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

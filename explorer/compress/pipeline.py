@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import Evaluator, fidelity_metrics
 from explorer.graph.layers import ModelGraph, analyze
-from explorer.graph.loader import graph_inputs, prepare_model
+from explorer.graph.loader import SHAPE_FLAG, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import normalize
 from explorer.graph.pipeline import graph_from_model
 from explorer.hardware.config import DpuConfig
@@ -114,15 +114,18 @@ class CompressionContext:
         evaluator: Evaluator,
         cache_dir: Path | None = None,
         use_cache: bool = True,
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+        shape_option: str = SHAPE_FLAG,
     ) -> None:
         self.path = Path(model_path)
-        raw = onnx.load(str(self.path))
+        raw = read_model(self.path)
         self.raw = raw
         self.digest = file_digest(self.path)
         self.data, self.calibration, self.evaluator = data, calibration, evaluator
         self.cache_dir = cache_dir or default_cache_dir()
         self.use_cache = use_cache
-        self.graph = graph_from_model(raw, source=str(self.path))  # batch 1: placements and latency
+        # batch 1: placements and latency
+        self.graph = graph_from_model(raw, input_shapes, source=str(self.path), option=shape_option)
         inputs = graph_inputs(raw)
         batch = None if raw.graph.input and fixed_batch(raw) else EVAL_BATCH
         shapes = {i.name: [batch or 1, *self.graph.shapes[i.name][1:]] for i in inputs}

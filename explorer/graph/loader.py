@@ -63,23 +63,35 @@ def parse_input_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
     return out
 
 
-def fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
-    """A copy of `model` whose inputs have the given static shapes; dynamic batch dims become 1."""
+SHAPE_FLAG = "--input-shape"  # how a command names the input shapes; a study says `model.input_shape`
+
+
+def fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], option: str = SHAPE_FLAG) -> onnx.ModelProto:
+    """A copy of `model` whose inputs have the given static shapes; dynamic batch dims become 1.
+
+    `option` is how the user gave the shapes (a flag or a study key), for the messages."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     inputs = graph_inputs(out)
     names = [i.name for i in inputs]
     if "" in shapes and len(inputs) != 1:
-        raise ExplorerError(f"the model has {len(inputs)} inputs ({', '.join(names)}); give --input-shape NAME=DIMS for each")
+        raise ExplorerError(f"the model has {len(inputs)} inputs ({', '.join(names)}); give {option} per input name")
     for key in shapes:
         if key and key not in names:
-            raise ExplorerError(f"--input-shape names {key!r}, but the model's inputs are: {', '.join(names)}")
+            raise ExplorerError(f"{option} names {key!r}, but the model's inputs are: {', '.join(names)}")
     for value in inputs:
         wanted = shapes.get(value.name, shapes.get("") if len(inputs) == 1 else None)
         dims = value.type.tensor_type.shape.dim
         if wanted is not None:
             if len(dims) and len(dims) != len(wanted):
-                raise ExplorerError(f"input {value.name!r} has rank {len(dims)}, but --input-shape gives {len(wanted)} dims")
+                raise ExplorerError(f"input {value.name!r} has rank {len(dims)}, but {option} gives {len(wanted)} dims")
+            fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            clash = [have for have, want in zip(fixed, wanted, strict=False) if have and have != want]
+            if clash:
+                raise ExplorerError(
+                    f"input {value.name!r} has the static shape {fixed}, but {option} gives {list(wanted)}; "
+                    f"drop {option} or give the model's own shape"
+                )
             del dims[:]
             for d in wanted:
                 dims.add().dim_value = int(d)
@@ -142,6 +154,11 @@ def load_model(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | Non
 
     Every failure is a ModelError naming the file and what the user can do.
     """
+    return prepare_model(read_model(path), input_shapes, source=str(path))
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    """The ONNX file as it is; a ModelError naming the file when it is missing, unreadable or truncated."""
     file = Path(path)
     if not file.is_file():
         raise ModelError(f"{file}: no such ONNX file")
@@ -149,11 +166,17 @@ def load_model(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | Non
         model = onnx.load(str(file))
     except Exception as exc:  # protobuf raises DecodeError, onnx may raise others
         raise ModelError(f"{file}: not a readable ONNX model ({type(exc).__name__}: {exc}); re-export it") from exc
-    return prepare_model(model, input_shapes, source=str(file))
+    if not model.graph.node:
+        raise ModelError(f"{file}: not a readable ONNX model (the graph has no nodes: empty or truncated); re-export it")
+    return model
 
 
 def prepare_model(
-    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None, *, source: str = "model"
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    source: str = "model",
+    option: str = SHAPE_FLAG,
 ) -> onnx.ModelProto:
     if not model.graph.node:
         raise ModelError(f"{source}: the graph has no nodes")
@@ -171,7 +194,7 @@ def prepare_model(
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ModelError(f"{source}: invalid ONNX model: {first}") from exc
-    model = fix_input_shapes(model, input_shapes or {})
+    model = fix_input_shapes(model, input_shapes or {}, option)
     _clear_intermediate_shapes(model)
     try:
         model = infer_shapes_light(model)
@@ -182,7 +205,8 @@ def prepare_model(
     ]
     if unresolved:
         raise ModelError(
-            f"{source}: input shapes are not static ({'; '.join(unresolved)}); give them with --input-shape NAME=1x3x224x224"
+            f"{source}: input shapes are not static ({'; '.join(unresolved)}); give them with "
+            + (f"{option} NAME=1x3x224x224" if option == SHAPE_FLAG else f"{option} (e.g. [1, 3, 224, 224])")
         )
     return model
 

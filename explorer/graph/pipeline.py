@@ -8,14 +8,18 @@ from pathlib import Path
 import onnx
 
 from explorer.graph.layers import ModelGraph, analyze
-from explorer.graph.loader import check_runnable, load_model, prepare_model
+from explorer.graph.loader import SHAPE_FLAG, check_runnable, load_model, prepare_model
 from explorer.graph.passes import normalize
 
 
 def graph_from_model(
-    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None, *, source: str = "model"
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    source: str = "model",
+    option: str = SHAPE_FLAG,
 ) -> ModelGraph:
-    prepared = prepare_model(model, input_shapes, source=source)
+    prepared = prepare_model(model, input_shapes, source=source, option=option)
     check_runnable(prepared, source=source)
     return analyze(normalize(prepared))
 

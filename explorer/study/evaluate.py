@@ -14,7 +14,7 @@ from typing import Any
 from explorer.compress.pipeline import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
 from explorer.evaluators.builtin import load_evaluator
-from explorer.graph.loader import graph_inputs
+from explorer.graph.loader import graph_inputs, read_model
 from explorer.hardware.database import load_database
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
@@ -35,10 +35,11 @@ class Metrics:
         return all(v <= 0 for v in self.constraints.values())
 
 
-def model_input_names(cfg: StudyConfig) -> list[str]:
-    import onnx
+STUDY_SHAPE_KEY = "model.input_shape in the study"
 
-    return [i.name for i in graph_inputs(onnx.load(str(cfg.model)))]
+
+def model_input_names(cfg: StudyConfig) -> list[str]:
+    return [i.name for i in graph_inputs(read_model(cfg.model))]
 
 
 def study_calibration(cfg: StudyConfig, names: list[str], data: Dataset | None = None) -> Dataset:
@@ -69,7 +70,13 @@ class StudyContext:
         data = load_data(cfg.data, names, cfg.base_dir)
         calibration = study_calibration(cfg, names, data)
         self.compression = CompressionContext(
-            cfg.model, data, calibration, load_evaluator(cfg.evaluator), cache_dir or cfg.output / "cache"
+            cfg.model,
+            data,
+            calibration,
+            load_evaluator(cfg.evaluator),
+            cache_dir or cfg.output / "cache",
+            input_shapes=cfg.input_shape,
+            shape_option=STUDY_SHAPE_KEY,
         )
         self.layers = len(self.compression.graph.layers)
         self.space: SearchSpace = load_space(cfg.space_files, cfg.space_overrides, self.layers, str(cfg.path))

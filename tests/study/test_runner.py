@@ -11,7 +11,8 @@ import pytest
 
 from explorer.study.config import StudyConfig, load_study
 from explorer.study.evaluate import StudyContext
-from explorer.study.runner import Progress, finished_count, run_study
+from explorer.study.runner import Progress, run_study
+from explorer.study.store import finished_count
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "pose"
 
