@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -105,10 +106,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     origin = request.origin
     where = f"trial {origin['trial']} of study {origin['study_name']} ({origin['why']})" if origin else "the given configuration"
     print(f"exported {where} for {request.board.name} into {args.output} ({len(result.files)} files, {elapsed:.2f} s)")
+    out = shlex.quote(args.output)
     if args.flow == "vivado":
-        print(f"next: cd {args.output} && vivado -mode batch -source build.tcl; then explore import-build {args.output}")
+        print(f"next: cd {out} && vivado -mode batch -source build.tcl; then explore import-build {out}")
     else:
-        print(f"next: use {args.output}/vitis/dpu_conf.vh and prj_config with the DPU-PYNQ or DPU-TRD make flow")
+        vitis = shlex.quote(str(Path(args.output) / "vitis"))
+        print(f"next: use dpu_conf.vh and prj_config in {vitis} with the DPU-PYNQ or DPU-TRD make flow")
     return 0
 
 
@@ -157,6 +160,12 @@ def _trial_folder(study: str, trial: int) -> Path:
     return folder
 
 
+def _trial(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExplorerError(f"{what} must be a trial number (an integer >= 0), got {value!r}")
+    return value
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -172,10 +181,15 @@ def cmd_import_build(args: argparse.Namespace) -> int:
     payload = build_measurement(
         folder, Path(args.utilization) if args.utilization else None, Path(args.timing) if args.timing else None
     )
-    places = [record(folder, "build", payload)]
+    recorded = [record(folder, "build", payload)]
     origin = read_manifest(folder).get("origin", {})
     if origin.get("study") and origin.get("trial") is not None:
-        places.append(record(_trial_folder(origin["study"], int(origin["trial"])), "build", payload))
+        recorded.append(
+            record(_trial_folder(origin["study"], _trial(origin["trial"], "export.json origin.trial")), "build", payload)
+        )
+    places = [place for place, _ in recorded]
+    for note in dict.fromkeys(note for _, note in recorded if note):
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print_json({k: (json_number(v) if isinstance(v, float) else v) for k, v in payload.items()})
         return 0
@@ -207,8 +221,10 @@ def cmd_import_run(args: argparse.Namespace) -> int:
         raise ExplorerError(
             f"{args.file} does not name a study trial (it came from an export without a study); pass --study and --trial"
         )
-    folder = _trial_folder(study, int(trial))
-    place = record(folder, "run", payload)
+    folder = _trial_folder(study, _trial(trial, "the trial number"))
+    place, note = record(folder, "run", payload)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print_json(payload)
         return 0

@@ -137,6 +137,17 @@ def read_png(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux), None where it cannot be told."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def load_data(spec: str, input_names: Sequence[str], base_dir: Path | None = None) -> Dataset:
     """Load a data spec (see the module doc); relative paths are relative to `base_dir`."""
     if spec.startswith("pose-synth:"):
@@ -148,6 +159,13 @@ def load_data(spec: str, input_names: Sequence[str], base_dir: Path | None = Non
             raise ExplorerError(f"data {spec!r}: expected pose-synth:COUNT:SEED[:SIZE]") from exc
         if count <= 0 or size <= 8:
             raise ExplorerError(f"data {spec!r}: COUNT must be positive and SIZE larger than 8")
+        need = count * 3 * size * size * 4  # float32 images; the labels are small beside them
+        have = available_memory()
+        if have is not None and need > have // 2:
+            raise ExplorerError(
+                f"data {spec!r}: {count} images of {size}x{size} need {need / 2**30:.1f} GiB, more than half the "
+                f"{have / 2**30:.1f} GiB of memory available; use a smaller COUNT"
+            )
         images, keypoints = make_pose_dataset(count, seed, size)
         return _split({"input": images, "keypoints": keypoints}, input_names, spec)
     path = Path(spec)

@@ -31,16 +31,38 @@ def read_measured(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def record(folder: Path, kind: str, payload: dict[str, Any]) -> Path:
-    """Merge `payload` under `kind` ("build" or "run") into folder/measured.json (atomic replace)."""
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "imported"} == {k: v for k, v in b.items() if k != "imported"}
+
+
+def record(folder: Path, kind: str, payload: dict[str, Any]) -> tuple[Path, str | None]:
+    """Record `payload` as the latest `kind` ("build" or "run") in folder/measured.json (atomic replace).
+
+    Every measurement is kept: the latest under `kind`, all of them in `history`. Returns the file and a
+    note when an earlier, different measurement was superseded (None otherwise)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = read_measured(folder)
+    stored = data.get("history")
+    history: list[Any] = stored if isinstance(stored, list) else []
+    earlier = data.get(kind) if isinstance(data.get(kind), dict) else None
+    note = None
+    if earlier is not None and _same(earlier, payload):
+        return folder / MEASURED_FILE, f"the same {kind} measurement was already recorded; nothing changed"
+    if earlier is not None:
+        if not any(isinstance(h, dict) and h.get("kind") == kind and _same(h.get("record", {}), earlier) for h in history):
+            history.append({"kind": kind, "record": earlier})
+        note = (
+            f"an earlier {kind} measurement (imported {earlier.get('imported', 'at an unknown time')}) is superseded; "
+            "it stays in the history of measured.json"
+        )
+    history.append({"kind": kind, "record": payload})
     data[kind] = payload
+    data["history"] = history
     path = folder / MEASURED_FILE
     tmp = folder / f".{MEASURED_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
     tmp.replace(path)
-    return path
+    return path, note
 
 
 def read_manifest(export_dir: Path) -> dict[str, Any]:

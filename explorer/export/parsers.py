@@ -94,6 +94,13 @@ def parse_utilization(text: str) -> Utilization:
         raise ExplorerError(
             "not a Vivado report_utilization text: no 'CLB LUTs'/'Slice LUTs' and 'CLB Registers'/'Slice Registers' rows"
         )
+    ultrascale = "CLB LUTs" in text  # 7-series reports have no URAM row
+    missing = [k for k in ("bram36", "dsp", *(["uram"] if ultrascale else [])) if k not in used]
+    if missing:
+        raise ExplorerError(
+            f"report_utilization is incomplete: no {', '.join(missing)} row (a report cut short, or still being "
+            "written); write it again with report_utilization -file"
+        )
     return Utilization(used, available, header.get("Device", ""), header.get("Design State", ""), header.get("Tool Version", ""))
 
 
@@ -242,15 +249,39 @@ def parse_board_run(text: str) -> dict[str, Any]:
     if data.get("source") != "board":
         raise ExplorerError("board result: source must be 'board' (a measurement on the board)")
     problems = []
-    for key in ("fps_single", "fps_multi", "dpu_ms", "cpu_ms"):
-        value = data.get(key)
-        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            problems.append(f"{key} = {value!r}")
+    for key, positive in (("fps_single", True), ("fps_multi", True), ("dpu_ms", False), ("cpu_ms", False)):
+        if not _measured_number(data.get(key), positive):
+            problems.append(f"{key} must be a finite number {'> 0' if positive else '>= 0'}, got {data.get(key)!r}")
     latency = data.get("latency_ms")
-    if not isinstance(latency, dict) or not isinstance(latency.get("median"), int | float) or latency["median"] <= 0:
-        problems.append(f"latency_ms = {latency!r}")
-    if data.get("fps_single", 0) <= 0:
-        problems.append("fps_single must be > 0")
+    if not isinstance(latency, dict) or not _measured_number(latency.get("median"), True):
+        problems.append(f"latency_ms must be {{median: a finite number > 0, ...}}, got {latency!r}")
+    frames = data.get("frames")
+    if frames is not None and (not isinstance(frames, int) or isinstance(frames, bool) or frames < 1):
+        problems.append(f"frames must be a positive integer, got {frames!r}")
+    for key in ("board", "runtime"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key} must be a string, got {data[key]!r}")
+    origin = data.get("origin")
+    if origin is not None:
+        if not isinstance(origin, dict):
+            problems.append(f"origin must be {{study, trial}}, got {origin!r}")
+        else:
+            if "study" in origin and not isinstance(origin["study"], str | type(None)):
+                problems.append(f"origin.study must be a path, got {origin['study']!r}")
+            trial = origin.get("trial")
+            if trial is not None and not trial_number(trial):
+                problems.append(f"origin.trial must be a trial number (an integer >= 0), got {trial!r}")
     if problems:
         raise ExplorerError("board result: " + "; ".join(problems))
     return data
+
+
+def _measured_number(value: Any, positive: bool) -> bool:
+    """A real measurement: a finite int or float (never a bool), > 0 or >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return value > 0 if positive else value >= 0
+
+
+def trial_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

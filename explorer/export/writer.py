@@ -76,8 +76,14 @@ def artifact_name(project: str) -> str:
 
 
 def check_project_name(project: str) -> None:
+    """A project name is a file name (Vivado writes NAME.xpr in the export's vivado/ folder), never a path."""
     if not project or project.startswith("-") or "\x00" in project:
         raise ExplorerError(f"project name {project!r}: give a non-empty name that does not start with '-'")
+    if "/" in project or project in (".", ".."):
+        raise ExplorerError(
+            f"project name {project!r}: a name, not a path (Vivado writes NAME.xpr inside the export folder); "
+            f"for example --name {artifact_name(project)}"
+        )
 
 
 def board_part_pattern(board_part: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from explorer.errors import ConfigError, Problem, UnknownNameError, closest
 from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
@@ -100,6 +100,14 @@ class StudyConfig:
         return self.path.parent
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _dims(value: Any) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and bool(value) and all(_positive_int(d) for d in value)
+
+
 def known_metrics(evaluator: str) -> dict[str, str] | None:
     """metric -> direction for a built-in evaluator (None: a user evaluator, whose metrics are unknown)."""
     if evaluator not in BUILTIN:
@@ -160,12 +168,16 @@ def load_study(path: str | Path) -> StudyConfig:
         if isinstance(model_raw, Mapping):
             c.keys(model_raw, ("path", "input_shape"), "model")
             shape = model_raw.get("input_shape")
-            if isinstance(shape, list) and all(isinstance(d, int) and d > 0 for d in shape):
+
+            if _dims(shape):
                 input_shape = {"": list(shape)}
-            elif isinstance(shape, Mapping) and all(isinstance(v, list) for v in shape.values()):
+            elif isinstance(shape, Mapping) and shape and all(_dims(v) for v in shape.values()):
                 input_shape = {str(k): list(v) for k, v in shape.items()}
             elif shape is not None:
-                c.add("model.input_shape", "expected a list of positive integers or {input name: list}")
+                c.add(
+                    "model.input_shape",
+                    f"expected a list of positive integers (e.g. [1, 3, 224, 224]) or {{input name: list}}, got {shape!r}",
+                )
             model_raw = model_raw.get("path")
         where = "model" if not isinstance(raw.get("model"), Mapping) else "model.path"
         if isinstance(model_raw, str) or c.typed(model_raw, (str,), where, "a file path"):
@@ -221,7 +233,11 @@ def load_study(path: str | Path) -> StudyConfig:
         files_raw = space
     elif isinstance(space, Mapping):
         c.keys(space, ("files", "overrides"), "search_space")
-        files_raw = list(space.get("files", files_raw))
+        files_value = space.get("files", files_raw)
+        if isinstance(files_value, list):
+            files_raw = files_value
+        else:
+            c.add("search_space.files", f"expected a list of file names, got {files_value!r} (write [{files_value}])")
         overrides = _mapping(c, space.get("overrides"), "search_space.overrides")
     elif space is not None:
         c.add("search_space", "expected a list of files or {files, overrides}")
@@ -338,14 +354,18 @@ def load_study(path: str | Path) -> StudyConfig:
         c.add("output", "expected a folder path")
     storage = raw.get("storage")
     if storage is None:
-        storage = f"journal:{output / 'study.journal'}"
+        storage = f"journal:{(output / 'study.journal').resolve()}"
     elif not isinstance(storage, str) or not (
         storage.startswith(("sqlite:", "postgresql", "mysql", "journal:")) or "://" in storage
     ):
         c.add("storage", f"expected an Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH, got {storage!r}")
         storage = f"journal:{output / 'study.journal'}"
-    elif storage.startswith("journal:") and not Path(storage[8:]).is_absolute():
-        storage = f"journal:{base / storage[8:]}"
+    elif storage.startswith("journal:") and not storage[8:].strip():
+        c.add("storage", "journal: needs a file path, e.g. journal:study.journal")
+    elif storage.startswith("journal:"):
+        storage = (
+            f"journal:{(base / storage[8:]).resolve()}"  # absolute: the lock and the resolved copy must not depend on the cwd
+        )
     est = _mapping(c, raw.get("estimator"), "estimator")
     c.keys(est, ("threads", "pre_ms", "post_ms"), "estimator")
     threads = est.get("threads")

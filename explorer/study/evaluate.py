@@ -13,6 +13,7 @@ from typing import Any
 
 from explorer.compress.pipeline import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
+from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
 from explorer.graph.loader import graph_inputs, read_model
 from explorer.hardware.database import load_database
@@ -127,7 +128,10 @@ class StudyContext:
         for bound in cfg.bounds:
             value = values.get(bound.metric)
             if value is None:
-                continue
+                raise ExplorerError(
+                    f"constraints: the bound on {bound.metric!r} names a metric this design point does not have "
+                    f"(it has {', '.join(sorted(values))})"
+                )
             scale = abs(bound.value) or 1.0
             constraints[f"{bound.kind}_{bound.metric}"] = (
                 (bound.value - value) if bound.kind == "min" else (value - bound.value)
