@@ -90,6 +90,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.ceiling:
             raise ExplorerError("a study export uses the study's ceilings; drop --ceiling")
         request = _study_request(args)
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise ExplorerError(f"-o {args.output}: exists and is not a folder; give a folder to write the export into")
     result = export_design(request, Path(args.output), force=args.force)
     fit = result.fit
     if not fit.fits:
@@ -143,7 +145,9 @@ def _study_request(args: argparse.Namespace) -> Any:
     if not args.no_model:
         # The same calibration data as the study, so that APoZ (and the pruning) is the trial's, from its cache.
         calibration = study_calibration(cfg, model_input_names(cfg))
-        compression = CompressionContext(cfg.model, calibration, calibration, load_evaluator(cfg.evaluator), cfg.output / "cache")
+        compression = CompressionContext(
+            cfg.model, calibration, calibration, load_evaluator(cfg.evaluator, cfg.base_dir), cfg.output / "cache"
+        )
         parts = model_parts(compression, compress_options(point, cfg.calibration), artifact_name(Path(cfg.model).stem))
     return ExportRequest(point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.ceilings))
 
@@ -221,7 +225,7 @@ def cmd_import_run(args: argparse.Namespace) -> int:
         raise ExplorerError(
             f"{args.file} does not name a study trial (it came from an export without a study); pass --study and --trial"
         )
-    folder = _trial_folder(study, _trial(trial, "the trial number"))
+    folder = _trial_folder(study, _trial(trial, "--trial" if args.trial is not None else f"{args.file}: origin.trial"))
     place, note = record(folder, "run", payload)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -4,16 +4,18 @@ An evaluator is a callable `evaluate(outputs, labels) -> dict[str, float]`:
   outputs: the model's outputs over the whole data set, {output name: array with the samples on axis 0}
   labels:  the data set's label arrays, {name: array with the samples on axis 0} (e.g. "keypoints", "labels")
 It returns named metrics. Built-ins: `pose`, `classification`. A user's own evaluator is given as
-`module:function` (for example `mypkg.metrics:evaluate`); its metrics' directions can be declared with a
-`DIRECTIONS = {"metric": "minimize" | "maximize"}` attribute on the function or module.
+`module:function` (for example `mypkg.metrics:evaluate`) or `path/to/file.py:function`; its metrics'
+directions can be declared with a `DIRECTIONS = {"metric": "minimize" | "maximize"}` attribute on the function or module.
 Fidelity to the float model needs no labels: see `fidelity_metrics`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -94,17 +96,33 @@ BUILTIN = {
 FIDELITY_DIRECTIONS = {"sqnr_db": "maximize", "keypoint_drift": "minimize"}
 
 
-def load_evaluator(spec: str) -> Evaluator:
-    """A built-in name (pose, classification) or `module:function`."""
+def load_evaluator(spec: str, base_dir: Path | None = None) -> Evaluator:
+    """A built-in name (pose, classification), `module:function`, or `path/to/file.py:function` (a relative
+    path is relative to `base_dir`, the study file's folder)."""
     if spec in BUILTIN:
         return BUILTIN[spec]
-    module_name, sep, attr = spec.partition(":")
+    module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise ExplorerError(f"evaluator {spec!r}: use one of {', '.join(BUILTIN)} or module:function")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ExplorerError(f"evaluator {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+        raise ExplorerError(f"evaluator {spec!r}: use one of {', '.join(BUILTIN)}, module:function or file.py:function")
+    if module_name.endswith(".py"):
+        file = Path(module_name)
+        if not file.is_absolute() and base_dir is not None:
+            file = base_dir / file
+        if not file.is_file():
+            raise ExplorerError(f"evaluator {spec!r}: no such file {file}")
+        loaded = importlib.util.spec_from_file_location(f"explorer_user_evaluator_{file.stem}", file)
+        if loaded is None or loaded.loader is None:
+            raise ExplorerError(f"evaluator {spec!r}: {file} is not a Python module")
+        module = importlib.util.module_from_spec(loaded)
+        try:
+            loaded.loader.exec_module(module)
+        except Exception as exc:
+            raise ExplorerError(f"evaluator {spec!r}: importing {file} failed: {type(exc).__name__}: {exc}") from exc
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ExplorerError(f"evaluator {spec!r}: cannot import module {module_name!r}: {exc}") from exc
     function = getattr(module, attr, None)
     if not callable(function):
         raise ExplorerError(f"evaluator {spec!r}: {module_name} has no function {attr!r}")

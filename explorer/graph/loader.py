@@ -88,8 +88,9 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
             fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
             clash = [have for have, want in zip(fixed, wanted, strict=False) if have and have != want]
             if clash:
+                shown = "[" + ", ".join(str(d) if d else "N" for d in fixed) + "]"
                 raise ExplorerError(
-                    f"input {value.name!r} has the static shape {fixed}, but {option} gives {list(wanted)}; "
+                    f"input {value.name!r} has the static shape {shown}, but {option} gives {list(wanted)}; "
                     f"drop {option} or give the model's own shape"
                 )
             del dims[:]

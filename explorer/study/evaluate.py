@@ -74,7 +74,7 @@ class StudyContext:
             cfg.model,
             data,
             calibration,
-            load_evaluator(cfg.evaluator),
+            load_evaluator(cfg.evaluator, cfg.base_dir),
             cache_dir or cfg.output / "cache",
             input_shapes=cfg.input_shape,
             shape_option=STUDY_SHAPE_KEY,

@@ -63,8 +63,14 @@ def check_space(
     except ConfigError as exc:
         return [Problem(f"search_space: dpu fixed {p.path}", p.message) for p in exc.problems]
     base_rules = {v.rule for v in check_config(base, board.device, db)}
-    for violation in check_config(base, board.device, db):
-        problems.append(Problem("search_space: dpu fixed values", str(violation)))
+    plain_rules = {v.rule for v in check_config(parse_dpu_config({}, board, db=db), board.device, db)}
+    for key, value in fixed_dpu.items():
+        where = f"search_space.overrides.dpu.{key}" if f"dpu.{key}" in (overrides or {}) else f"search_space: dpu fixed {key}"
+        if key in specs:
+            alone = parse_dpu_config({key: value}, board, source="search space", db=db)
+            for violation in check_config(alone, board.device, db):
+                if violation.rule not in plain_rules:
+                    problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
     for param in space.params:
         if any(key in facts and facts[key] != wanted for key, wanted in param.when.items()):
             continue
@@ -118,7 +124,7 @@ def check_space(
     precision = space.fixed.get("split", {}).get("cpu_precision")
     if precision is not None and precision not in PRECISIONS:
         problems.append(Problem("search_space.overrides.split.cpu_precision", f"fp32 or int8, got {precision!r}"))
-    return problems
+    return list(dict.fromkeys(problems))  # a per-group parameter says its problem once
 
 
 # -- the fit ------------------------------------------------------------------------------------------------
