@@ -57,9 +57,9 @@ def check_space(
     A parameter that the board's facts switch off (`when: {device_has_uram: true}`) is not checked."""
     problems: list[Problem] = []
     specs = field_specs(db)
-    fixed_dpu = dict(space.fixed.get("dpu", {}))
+    fixed_dpu = {k: v for k, v in space.fixed.get("dpu", {}).items() if k != "uram_share"}  # uram_share: an encoding
     try:
-        base = parse_dpu_config({k: v for k, v in fixed_dpu.items() if k != "uram_share"}, board, source="search space", db=db)
+        base = parse_dpu_config(fixed_dpu, board, source="search space", db=db)
     except ConfigError as exc:
         return [Problem(f"search_space: dpu fixed {p.path}", p.message) for p in exc.problems]
     base_rules = {v.rule for v in check_config(base, board.device, db)}

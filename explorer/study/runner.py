@@ -47,7 +47,7 @@ from explorer.study.store import (
 from explorer.study.store import load_existing as load_stored
 
 FAIL_FAST = 3  # identical failures in a row that stop a study
-TWIN_POLL_S = 0.5  # how often a worker looks whether the trial it waits for has finished
+TWIN_POLL_S = 0.2  # how often a worker looks whether the trial it waits for has finished
 
 
 class Interrupted(KeyboardInterrupt):
@@ -233,22 +233,33 @@ class FailureStreak:
             )
 
 
-def find_twin(study: optuna.Study, trial: optuna.Trial, worker: Worker) -> optuna.trial.FrozenTrial | None:
-    """An earlier trial with the same parameters that completed, waiting for one that another live worker
-    is still evaluating; None when the design point is new (or its earlier trials failed)."""
+SUGGESTED_ATTR = "suggested"  # set once a trial's parameters are all recorded
+UNKNOWN_WORKER_WAIT_S = 10.0  # how long a trial that has not yet named its worker is waited for
+
+
+def find_twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial with the same parameters that completed; None when the design point is new.
+
+    Concurrent workers never evaluate one design point twice: a trial waits for every lower-numbered
+    trial of a live worker that has not yet recorded its parameters, or that has the same ones and is
+    still running, then looks again. Waits only go to lower numbers, so they cannot form a cycle."""
     params = trial.params
+    give_up_unknown = time.monotonic() + UNKNOWN_WORKER_WAIT_S
     while True:
-        running = None
+        wait = False
         for other in study.get_trials(deepcopy=False):
-            if other.number == trial.number or other.params != params:
+            if other.number == trial.number:
                 continue
-            if other.state == optuna.trial.TrialState.COMPLETE and "metrics" in other.user_attrs:
+            if other.state == optuna.trial.TrialState.COMPLETE and other.params == params and "metrics" in other.user_attrs:
                 return other
-            if other.state == optuna.trial.TrialState.RUNNING and other.number < trial.number:
-                owner = Worker.from_dict(other.user_attrs.get(WORKER_ATTR))
-                if owner is not None and owner != worker and owner.alive() is not False:
-                    running = other
-        if running is None:
+            if other.state != optuna.trial.TrialState.RUNNING or other.number > trial.number:
+                continue
+            owner = Worker.from_dict(other.user_attrs.get(WORKER_ATTR))
+            if owner is None:
+                wait = wait or time.monotonic() < give_up_unknown  # just asked, or its process died at once
+            elif owner.alive() is not False and (not other.user_attrs.get(SUGGESTED_ATTR) or other.params == params):
+                wait = True
+        if not wait:
             return None
         time.sleep(TWIN_POLL_S)
 
@@ -310,7 +321,8 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: St
         try:
             trial.set_user_attr(WORKER_ATTR, me.to_dict())
             values = suggest(trial, ctx.space, ctx.facts)
-            twin = find_twin(study, trial, me)
+            trial.set_user_attr(SUGGESTED_ATTR, True)
+            twin = find_twin(study, trial)
             if twin is not None:
                 reuse_twin(study, trial, twin)
             else:
