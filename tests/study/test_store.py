@@ -1,0 +1,133 @@
+"""The study store: journal repair, stale trials, worker identity and seeds, fail-fast, repeated designs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from explorer.errors import ExplorerError
+from explorer.study.evaluate import StudyContext
+from explorer.study.runner import FAIL_FAST, FailureStreak, StudyStopped, run_study, worker_seed
+from explorer.study.store import WORKER_ATTR, Worker, close_stale_trials, repair_journal, storage_for
+from tests.study.test_runner import small_study
+
+RECORD = b'{"op_code":0,"worker_id":"w","study_name":"s","directions":[1]}'
+
+
+def test_repair_keeps_whole_records_and_moves_the_cut_aside(tmp_path: Path) -> None:
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(RECORD + b"\n" + RECORD + b"\n" + b'{"op_code":4,"wor')
+    note = repair_journal(journal)
+    assert note is not None and "17 bytes" in note and "2 whole records" in note
+    assert journal.read_bytes() == RECORD + b"\n" + RECORD + b"\n"
+    assert (tmp_path / "study.journal.torn-1").read_bytes() == b'{"op_code":4,"wor\n'
+    assert repair_journal(journal) is None  # sound now: nothing more is cut
+    journal.write_bytes(b'{"op_' + RECORD + b"\n" + RECORD + b"\n")  # a record written onto a cut one
+    assert repair_journal(journal) is not None
+    assert journal.read_bytes() == RECORD + b"\n" + RECORD + b"\n"
+    assert (tmp_path / "study.journal.torn-2").read_bytes() == b'{"op_\n'
+
+
+def test_repair_leaves_a_sound_or_missing_journal_alone(tmp_path: Path) -> None:
+    assert repair_journal(tmp_path / "none.journal") is None
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(RECORD + b"\n")
+    assert repair_journal(journal) is None and journal.read_bytes() == RECORD + b"\n"
+    assert not list(tmp_path.glob("*.torn-*"))
+
+
+def test_workers_are_told_apart_by_pid_and_start_time() -> None:
+    me = Worker.current()
+    assert me.alive() is True and Worker.from_dict(me.to_dict()) == me
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    assert Worker(me.host, done.pid, None).alive() is False
+    assert Worker(me.host, os.getpid(), "1").alive() is False  # a reused pid: another start time
+    assert Worker("another-host.example", 1, None).alive() is None
+    assert Worker.from_dict({"pid": "1", "host": "h"}) is None
+
+
+def test_stale_running_trials_are_closed_with_the_reason(tmp_path: Path) -> None:
+    storage = storage_for(f"journal:{tmp_path / 'j.journal'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    dead, alive = study.ask(), study.ask()
+    dead.set_user_attr(WORKER_ATTR, Worker(Worker.current().host, done.pid, None).to_dict())
+    alive.set_user_attr(WORKER_ATTR, Worker.current().to_dict())
+    closed = close_stale_trials(study)
+    assert [n for n, _ in closed] == [dead.number] and f"process {done.pid}" in closed[0][1]
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {dead.number: "FAIL", alive.number: "RUNNING"}
+    assert study.trials[dead.number].user_attrs["fail_reason"].startswith("interrupted: its worker")
+
+
+def test_worker_seeds() -> None:
+    assert worker_seed(7, 0, 0, concurrent=False) == 7  # a fresh single run is reproducible
+    seeds = {worker_seed(7, w, n, concurrent=False) for w in range(3) for n in (0, 5)} - {7}
+    assert len(seeds) == 5  # resumed runs and other workers draw other seeds
+    assert worker_seed(7, 0, 5, concurrent=False) == worker_seed(7, 0, 5, concurrent=False)
+
+
+def test_failure_streak_stops_on_the_same_failure_only() -> None:
+    streak = FailureStreak()
+    for reason in ("a", "b", "a", "b"):
+        streak.failure(reason)  # alternating failures are properties of the design points
+    streak.failure("c")
+    streak.success()
+    for _ in range(FAIL_FAST - 1):
+        streak.failure("c")
+    with pytest.raises(StudyStopped, match=r"the last 3 trials failed the same way.*: c"):
+        streak.failure("c")
+
+
+@pytest.mark.slow
+def test_an_evaluator_that_always_fails_stops_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = small_study(tmp_path, n_trials=20)
+
+    def broken(self: StudyContext, point: object) -> object:
+        raise ZeroDivisionError("division by zero in the user's evaluator")
+
+    monkeypatch.setattr(StudyContext, "evaluate", broken)
+    with pytest.raises(StudyStopped) as stopped:
+        run_study(cfg, progress=False)
+    assert "ZeroDivisionError: division by zero" in str(stopped.value) and stopped.value.exit_code == 4
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg.storage))
+    assert [t.state.name for t in study.trials] == ["FAIL"] * FAIL_FAST
+
+
+@pytest.mark.slow
+def test_a_repeated_design_point_reuses_the_earlier_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = small_study(tmp_path, n_trials=4)
+    cfg = dataclasses.replace(cfg, space_files=cfg.space_files[:1])
+    calls = {"n": 0}
+    original = StudyContext.evaluate
+
+    def counted(self: StudyContext, point: object) -> object:
+        calls["n"] += 1
+        return original(self, point)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StudyContext, "evaluate", counted)
+    study = run_study(cfg, progress=False)
+    first = study.trials[0]
+    for _ in range(2):  # the same parameters again, as a sampler may propose them
+        study.enqueue_trial(first.params)
+    study = run_study(dataclasses.replace(cfg, n_trials=6), progress=False)
+    assert calls["n"] == 4
+    again = study.trials[4:]
+    assert [t.user_attrs["same_as"] for t in again] == [0, 0]
+    assert [t.values for t in again] == [first.values] * 2 and again[0].constraints == first.constraints
+
+
+def test_a_bad_storage_url_is_one_message() -> None:
+    from explorer.study.store import open_storage
+
+    with pytest.raises(ExplorerError, match=re.escape("storage 'sqlite:////nonexistent-dir/x.db' cannot be opened")):
+        open_storage("sqlite:////nonexistent-dir/x.db")
