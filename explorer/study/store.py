@@ -111,12 +111,16 @@ class JournalLock(BaseJournalFileLock):
         except (OSError, ValueError):
             return None  # a symlink lock of Optuna's own, or a lock being written
 
-    def _break(self, why: str) -> None:
+    def _break(self, why: str) -> bool:
+        """Remove a stale lock (atomically: only one breaker wins); True when this process removed it."""
         aside = f"{self.path}.{os.getpid()}.broken"
-        with contextlib.suppress(OSError):
-            os.rename(self.path, aside)  # atomic: only one breaker wins
+        try:
+            os.rename(self.path, aside)
             os.unlink(aside)
-            print(f"note: released the lock {self.path}: {why}", file=sys.stderr)
+        except OSError:
+            return False
+        print(f"note: released the lock {self.path}: {why}", file=sys.stderr)
+        return True
 
     def acquire(self) -> bool:
         delay, seen, since = 0.001, None, time.monotonic()
@@ -132,18 +136,20 @@ class JournalLock(BaseJournalFileLock):
                 return True
             owner = self._read_owner()
             if owner is not None and owner.alive() is False:
-                self._break(f"its owner, {owner}, is gone")
-                continue
-            try:
-                stamp: Any = os.lstat(self.path).st_mtime  # lstat: a dangling symlink lock is still seen
-            except OSError:
-                continue  # released meanwhile
-            if stamp != seen:
-                seen, since = stamp, time.monotonic()
-            elif time.monotonic() - since > self.stale_after:
-                self._break(f"unchanged for {self.stale_after:.0f} s and its owner cannot be checked ({owner or 'unknown'})")
-                continue
-            time.sleep(delay)
+                if self._break(f"its owner, {owner}, is gone"):
+                    continue
+            else:
+                try:
+                    stamp: Any = os.lstat(self.path).st_mtime  # lstat: a dangling symlink lock is still seen
+                except OSError:
+                    stamp = None  # released meanwhile: try again after the pause
+                if stamp is not None and stamp != seen:
+                    seen, since = stamp, time.monotonic()
+                elif stamp is not None and time.monotonic() - since > self.stale_after:
+                    why = f"unchanged for {self.stale_after:.0f} s and its owner cannot be checked ({owner or 'unknown'})"
+                    if self._break(why):
+                        continue
+            time.sleep(delay)  # every path that did not take or break the lock pauses: no spinning
             delay = min(delay * 2, 0.25)
 
     def release(self) -> None:
