@@ -5,12 +5,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def borrow_dependencies(python: Path) -> None:
+    """Let the new venv import the dependencies of the environment running the tests (system Python, a venv
+    or CI alike), with no download: a .pth file lists that environment's site-packages. They come after the
+    venv's own site-packages, so the wheel's copy of `explorer` is the one imported; the editable install's
+    own .pth hook is not processed from a borrowed folder."""
+    here = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    theirs = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(theirs) / "borrowed_dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(here)))
 
 
 @pytest.mark.slow
@@ -24,10 +40,9 @@ def test_installed_wheel_runs_outside_checkout(tmp_path: Path) -> None:
     )
     (wheel,) = dist.glob("dpu_explorer-*.whl")
     env_dir = tmp_path / "venv"
-    # System site packages provide numpy/pyyaml without a download; the venv's own site-packages come
-    # first on sys.path, so the wheel's copy of `explorer` is the one imported.
-    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    borrow_dependencies(python)
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
         check=True,
@@ -48,13 +63,14 @@ def test_installed_wheel_runs_outside_checkout(tmp_path: Path) -> None:
     )
     assert json.loads(result.stdout)["dsp"] == 710
     where = subprocess.run(
-        [str(python), "-c", "import explorer.datafiles as d; print(d.data_path('hw', 'boards.yaml'))"],
+        [str(python), "-c", "import explorer.datafiles as d; print(d.__file__, d.data_path('hw', 'boards.yaml'))"],
         cwd=outside,
         check=True,
         capture_output=True,
         text=True,
     )
-    assert str(env_dir) in where.stdout and "_data" in where.stdout
+    package, data = where.stdout.split()
+    assert package.startswith(str(env_dir)) and data.startswith(str(env_dir)) and "_data" in data
     # the export templates (tcl/, deploy/) and hw/block_design.yaml travel in the wheel too
     subprocess.run(
         [str(explore), "export", "--board", "ultra96v2", "--arch", "B1600", "-o", str(outside / "exp")],

@@ -6,18 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import onnx
-
 from explorer.commands.common import add_dpu_options, dpu_config_from_args, print_json
-from explorer.compress.pipeline import QUANTIZE_MODES, CompressionContext, CompressOptions, default_cache_dir
-from explorer.compress.prune import parse_thresholds
-from explorer.compress.quantize import METHODS
-from explorer.data.loaders import load_data
+from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, default_cache_dir
 from explorer.errors import ExplorerError
-from explorer.evaluators.builtin import load_evaluator
-from explorer.graph.loader import graph_inputs, read_model
-from explorer.hardware.config import DpuConfig
-from explorer.hardware.database import load_database
 from explorer.tables import format_table
 
 
@@ -34,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--prune-multiple", type=int, default=4, help="round remaining channels to a multiple of this (default 4)")
     p.add_argument("--prune-groups", type=int, default=4, help="number of layer groups of neighbouring convolutions")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="dpu", help="int8 for the DPU part, everything, or nothing")
-    p.add_argument("--calibration", choices=METHODS, default="minmax", help="activation calibration method")
+    p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="activation calibration method")
     p.add_argument("--split", type=int, help="cut index: layers from it on run on the CPU")
     p.add_argument("--board", help="board whose DPU configuration decides the partition (default: a full-featured ZU+ DPU)")
     add_dpu_options(p)
@@ -51,6 +42,16 @@ def _quantile(group: dict[str, Any], q: float) -> float:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
+    import onnx  # heavy: imported when the command runs, not when the command line starts
+
+    from explorer.compress.pipeline import CompressionContext, CompressOptions
+    from explorer.compress.prune import parse_thresholds
+    from explorer.data.loaders import load_data
+    from explorer.evaluators.builtin import load_evaluator
+    from explorer.graph.loader import graph_inputs, read_model
+    from explorer.hardware.config import DpuConfig
+    from explorer.hardware.database import load_database
+
     if args.prune_multiple < 1 or args.prune_groups < 1:
         raise ExplorerError("--prune-multiple and --prune-groups must be at least 1")
     names = [i.name for i in graph_inputs(read_model(args.model))]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.commands.common import add_board_option, add_dpu_options, dpu_config_from_args, json_number, print_json
 from explorer.commands.hw import resources_payload
 from explorer.errors import ExplorerError
-from explorer.graph.layers import ModelGraph
-from explorer.graph.loader import parse_input_shapes
-from explorer.graph.pipeline import load_graph
 from explorer.hardware.database import load_database
-from explorer.perf.estimate import EstimateOptions, Estimator, PerfEstimate
 from explorer.tables import format_table
+
+if TYPE_CHECKING:  # onnx and the latency model load when the command runs, not when the command line starts
+    from explorer.graph.layers import ModelGraph
+    from explorer.perf.estimate import PerfEstimate
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -97,6 +97,10 @@ def _print_splits(graph: ModelGraph) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
+    from explorer.graph.loader import parse_input_shapes
+    from explorer.graph.pipeline import load_graph
+    from explorer.perf.estimate import EstimateOptions, Estimator
+
     graph = load_graph(args.model, parse_input_shapes(args.input_shape))
     if args.list_splits:
         _print_splits(graph)

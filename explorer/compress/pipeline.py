@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from explorer.compress import QUANTIZE_MODES, default_cache_dir
 from explorer.compress.prune import ApozReport, ClusterStats, apply_pruning, choose_channels, measure_apoz
 from explorer.compress.quantize import _insert_qdq, quantize
 from explorer.data.loaders import Dataset
@@ -33,7 +34,6 @@ from explorer.hardware.config import DpuConfig
 from explorer.runtime import fixed_batch, run_model
 
 CACHE_VERSION = 1
-QUANTIZE_MODES = ("none", "dpu", "all")
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
 CPU_INT8_KINDS = {
@@ -56,11 +56,6 @@ CPU_INT8_KINDS = {
     "upsample",
     "reorg",
 }
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dpu-explorer"
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from explorer.compress import CALIBRATION_METHODS
 from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError
 from explorer.graph.util import initializers
 from explorer.runtime import run_model
 
-METHODS = ("minmax", "percentile", "mse")
+METHODS = CALIBRATION_METHODS
 QMIN, QMAX = -128, 127
 WEIGHT_OPS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,)}  # weight and bias input indices
 _SAMPLES = 200_000

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from explorer.datafiles import data_path
 from explorer.errors import ExplorerError
+from explorer.fileio import safe_load
 from explorer.hardware.config import DpuConfig, require_legal
 from explorer.hardware.database import Board, HwDatabase, load_database
 
@@ -31,7 +30,7 @@ from explorer.hardware.database import Board, HwDatabase, load_database
 @functools.cache
 def bd_data() -> dict[str, Any]:
     with data_path("hw", "block_design.yaml").open(encoding="utf-8") as handle:
-        data: dict[str, Any] = yaml.safe_load(handle)
+        data: dict[str, Any] = safe_load(handle)
     return data
 
 

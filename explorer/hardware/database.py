@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from explorer.datafiles import data_path
 from explorer.errors import ExplorerError, UnknownNameError
+from explorer.fileio import safe_load
 
 FAMILIES = ("zynq7000", "zynq_ultrascale_plus")
 RESOURCE_KINDS = ("lut", "ff", "bram36", "uram", "dsp")
@@ -194,7 +193,7 @@ class HwDatabase:
 def _load_yaml(*parts: str) -> dict[str, Any]:
     path = data_path(*parts)
     with path.open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+        data = safe_load(handle)
     if not isinstance(data, dict):
         raise ExplorerError(f"{path}: expected a mapping at the top level")
     return data

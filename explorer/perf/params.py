@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from explorer.datafiles import data_path
+from explorer.fileio import safe_load
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ CPU_FITTED = {
 
 def read_params(path: Path) -> LatencyParams:
     with path.open(encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
+        raw = safe_load(handle)
     dpu, host, cpu = raw["dpu"], raw["host"], raw["cpu"]
     return LatencyParams(
         data_ports_per_core=int(dpu["data_ports_per_core"]),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from explorer.compress import CALIBRATION_METHODS
 from explorer.errors import ConfigError, Problem, UnknownNameError, closest
 from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
 from explorer.fileio import load_mapping_file
@@ -20,7 +21,7 @@ from explorer.hardware.resources import DEFAULT_CEILINGS
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid", "gp")
 DIRECTIONS = ("minimize", "maximize")
-CALIBRATIONS = ("minmax", "percentile", "mse")
+CALIBRATIONS = CALIBRATION_METHODS
 PERF_METRICS = {
     "fps_single": "maximize",
     "fps_multi": "maximize",
