@@ -1,4 +1,4 @@
-"""The latency model against every published number of calibration.md §2-3, §5, PG338 Tables 13-14 and seed 002.
+"""The latency model against every published number of docs/calibration.md §2-3, §5, PG338 Tables 13-14 and seed 002.
 
 Run:   python bench/latency_fit.py            print predicted / published / error per row, and medians
        python bench/latency_fit.py --refit    also refit the `fitted` parameters (least squares on log

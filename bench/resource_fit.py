@@ -15,7 +15,7 @@ def main() -> None:
     db = load_database()
     fit = fit_v4_alu(db)
     stored = db.ip.v4
-    print("IP 4.x ALU fit (least squares over PG338 4.x B4096 ALU 1/2/4/8, calibration.md §4)")
+    print("IP 4.x ALU fit (least squares over PG338 4.x B4096 ALU 1/2/4/8, docs/calibration.md §4)")
     for kind in ("lut", "ff"):
         offset, lane = getattr(fit, f"{kind}_offset"), getattr(fit, f"{kind}_per_alu_lane")
         s_offset, s_lane = getattr(stored, f"{kind}_offset"), getattr(stored, f"{kind}_per_alu_lane")

@@ -2,7 +2,7 @@
 """Quantize model/dpu_part.onnx to int8 with power-of-two scales for the DPU, as dpu-explorer's study did.
 
 Written by `explore export` into deploy/; run by compile.sh inside the Vitis AI 3.5 docker, where
-vai_q_onnx is installed. Settings are the DPU constraints of dpu_hw.md §6.4: symmetric int8 activations
+vai_q_onnx is installed. Settings are the DPU constraints of docs/hardware.md §6.4: symmetric int8 activations
 and weights, per-tensor, power-of-two scales (PowerOfTwoMethod.MinMSE), calibrated on model/calibration.npz.
 Output: build/dpu_part_quantized.onnx.
 """

@@ -2,7 +2,7 @@
 """Run one dpu-explorer design point on the board and print measured FPS and latency as JSON.
 
 Written by `explore export` into deploy/; runs on the board (PetaLinux or PYNQ with the Vitis AI runtime).
-The DPU part runs with VART (`vart`/`xir`, dpu_hw.md §6.2) or, with --overlay, through `pynq_dpu`
+The DPU part runs with VART (`vart`/`xir`, docs/hardware.md §6.2) or, with --overlay, through `pynq_dpu`
 (§6.3); the CPU part after the cut runs with onnxruntime. `vart`/`xir` are imported only here on the
 board: nothing in this script fakes them, and without them it stops with a message.
 
@@ -11,7 +11,7 @@ board: nothing in this script fakes them, and without them it stops with a messa
 Output (also written to --out): {"schema": "dpu-explorer/board-run/1", "source": "board", "fps_single", "fps_multi",
 "latency_ms": {"median", "p90", "mean"}, "dpu_ms", "cpu_ms", "frames", "threads", "board", "fingerprint", "origin", ...}.
 
-Facts marked UNVERIFIED in dpu_hw.md and used here: the buffer dtype VART accepts (§7.9: int8 is used,
+Facts marked UNVERIFIED in docs/hardware.md and used here: the buffer dtype VART accepts (§7.9: int8 is used,
 scaled by 2^fix_point) and the mapping of the compiled model's output tensors to the cut tensors (by name,
 then by order).
 """

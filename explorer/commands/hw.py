@@ -237,7 +237,7 @@ def cmd_arch_json(args: argparse.Namespace) -> int:
     else:
         print(result.file_text(), end="")
     if not args.json and config.ip(db).is_v4:
-        print("note: the ISA1 (IP 4.x) bit mapping is INFERRED from the VART decoder (dpu_hw.md §1.4)")
+        print("note: the ISA1 (IP 4.x) bit mapping is INFERRED from the VART decoder (docs/hardware.md §1.4)")
     return 0
 
 

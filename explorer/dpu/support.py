@@ -1,4 +1,4 @@
-"""Which nodes the DPU runs, following PG338 Table 1 (seed 004_...) and dpu_hw.md.
+"""Which nodes the DPU runs, following PG338 Table 1 (seed 004_...) and docs/hardware.md.
 
 `place_layers` walks the layer table in topological order and returns, for every layer, the device
 (DPU or CPU) and, for CPU layers, the reason. Activations are fused into the DPU layer that produces

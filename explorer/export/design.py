@@ -2,9 +2,9 @@
 
 `block_design(config, board)` is pure: it turns a DpuConfig and a board into the netlist the Vivado
 templates in `tcl/` render (Python holds no Tcl text). The PS port map, DPU port names and the legal
-IP parameter values are data in `hw/block_design.yaml` (dpu_hw.md §2.2, §3.1, §3.2, §3.4).
+IP parameter values are data in `hw/block_design.yaml` (docs/hardware.md §2.2, §3.1, §3.2, §3.4).
 
-Shape, after the Vivado TRD (dpu_hw.md §3.2):
+Shape, after the Vivado TRD (docs/hardware.md §3.2):
 - the PS provides the register clock (100 MHz) and reset; a clocking wizard makes the DPU clock and
   its 2x clock (one gated 2x clock per core in low-power mode); one `proc_sys_reset` per clock domain;
 - the PS register master drives the DPU's S_AXI at a 16 MB segment;
@@ -49,7 +49,7 @@ def is_legal(value: int, rule: Any) -> bool:
 
 
 def dpu_ip_params(config: DpuConfig, db: HwDatabase | None = None) -> dict[str, int]:
-    """The DPU cell's CONFIG.* values for `config` (mapping of dpu_hw.md §2.2 and §2.3)."""
+    """The DPU cell's CONFIG.* values for `config` (mapping of docs/hardware.md §2.2 and §2.3)."""
     db = db or load_database()
     ip = db.ip.ip_versions[config.ip_version]
     params: dict[str, int] = {
@@ -67,7 +67,7 @@ def dpu_ip_params(config: DpuConfig, db: HwDatabase | None = None) -> dict[str, 
         "TIMESTAMP_ENA": 1,
     }
     if ip.is_v4:
-        # INFERRED mapping (dpu_hw.md §2.3): the v4.1 TRD script is not public.
+        # INFERRED mapping (docs/hardware.md §2.3): the v4.1 TRD script is not public.
         params["ALU_PARALLEL_USER"] = config.effective_alu_parallel(db)
         params["ALU_LEAKYRELU"] = int(config.alu_leakyrelu)
         if config.ip_version == "4.1":
@@ -171,7 +171,7 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
     # -- clocks ---------------------------------------------------------------------------------------
     reg_mhz = float(ps["register_clock"]["mhz"])
     dpu_mhz = float(config.clock_mhz)
-    dsp_mhz = 2 * dpu_mhz  # dpu_2x_clk is exactly twice m_axi_dpu_aclk (dpu_hw.md §5)
+    dsp_mhz = 2 * dpu_mhz  # dpu_2x_clk is exactly twice m_axi_dpu_aclk (docs/hardware.md §5)
     dsp_ports = [f"clk_dsp{i}" for i in range(cores)] if config.clock_gating else ["clk_dsp"]
     clock_ports: dict[str, float] = {"clk_dpu": dpu_mhz, **{p: dsp_mhz for p in dsp_ports}}
     wiz: dict[str, Any] = {
@@ -284,7 +284,7 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
 
 
 def vitis_connectivity(config: DpuConfig, board: Board) -> dict[str, Any]:
-    """`prj_config` content for the Vitis flow (DPU-PYNQ boards/*/prj_config, dpu_hw.md §3.3).
+    """`prj_config` content for the Vitis flow (DPU-PYNQ boards/*/prj_config, docs/hardware.md §3.3).
 
     Core 1 uses M_AXI_GP0:HPC0, M_AXI_HP0:HP0, M_AXI_HP2:HP1 and core 2 HP2/HP3 (DPU-PYNQ); the ports of
     cores 3 and 4 and of the softmax kernel continue the same list and are INFERRED. Zynq-7000 follows

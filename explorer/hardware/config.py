@@ -220,9 +220,9 @@ def per_bank_uram(arch: Architecture) -> int:
 
 
 def bank_counts(config: DpuConfig, arch: Architecture, ip: IpVersion) -> tuple[int, int, int]:
-    """Image, weight and bias banks per core (gtcl BANK_IMG_N, BANK_WGT_N, BANK_BIAS; dpu_hw.md §2.4).
+    """Image, weight and bias banks per core (gtcl BANK_IMG_N, BANK_WGT_N, BANK_BIAS; docs/hardware.md §2.4).
 
-    On IP 4.x the weight banks include the always-present ALU's bank (INFERRED, dpu_hw.md §2.4).
+    On IP 4.x the weight banks include the always-present ALU's bank (INFERRED, docs/hardware.md §2.4).
     """
     bkgrp = 3 if config.ram_usage == "high" else 2
     has_dw = ip.is_v4 or config.depthwise
@@ -236,7 +236,7 @@ def max_uram_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion, uram
 
 
 def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None) -> list[RuleViolation]:
-    """Every rule `config` breaks on `device` (empty when legal). Sources: PG338, dpu_hw.md."""
+    """Every rule `config` breaks on `device` (empty when legal). Sources: PG338, docs/hardware.md."""
     db = db or load_database()
     lim = db.ip
     out: list[RuleViolation] = []
@@ -295,7 +295,7 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
                 RuleViolation(
                     "v4-fixed-options",
                     f"{', '.join(fixed)} cannot be disabled on IP {ip.version}: the ALU always has depthwise, average pool "
-                    "and element-wise multiply (IP 4.0 changelog, dpu_hw.md §1.4)",
+                    "and element-wise multiply (IP 4.0 changelog, docs/hardware.md §1.4)",
                 )
             )
         if config.alu_parallel and config.alu_parallel not in lim.alu_parallel_choices:

@@ -1,6 +1,6 @@
 """The arch.json fingerprint of a DPU configuration, and its target name.
 
-Layout (dpu_hw.md §1.2-1.5): bits 63:56 DPU type (1 = DPUCZDX8G), 55:48 ISA version, 47:0 feature
+Layout (docs/hardware.md §1.2-1.5): bits 63:56 DPU type (1 = DPUCZDX8G), 55:48 ISA version, 47:0 feature
 code. ISA0 (IP 3.x) follows the IP's own encoder `fingerprint_json.ttcl`. The ISA1 (IP 4.x) encoder is
 not public: its bit-to-parameter mapping is INFERRED from the VART decoder and published pairs.
 """
@@ -18,7 +18,7 @@ DPU_TYPE_DPUCZDX8G = 1
 
 
 def _pool_dw_parallel(config: DpuConfig, pp: int, rule: str) -> tuple[int, int]:
-    """(PL_PP, DW_PP) as the ISA0 encoder writes them (dpu_hw.md §1.3)."""
+    """(PL_PP, DW_PP) as the ISA0 encoder writes them (docs/hardware.md §1.3)."""
     half = 2 if pp == 2 else pp // 2
     dw_pp = half if config.depthwise else 0
     if rule == "half_pp":  # IP 3.3 writes PP/2 whatever DWCV is
@@ -87,7 +87,7 @@ def arch_json(config: DpuConfig, db: HwDatabase | None = None) -> ArchJson:
 
 
 def decode_fingerprint(value: int) -> dict[str, Any]:
-    """Fields of a DPUCZDX8G fingerprint, as the VART target factory decodes them (dpu_hw.md §1.3-1.4)."""
+    """Fields of a DPUCZDX8G fingerprint, as the VART target factory decodes them (docs/hardware.md §1.3-1.4)."""
     dpu_type, isa, code = value >> 56, (value >> 48) & 0xFF, value & ((1 << 48) - 1)
     if dpu_type != DPU_TYPE_DPUCZDX8G:
         raise ValueError(f"fingerprint 0x{value:x} is not a DPUCZDX8G fingerprint (type {dpu_type})")

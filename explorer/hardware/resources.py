@@ -2,7 +2,7 @@
 
 Every number here is an estimate (source: model). How it is built:
 
-* DSP and BRAM36/URAM come from the IP's own formulas (gtcl, dpu_hw.md §2.4): DSPs from the
+* DSP and BRAM36/URAM come from the IP's own formulas (gtcl, docs/hardware.md §2.4): DSPs from the
   multiplier array (PP*ICP*OCP/4, + PP*OCP accumulators with DSP usage high) and the depthwise/ALU
   engine; block RAM from the number of 2048-deep image/weight/bias banks of 8*ICP bits.
 * LUT and FF of IP 3.x are PG338 Table 3 (reference core) plus or minus the per-option rows of
@@ -116,7 +116,7 @@ def memory_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion) -> tup
     u_img = min(u_banks - u_wgt - u_bias, img)
     bram_banks = (img - u_img) + (wgt - u_wgt) + (bias - u_bias)
     bram = bram_banks * math.ceil(8 * arch.icp / 9) / 2
-    if not ip.is_v4:  # second gtcl term (v3.x only; the v4.0 table has no such term, dpu_hw.md §2.4)
+    if not ip.is_v4:  # second gtcl term (v3.x only; the v4.0 table has no such term, docs/hardware.md §2.4)
         bram += math.ceil((12 + math.ceil(math.log2(img)) + 8 * arch.icp) / 36) / 2
     return bram, (u_img + u_wgt + u_bias) * per_bank_uram(arch)
 

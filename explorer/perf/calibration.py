@@ -1,4 +1,4 @@
-"""Published measurements the latency model is fitted to and checked against (calibration.md, seeds).
+"""Published measurements the latency model is fitted to and checked against (docs/calibration.md, seeds).
 
 Each row names its source and whether it is used to fit parameters (`fitted=True`) or only to check
 how the model generalises. `evaluate` returns the model's prediction for every row.

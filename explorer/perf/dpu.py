@@ -70,7 +70,7 @@ def geometry(config: DpuConfig, board: Board, params: LatencyParams | None = Non
         wgt_capacity_bytes=arch.ocp * bank_bytes,  # one weight bank per OCP lane
         # A core moves data through its AXI data ports and through LOAD_PARALLEL (2) load engines that
         # each fill one 8*ICP-bit bank row per cycle; the narrower of the two limits it (INFERRED from
-        # the bank width and LOAD_PARALLEL = 2, dpu_hw.md §2.2).
+        # the bank width and LOAD_PARALLEL = 2, docs/hardware.md §2.2).
         read_bytes_per_s=min(params.data_ports_per_core * width, params.load_parallel * arch.icp)
         * clock
         * params.port_efficiency,

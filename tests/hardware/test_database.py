@@ -13,7 +13,7 @@ DB = load_database()
 def test_devices_of_the_issue_are_present_with_verification_marks() -> None:
     for name in ["XC7Z020", "XCZU2EG", "XCZU3EG", "XCZU4EV", "XCZU5EV", "XCZU7EV", "XCZU9EG", "XCZU15EG", "XCK26"]:
         assert name in DB.devices
-    # dpu_hw.md §4.1: these four are recalled values, not confirmed by a primary source.
+    # docs/hardware.md §4.1: these four are recalled values, not confirmed by a primary source.
     for name in ["XCZU2EG", "XCZU4EV", "XCZU5EV", "XCZU15EG"]:
         assert DB.devices[name].verified is False and "UNVERIFIED" in DB.devices[name].note
     zu9 = DB.devices["XCZU9EG"]

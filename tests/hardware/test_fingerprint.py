@@ -1,4 +1,4 @@
-"""Every published fingerprint / target pair of dpu_hw.md §1.6-1.7, and decode round trips."""
+"""Every published fingerprint / target pair of docs/hardware.md §1.6-1.7, and decode round trips."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_isa1_b4096_full_fingerprints() -> None:
     assert fingerprint(DpuConfig(arch="B4096", ip_version="4.1")) == 0x0101000056010407
 
 
-# dpu_hw.md §1.7: published board deployments.
+# docs/hardware.md §1.7: published board deployments.
 @pytest.mark.parametrize(
     ("config", "expected", "name"),
     [
@@ -161,7 +161,7 @@ def test_published_deployments(config: DpuConfig, expected: int, name: str | Non
 
 
 def test_ip33_writes_half_pp_pool_parallel_without_depthwise() -> None:
-    # dpu_hw.md §1.3 consequence: a v3.3 IP with DWCV disabled differs from the *_MIN targets (PL_PP = 1).
+    # docs/hardware.md §1.3 consequence: a v3.3 IP with DWCV disabled differs from the *_MIN targets (PL_PP = 1).
     v33 = isa0("B4096", "MIN", version="3.3")
     assert decode_fingerprint(fingerprint(v33))["pool_parallel"] == 4
     assert target_name(v33) != "DPUCZDX8G_ISA0_B4096_MIN"

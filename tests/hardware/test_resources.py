@@ -1,5 +1,5 @@
-"""The resource model against PG338 Tables 3-12 (seed 004_...), the gtcl formulas (dpu_hw.md §2.4)
-and the IP 4.1 build of calibration.md §4. Expected numbers are transcribed from those documents."""
+"""The resource model against PG338 Tables 3-12 (seed 004_...), the gtcl formulas (docs/hardware.md §2.4)
+and the IP 4.1 build of docs/calibration.md §4. Expected numbers are transcribed from those documents."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_table11_low_dsp_usage(arch: str) -> None:
     assert (d.lut, d.ff, d.dsp) == TABLE11[arch]
 
 
-# dpu_hw.md §2.4 gtcl formulas and its cross-checks (PG338 v1.2 Table 9 DSP without depthwise).
+# docs/hardware.md §2.4 gtcl formulas and its cross-checks (PG338 v1.2 Table 9 DSP without depthwise).
 @pytest.mark.parametrize(
     ("arch", "dsp_usage", "expected"), [("B4096", "high", 642), ("B4096", "low", 514), ("B512", "high", 98), ("B512", "low", 66)]
 )
@@ -212,7 +212,7 @@ def test_ip41_alu_rows_within_3_percent(alu: int, lut: int, ff: int, bram: int, 
 
 
 def test_ip41_zcu102_trd_build_within_3_percent() -> None:
-    # ZCU102 DPU TRD, Vitis AI 3.0: 3 x B4096, RAM low, aug, softmax, 325 MHz (calibration.md §4).
+    # ZCU102 DPU TRD, Vitis AI 3.0: 3 x B4096, RAM low, aug, softmax, 325 MHz (docs/calibration.md §4).
     est = estimate_resources(DpuConfig(arch="B4096", cores=3, softmax=True, clock_mhz=325, ip_version="4.1"))
     ip = est.dpu_ip
     for got, published in [(ip.lut, 164612), (ip.ff, 302254), (ip.bram36, 769), (ip.dsp, 2138)]:
@@ -229,7 +229,7 @@ def test_ip41_zcu102_trd_build_within_3_percent() -> None:
 
 
 def test_ip41_xci_b1024_dsp() -> None:
-    # RahulanT xci, B1024 high DSP: CONV_DSP_NUM 192 and total 230 (dpu_hw.md §2.4).
+    # RahulanT xci, B1024 high DSP: CONV_DSP_NUM 192 and total 230 (docs/hardware.md §2.4).
     assert core(DpuConfig(arch="B1024", ip_version="4.1", dsp_usage="high")).dsp == 230
 
 

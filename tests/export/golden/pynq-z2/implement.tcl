@@ -2,7 +2,7 @@
 # Design point: DPUCZDX8G IP 3.4, B800 x 1 core(s) at 150.0 MHz (300.0 MHz DSP clock).
 # arch.json fingerprint 0x1000020f6012201 (target DPUCZDX8G_ISA0_B800_01000020F6012201).
 # Wrapper, synthesis, implementation, bitstream, reports, .xsa and copies of the .bit and .hwh
-# (the DPU-PYNQ build_bitstream.tcl sequence, dpu_hw.md §3.3). Sourced by build.tcl after
+# (the DPU-PYNQ build_bitstream.tcl sequence, docs/hardware.md §3.3). Sourced by build.tcl after
 # block_design.tcl; writes into ./reports and ./output next to this script.
 
 set wrapper [make_wrapper -files [get_files "${bd_name}.bd"] -top]

@@ -3,7 +3,7 @@
 # arch.json fingerprint 0x101000056010404 (target DPUCZDX8G_ISA1_B1600).
 # Block design: the processing system, the DPU with every CONFIG value of the design point, the DPU
 # clock and its 2x clock, one reset per clock domain, the AXI paths to the PS and the interrupts.
-# Structure after the Vitis AI DPU TRD trd_bd.tcl (dpu_hw.md §3.2).
+# Structure after the Vitis AI DPU TRD trd_bd.tcl (docs/hardware.md §3.2).
 
 set bd_name dpu_system
 create_bd_design $bd_name

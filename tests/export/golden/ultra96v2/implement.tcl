@@ -2,7 +2,7 @@
 # Design point: DPUCZDX8G IP 4.1, B1600 x 1 core(s) at 200.0 MHz (400.0 MHz DSP clock).
 # arch.json fingerprint 0x101000056010404 (target DPUCZDX8G_ISA1_B1600).
 # Wrapper, synthesis, implementation, bitstream, reports, .xsa and copies of the .bit and .hwh
-# (the DPU-PYNQ build_bitstream.tcl sequence, dpu_hw.md §3.3). Sourced by build.tcl after
+# (the DPU-PYNQ build_bitstream.tcl sequence, docs/hardware.md §3.3). Sourced by build.tcl after
 # block_design.tcl; writes into ./reports and ./output next to this script.
 
 set wrapper [make_wrapper -files [get_files "${bd_name}.bd"] -top]
