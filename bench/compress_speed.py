@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import load_data
 from explorer.evaluators.builtin import load_evaluator
 
@@ -32,14 +32,14 @@ def main() -> None:
             t0 = time.perf_counter()
             ctx = CompressionContext(MODEL, data, calibration, load_evaluator("pose"), Path(cache))
             t1 = time.perf_counter()
-            ctx.evaluate(options)  # APoZ, prune, quantize (calibrate), evaluate 300 images
+            ctx.measure_accuracy(options)  # APoZ, prune, quantize (calibrate), evaluate 300 images
             t2 = time.perf_counter()
-            ctx.evaluate(options)
+            ctx.measure_accuracy(options)
             t3 = time.perf_counter()
             fresh = CompressionContext(MODEL, data, calibration, load_evaluator("pose"), Path(cache))
             fresh.pruned(options)  # what a resumed study has built before it asks the cache
             t4 = time.perf_counter()
-            assert fresh.evaluate(options).cached
+            assert fresh.measure_accuracy(options).cached
             t5 = time.perf_counter()
             setup.append(t1 - t0)
             full.append(t2 - t1)

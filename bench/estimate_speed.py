@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from explorer.graph.pipeline import graph_from_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ (networks, published rows) sits beside bench/
+
+from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import load_database
 from explorer.perf.estimate import Estimator
-from explorer.zoo import resnet50
+from reference.zoo import resnet50
 
 
 def main() -> None:

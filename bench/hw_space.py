@@ -12,7 +12,7 @@ import statistics
 import time
 
 from explorer.hardware.database import load_database
-from explorer.hardware.space import enumerate_space, ip_versions_for
+from explorer.hardware.legal_space import enumerate_space, ip_versions_for
 
 
 def main() -> None:

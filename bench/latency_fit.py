@@ -12,24 +12,28 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ (networks, published rows) sits beside bench/
+
 from explorer.datafiles import data_path
-from explorer.perf.calibration import (
+from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
+from reference.published import (
     ROWS,
     SCALING,
     SEED002,
     Row,
     ScalingRow,
-    evaluate,
+    errors,
     log_residuals,
     scaling_ratio,
     seed002_times,
 )
-from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
 
 DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
 DPU_BOUNDS = ((0, 0.1, 0.1, 0), (60000, 1.0, 1.0, 50.0))
@@ -66,7 +70,7 @@ def _fit(  # type: ignore[no-untyped-def]
 
     def residuals(x: np.ndarray) -> list[float]:
         q = make(x)
-        return log_residuals(evaluate(rows, q)) + [math.log(scaling_ratio(c, q) / c.published_ratio) for c in scaling]
+        return log_residuals(errors(rows, q)) + [math.log(scaling_ratio(c, q) / c.published_ratio) for c in scaling]
 
     result = least_squares(residuals, np.clip(start, bounds[0], bounds[1]), bounds=bounds, x_scale="jac")
     return np.asarray(result.x)
@@ -93,7 +97,7 @@ def refit(params: LatencyParams) -> LatencyParams:
 
 
 def report(params: LatencyParams) -> None:
-    results = evaluate(ROWS, params)
+    results = errors(ROWS, params)
     print(f"{'row':<58}{'metric':<11}{'published':>10}{'model':>10}{'error':>9}  use")
     for r in results:
         print(
@@ -116,17 +120,17 @@ def report(params: LatencyParams) -> None:
         f"(fit rows {med([r for r in cpu if r.row.fitted]):.1%}, check rows {med([r for r in cpu if not r.row.fitted]):.1%})"
     )
     print(f"\n{'architecture scaling: time ratio':<58}{'published':>10}{'model':>10}{'error':>9}  use    source")
-    errors: dict[bool, list[float]] = {True: [], False: []}
+    ratio_errors: dict[bool, list[float]] = {True: [], False: []}
     for check in SCALING:
         ratio = scaling_ratio(check, params)
-        errors[check.fitted].append(abs(ratio / check.published_ratio - 1))
+        ratio_errors[check.fitted].append(abs(ratio / check.published_ratio - 1))
         print(
             f"{check.name:<58}{check.published_ratio:>10.2f}{ratio:>10.2f}{ratio / check.published_ratio - 1:>+9.1%}  "
             f"{'fit' if check.fitted else 'check':<7}{check.source}"
         )
     print(
         "Scaling ratios: |error| "
-        + ", ".join(f"{'fit' if fitted else 'check'} rows median {statistics.median(e):.1%}" for fitted, e in errors.items() if e)
+        + ", ".join(f"{'fit' if fitted else 'check'} rows median {statistics.median(e):.1%}" for fitted, e in ratio_errors.items() if e)
     )
     b512, b4096 = seed002_times(params)
     print(

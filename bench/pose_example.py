@@ -11,7 +11,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import load_data
 from explorer.evaluators.builtin import load_evaluator
 
@@ -30,18 +30,18 @@ def main() -> None:
         print("\n| Hardware | Static INT8 quantization | Euclidean error | JSD | PCK@0.2 | SQNR dB |")
         print("|---|---|---:|---:|---:|---:|")
         for label, quant in (("CPU (ONNX Runtime)", "none"), ("DPU + CPU", "dpu"), ("DPU + CPU", "all")):
-            r = ctx.evaluate(CompressOptions(quantize=quant))
+            r = ctx.measure_accuracy(CompressOptions(quantize=quant))
             m = r.metrics
             yn = {"none": "N", "dpu": "Y+N", "all": "Y+Y"}[quant]
             print(
                 f"| {label} | {yn} | {m['euclidean_error']:.4f} | {m['jsd']:.4f} | {m['pck']:.3f} | {r.fidelity['sqnr_db']:.1f} |"
             )
-        base = ctx.evaluate(CompressOptions(quantize="dpu"))
+        base = ctx.measure_accuracy(CompressOptions(quantize="dpu"))
         print("\nPruning trade-off (one threshold for all four layer groups, multiple 4, int8 DPU part):")
         print("\n| APoZ threshold | MACs | MACs kept | params | Euclidean error | relative to unpruned int8 | PCK@0.2 |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for t in (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6):
-            r = ctx.evaluate(CompressOptions(prune={f"g{g}": t for g in range(4)}, quantize="dpu"))
+            r = ctx.measure_accuracy(CompressOptions(prune={f"g{g}": t for g in range(4)}, quantize="dpu"))
             e = r.metrics["euclidean_error"]
             print(
                 f"| {t:.2f} | {r.macs_after:,} | {r.macs_after / r.macs_before:.1%} | {r.params_after:,} | {e:.4f} | "
@@ -52,7 +52,7 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|")
         for g in range(4):
             for t in (0.7, 0.6, 0.5):
-                r = ctx.evaluate(CompressOptions(prune={f"g{g}": t}, quantize="dpu"))
+                r = ctx.measure_accuracy(CompressOptions(prune={f"g{g}": t}, quantize="dpu"))
                 e = r.metrics["euclidean_error"]
                 print(
                     f"| g{g} | {t:.2f} | {r.macs_after / r.macs_before:.1%} | {e:.4f} | "

@@ -5,7 +5,7 @@ Run: python bench/resource_fit.py
 
 from __future__ import annotations
 
-from explorer.hardware.calibration import fit_v4_alu
+from explorer.hardware.alu_fit import fit_v4_alu
 from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import load_database
 from explorer.hardware.resources import estimate_resources

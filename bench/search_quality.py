@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from explorer.graph.pipeline import load_graph
+from explorer.graph.prepare import load_graph
 from explorer.hardware.config import parse_dpu_config
 from explorer.hardware.database import load_database
 from explorer.hardware.resources import check_fit, estimate_resources

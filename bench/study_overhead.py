@@ -21,9 +21,9 @@ import optuna
 
 from explorer.export.templates import render_dpu_conf
 from explorer.study.config import load_study
-from explorer.study.evaluate import StudyContext
+from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import make_sampler, write_artifacts
-from explorer.study.space import design_point, suggest
+from explorer.study.search_space import design_point, suggest
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "pose" / "study_ultra96.yaml"
 
@@ -50,7 +50,7 @@ def main() -> None:
             trial = warm.ask()
             values = suggest(trial, ctx.space, ctx.facts)
             points.append(values)
-            metrics = ctx.evaluate(design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db))
+            metrics = ctx.metrics(design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db))
             warm.tell(trial, [metrics.values[o.metric] for o in cfg.objectives])
 
         def explorer_run() -> float:
@@ -64,7 +64,7 @@ def main() -> None:
                 trial = study.ask()
                 values = suggest(trial, ctx.space, ctx.facts)
                 point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
-                metrics = ctx.evaluate(point)
+                metrics = ctx.metrics(point)
                 for name, value in metrics.constraints.items():
                     trial.set_constraint(name, value)
                 write_artifacts(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from explorer.zoo import NetBuilder
+from reference.zoo import NetBuilder
 
 
 def tiny_resnet(size: int = 32) -> onnx.ModelProto:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.perf.calibration import SEED002, seed002_times
+from reference.published import SEED002, seed002_times
 
 ROOT = Path(__file__).resolve().parents[1]
 

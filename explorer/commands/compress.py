@@ -44,7 +44,7 @@ def _quantile(group: dict[str, Any], q: float) -> float:
 def cmd_compress(args: argparse.Namespace) -> int:
     import onnx  # heavy: imported when the command runs, not when the command line starts
 
-    from explorer.compress.pipeline import CompressionContext, CompressOptions
+    from explorer.compress.context import CompressionContext, CompressOptions
     from explorer.compress.prune import parse_thresholds
     from explorer.data.loaders import load_data
     from explorer.evaluators.builtin import load_evaluator
@@ -107,7 +107,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         config = dpu_config_from_args(args, db.board(args.board), db)
     thresholds = parse_thresholds(args.prune, ctx.apoz(args.prune_groups).groups) if args.prune else {}
     options = CompressOptions(thresholds, args.prune_multiple, args.prune_groups, args.quantize, args.calibration, args.split)
-    result = ctx.evaluate(options, config)
+    result = ctx.measure_accuracy(options, config)
     if args.output:
         onnx.save(ctx.export(options, config), args.output)
     payload: dict[str, Any] = {

@@ -98,7 +98,7 @@ def _print_splits(graph: ModelGraph) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from explorer.graph.loader import parse_input_shapes
-    from explorer.graph.pipeline import load_graph
+    from explorer.graph.prepare import load_graph
     from explorer.perf.estimate import EstimateOptions, Estimator
 
     graph = load_graph(args.model, parse_input_shapes(args.input_shape))

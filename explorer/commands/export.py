@@ -119,13 +119,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _study_request(args: argparse.Namespace) -> Any:
     from explorer.commands.study import resolve
-    from explorer.compress.pipeline import CompressionContext
+    from explorer.compress.context import CompressionContext
     from explorer.evaluators.builtin import load_evaluator
     from explorer.export.model import model_parts, select_trial
     from explorer.export.writer import ExportRequest, artifact_name
     from explorer.hardware.database import load_database
-    from explorer.study.evaluate import compress_options, model_input_names, study_calibration
-    from explorer.study.space import DesignPoint
+    from explorer.study.design_metrics import compress_options, model_input_names, study_calibration
+    from explorer.study.search_space import DesignPoint
 
     cfg = resolve(args.study)
     choice = select_trial(cfg, args.trial, args.best)

@@ -18,8 +18,8 @@ from explorer.commands.common import (
 from explorer.errors import ExplorerError
 from explorer.hardware.database import RESOURCE_KINDS, load_database
 from explorer.hardware.fingerprint import arch_json
+from explorer.hardware.legal_space import count_space
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops, validate_ceilings
-from explorer.hardware.space import count_space
 from explorer.tables import format_table
 
 

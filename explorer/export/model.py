@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.compress.pipeline import CPU_INT8_KINDS, CompressionContext, CompressOptions
+from explorer.compress.context import CPU_INT8_KINDS, CompressionContext, CompressOptions
 from explorer.compress.quantize import quantize
 from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError

@@ -242,7 +242,7 @@ def load_study(path: str | Path) -> StudyConfig:
         overrides = _mapping(c, space.get("overrides"), "search_space.overrides")
     elif space is not None:
         c.add("search_space", "expected a list of files or {files, overrides}")
-    from explorer.study.space import resolve_space_file
+    from explorer.study.search_space import resolve_space_file
 
     space_files = []
     for i, name in enumerate(files_raw):

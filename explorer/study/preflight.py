@@ -27,8 +27,8 @@ from explorer.hardware.config import check_config, field_specs, parse_dpu_config
 from explorer.hardware.database import RESOURCE_KINDS, Board, HwDatabase
 from explorer.hardware.resources import Resources, check_fit, estimate_resources
 from explorer.study.config import StudyConfig
-from explorer.study.evaluate import Metrics, StudyContext
-from explorer.study.space import DesignPoint, Param, SearchSpace, _active, design_point
+from explorer.study.design_metrics import Metrics, StudyContext
+from explorer.study.search_space import DesignPoint, Param, SearchSpace, _active, design_point
 
 PRECISIONS = ("fp32", "int8")
 
@@ -247,7 +247,7 @@ def probe(cfg: StudyConfig, ctx: StudyContext, point: DesignPoint) -> Metrics:
     if problems:
         raise ExplorerError(f"{cfg.path}: the data does not match the model: " + "; ".join(problems))
     try:
-        metrics = ctx.evaluate(point)
+        metrics = ctx.metrics(point)
     except ExplorerError as exc:
         raise ExplorerError(f"{cfg.path}: evaluating one design point failed, so every trial would: {exc}") from None
     except Exception as exc:

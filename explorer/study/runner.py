@@ -34,8 +34,8 @@ import optuna
 from explorer.errors import ExplorerError
 from explorer.export.templates import render_dpu_conf
 from explorer.study.config import StudyConfig
-from explorer.study.evaluate import Metrics, StudyContext
-from explorer.study.space import SearchSpace, design_point, suggest
+from explorer.study.design_metrics import Metrics, StudyContext
+from explorer.study.search_space import SearchSpace, design_point, suggest
 from explorer.study.store import (
     WORKER_ATTR,
     Worker,
@@ -327,7 +327,7 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: St
                 reuse_twin(study, trial, twin)
             else:
                 point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
-                study.tell(trial, record_result(trial, cfg, ctx, point, ctx.evaluate(point)))
+                study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
             streak.success()
         except KeyboardInterrupt as exc:
             trial.set_user_attr("fail_reason", interrupt_reason(exc))

@@ -10,9 +10,9 @@ from explorer.compress.channels import build_channel_graph
 from explorer.compress.prune import apply_pruning, choose_channels, measure_apoz, parse_thresholds
 from explorer.data.loaders import Dataset
 from explorer.graph.layers import analyze
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.runtime import run_model
-from explorer.zoo import NetBuilder
+from reference.zoo import NetBuilder
 
 DEAD = [1, 4, 6]  # channels of the first convolutions that never activate
 

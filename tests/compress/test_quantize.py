@@ -10,9 +10,9 @@ from onnx import numpy_helper
 
 from explorer.compress.quantize import choose_fix, fix_for_range, quantize, scales_in
 from explorer.data.loaders import Dataset
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.runtime import run_model
-from explorer.zoo import NetBuilder, mobilenet_v2
+from reference.zoo import NetBuilder, mobilenet_v2
 
 
 def test_fix_positions() -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from explorer.dpu.support import CPU, DPU, place_layers
 from explorer.graph.layers import ModelGraph
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig
-from explorer.zoo import NetBuilder
+from reference.zoo import NetBuilder
 
 V41 = DpuConfig()
 V34_MIN = DpuConfig(ip_version="3.4", depthwise=False, avg_pool=False, elew_mult=False, save_argmax=False, relu_type="relu_relu6")

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from explorer.cli import main
-from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import load_data
 from explorer.evaluators.builtin import load_evaluator
 from explorer.export.model import model_parts

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.graph.pipeline import graph_from_model
-from explorer.zoo import NetBuilder, mobilenet_v2, resnet50
+from explorer.graph.prepare import graph_from_model
+from reference.zoo import NetBuilder, mobilenet_v2, resnet50
 
 
 def test_conv_layer_record() -> None:

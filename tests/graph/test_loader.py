@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from explorer.graph.loader import ModelError, load_model, parse_input_shapes, prepare_model
-from explorer.graph.pipeline import load_graph
+from explorer.graph.prepare import load_graph
 from tests.models import tiny_resnet
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from explorer.dpu.support import CPU, DPU, place_layers
 from explorer.graph.partition import cut_points, partition, run_partition, subgraph_model
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig
 from tests.models import branches, tiny_resnet, unsupported_middle
 

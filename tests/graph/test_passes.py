@@ -68,7 +68,7 @@ def test_identity_feeding_graph_output_is_rewired() -> None:
 
 
 def test_fold_batchnorm_skips_shared_conv_output() -> None:
-    from explorer.zoo import NetBuilder
+    from reference.zoo import NetBuilder
 
     b = NetBuilder("shared", (1, 3, 8, 8), seed=4)
     conv = b.conv("input", 4, k=3, act=None)

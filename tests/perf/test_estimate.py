@@ -7,14 +7,14 @@ import math
 import pytest
 
 from explorer.dpu.support import DPU, Placement
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, parse_dpu_config
 from explorer.hardware.database import load_database
 from explorer.perf.cpu import cpu_layer_ms
 from explorer.perf.dpu import dpu_layer_time, geometry
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.params import load_params
-from explorer.zoo import NetBuilder, mobilenet_v2
+from reference.zoo import NetBuilder, mobilenet_v2
 from tests.models import tiny_resnet, unsupported_middle
 
 DB = load_database()
@@ -138,7 +138,7 @@ def test_no_dpu_work_means_cpu_bound(mnv2: Estimator) -> None:
 
 @pytest.mark.slow
 def test_calibration_target_median_error_within_10_percent() -> None:
-    from explorer.perf.calibration import ROWS, evaluate, median_abs_error
+    from reference.published import ROWS, errors, median_abs_error
 
-    results = evaluate(tuple(r for r in ROWS if r.metric != "cpu_ms"))
+    results = errors(tuple(r for r in ROWS if r.metric != "cpu_ms"))
     assert median_abs_error(results) <= 0.10

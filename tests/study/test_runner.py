@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from explorer.study.config import StudyConfig, load_study
-from explorer.study.evaluate import StudyContext
+from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import Progress, run_study
 from explorer.study.store import finished_count
 
@@ -49,7 +49,7 @@ def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
 def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = small_study(tmp_path)
     calls = {"n": 0}
-    original = StudyContext.evaluate
+    original = StudyContext.metrics
 
     def flaky(self: StudyContext, point: object) -> object:
         calls["n"] += 1
@@ -59,7 +59,7 @@ def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.Monke
             raise KeyboardInterrupt
         return original(self, point)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StudyContext, "evaluate", flaky)
+    monkeypatch.setattr(StudyContext, "metrics", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_study(cfg, progress=False)
     from explorer.study.store import storage_for
@@ -69,7 +69,7 @@ def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.Monke
     assert states[1] == ("FAIL", "RuntimeError: simulated failure")
     assert states[3] == ("FAIL", "interrupted by the user")
     assert all(s != "RUNNING" for s, _ in states)  # a consistent study
-    monkeypatch.setattr(StudyContext, "evaluate", original)
+    monkeypatch.setattr(StudyContext, "metrics", original)
     study = run_study(cfg, progress=False)
     assert finished_count(study) == 5
 

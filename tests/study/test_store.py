@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.study.evaluate import StudyContext
+from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import FAIL_FAST, FailureStreak, StudyStopped, run_study, worker_seed
 from explorer.study.store import WORKER_ATTR, Worker, close_stale_trials, repair_journal, storage_for
 from tests.study.test_runner import small_study
@@ -95,7 +95,7 @@ def test_an_evaluator_that_always_fails_stops_the_study(tmp_path: Path, monkeypa
     def broken(self: StudyContext, point: object) -> object:
         raise ZeroDivisionError("division by zero in the user's evaluator")
 
-    monkeypatch.setattr(StudyContext, "evaluate", broken)
+    monkeypatch.setattr(StudyContext, "metrics", broken)
     with pytest.raises(StudyStopped) as stopped:
         run_study(cfg, progress=False)
     assert "ZeroDivisionError: division by zero" in str(stopped.value) and stopped.value.exit_code == 4
@@ -108,13 +108,13 @@ def test_a_repeated_design_point_reuses_the_earlier_result(tmp_path: Path, monke
     cfg = small_study(tmp_path, n_trials=4)
     cfg = dataclasses.replace(cfg, space_files=cfg.space_files[:1])
     calls = {"n": 0}
-    original = StudyContext.evaluate
+    original = StudyContext.metrics
 
     def counted(self: StudyContext, point: object) -> object:
         calls["n"] += 1
         return original(self, point)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(StudyContext, "evaluate", counted)
+    monkeypatch.setattr(StudyContext, "metrics", counted)
     study = run_study(cfg, progress=False)
     first = study.trials[0]
     for _ in range(2):  # the same parameters again, as a sampler may propose them

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.hardware.calibration import fit_v4_alu
+from explorer.hardware.alu_fit import fit_v4_alu
 from explorer.hardware.database import load_database
 
 

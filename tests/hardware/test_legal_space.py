@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from explorer.hardware.config import check_config
 from explorer.hardware.database import load_database
-from explorer.hardware.space import count_space, enumerate_space
+from explorer.hardware.legal_space import count_space, enumerate_space
 
 DB = load_database()
 

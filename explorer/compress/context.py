@@ -29,7 +29,7 @@ from explorer.evaluators.builtin import Evaluator, fidelity_metrics
 from explorer.graph.layers import ModelGraph, analyze
 from explorer.graph.loader import SHAPE_FLAG, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import normalize
-from explorer.graph.pipeline import graph_from_model
+from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig
 from explorer.runtime import fixed_batch, run_model
 
@@ -223,7 +223,7 @@ class CompressionContext:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
-    def evaluate(
+    def measure_accuracy(
         self, options: CompressOptions, config: DpuConfig | None = None, placements: tuple[Placement, ...] | None = None
     ) -> CompressResult:
         """Measured accuracy of the model compressed with `options` (placements for `config`, or given)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
@@ -21,7 +21,7 @@ from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.study.config import StudyConfig
-from explorer.study.space import DesignPoint, SearchSpace, board_facts, load_space
+from explorer.study.search_space import DesignPoint, SearchSpace, board_facts, load_space
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,14 @@ class StudyContext:
             self._estimators[key] = Estimator(graph, self.board, db=self.db)
         return self._estimators[key]
 
-    def evaluate(self, point: DesignPoint) -> Metrics:
+    def metrics(self, point: DesignPoint) -> Metrics:
         cfg = self.cfg
         resources = estimate_resources(point.dpu, self.db)
         fit = check_fit(resources.total, self.board.device, cfg.ceilings)
         options = self.options(point)
         estimator = self.estimator(options)
         placements = estimator.placements(point.dpu, point.split)
-        accuracy = self.compression.evaluate(options, point.dpu, placements)
+        accuracy = self.compression.measure_accuracy(options, point.dpu, placements)
         perf = estimator.estimate(
             point.dpu, point.split, EstimateOptions(cfg.threads, cfg.pre_ms, cfg.post_ms, point.cpu_precision)
         )

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from explorer.compress.pipeline import CompressionContext, CompressOptions
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset
 from explorer.evaluators.builtin import Evaluator, load_evaluator
 from explorer.hardware.config import DpuConfig
@@ -34,32 +34,34 @@ def ctx(tmp_path: Path) -> CompressionContext:
 
 
 def test_float_and_quantized_accuracy_are_measured(ctx: CompressionContext) -> None:
-    none = ctx.evaluate(CompressOptions(quantize="none"))
+    none = ctx.measure_accuracy(CompressOptions(quantize="none"))
     assert none.metrics == none.float_metrics == {"agreement": 1.0} and none.fidelity["sqnr_db"] == float("inf")
-    dpu = ctx.evaluate(CompressOptions(quantize="dpu"))
+    dpu = ctx.measure_accuracy(CompressOptions(quantize="dpu"))
     assert 15 < dpu.fidelity["sqnr_db"] < 80 and dpu.metrics["agreement"] >= 0.7
     assert dpu.source.startswith("measured")
 
 
 def test_cache_hit_and_key(ctx: CompressionContext, tmp_path: Path) -> None:
-    first = ctx.evaluate(CompressOptions(quantize="dpu"))
-    again = ctx.evaluate(CompressOptions(quantize="dpu"))
+    first = ctx.measure_accuracy(CompressOptions(quantize="dpu"))
+    again = ctx.measure_accuracy(CompressOptions(quantize="dpu"))
     assert not first.cached and again.cached and again.metrics == first.metrics and again.key == first.key
     # a DPU size does not change accuracy: same key; a split does
-    assert ctx.evaluate(CompressOptions(quantize="dpu"), DpuConfig(arch="B512")).key == first.key
-    assert ctx.evaluate(CompressOptions(quantize="dpu", split=3)).key != first.key
+    assert ctx.measure_accuracy(CompressOptions(quantize="dpu"), DpuConfig(arch="B512")).key == first.key
+    assert ctx.measure_accuracy(CompressOptions(quantize="dpu", split=3)).key != first.key
     assert len(list((tmp_path / "cache" / "accuracy").glob("*.json"))) == 2
     # another process reads the disk cache; a damaged entry there is recomputed, not trusted
     fresh = CompressionContext(ctx.path, ctx.data, ctx.calibration, ctx.evaluator, cache_dir=tmp_path / "cache")
-    assert fresh.evaluate(CompressOptions(quantize="dpu")).cached
+    assert fresh.measure_accuracy(CompressOptions(quantize="dpu")).cached
     for f in (tmp_path / "cache" / "accuracy").glob("*.json"):
         f.write_text("{broken")
     fresh = CompressionContext(ctx.path, ctx.data, ctx.calibration, ctx.evaluator, cache_dir=tmp_path / "cache")
-    assert not fresh.evaluate(CompressOptions(quantize="dpu")).cached
+    assert not fresh.measure_accuracy(CompressOptions(quantize="dpu")).cached
 
 
 def test_pruning_reduces_macs(ctx: CompressionContext) -> None:
-    result = ctx.evaluate(CompressOptions(prune={"g0": 0.3, "g1": 0.3}, prune_multiple=1, prune_groups=2, quantize="none"))
+    result = ctx.measure_accuracy(
+        CompressOptions(prune={"g0": 0.3, "g1": 0.3}, prune_multiple=1, prune_groups=2, quantize="none")
+    )
     assert result.macs_after < result.macs_before and result.params_after < result.params_before
     assert sum(result.pruned_channels.values()) > 0
 

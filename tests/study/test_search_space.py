@@ -9,7 +9,7 @@ import pytest
 from explorer.errors import ConfigError
 from explorer.hardware.config import check_config
 from explorer.hardware.database import load_database
-from explorer.study.space import DesignPoint, board_facts, design_point, load_space, resolve_space_file, suggest
+from explorer.study.search_space import DesignPoint, board_facts, design_point, load_space, resolve_space_file, suggest
 
 DB = load_database()
 
