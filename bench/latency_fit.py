@@ -130,7 +130,9 @@ def report(params: LatencyParams) -> None:
         )
     print(
         "Scaling ratios: |error| "
-        + ", ".join(f"{'fit' if fitted else 'check'} rows median {statistics.median(e):.1%}" for fitted, e in ratio_errors.items() if e)
+        + ", ".join(
+            f"{'fit' if fitted else 'check'} rows median {statistics.median(e):.1%}" for fitted, e in ratio_errors.items() if e
+        )
     )
     b512, b4096 = seed002_times(params)
     print(

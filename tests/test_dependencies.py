@@ -24,7 +24,7 @@ def floors() -> dict[str, str]:
 
 def test_every_dependency_has_a_floor_that_is_installed() -> None:
     declared = floors()
-    assert set(declared) == {"numpy", "pyyaml", "onnx", "onnxruntime", "optuna", "pandas", "plotly", "jinja2"}
+    assert set(declared) == {"numpy", "pyyaml", "onnx", "onnxruntime", "optuna", "pandas", "plotly", "jinja2", "pillow"}
     for name, floor in declared.items():
         assert floor, f"{name} has no floor"
         assert Version(version(name)) >= Version(floor), f"{name} {version(name)} is below the declared {floor}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,51 +89,21 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def read_png(path: Path) -> np.ndarray:
-    """A non-interlaced 8-bit grayscale/RGB/RGBA PNG as (channels, H, W) float32 in [0, 1]."""
-    data = path.read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ExplorerError(f"{path}: not a PNG file")
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    if header is None:
-        raise ExplorerError(f"{path}: PNG without a header")
-    width, height, depth, color, _, _, interlace = header
-    channels = {0: 1, 2: 3, 6: 4}.get(color)
-    if depth != 8 or channels is None or interlace:
-        raise ExplorerError(f"{path}: only 8-bit non-interlaced gray/RGB/RGBA PNG is supported")
-    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, 1 + width * channels)
-    out = np.zeros((height, width * channels), dtype=np.int32)
-    for y in range(height):  # undo the per-row filters
-        kind, row = raw[y, 0], raw[y, 1:].astype(np.int32)
-        prev = out[y - 1] if y else np.zeros_like(row)
-        if kind == 0:
-            out[y] = row
-        elif kind == 2:
-            out[y] = (row + prev) % 256
-        else:
-            cur = np.zeros_like(row)
-            for x in range(row.size):
-                left = cur[x - channels] if x >= channels else 0
-                up, up_left = prev[x], (prev[x - channels] if x >= channels else 0)
-                if kind == 1:
-                    pred = left
-                elif kind == 3:
-                    pred = (left + up) // 2
-                else:
-                    p = left + up - up_left
-                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
-                cur[x] = (row[x] + pred) % 256
-            out[y] = cur
-    image = out.reshape(height, width, channels)[..., :3].astype(np.float32) / 255.0
-    return np.ascontiguousarray(image.transpose(2, 0, 1))
+    """An 8-bit PNG (gray, RGB, RGBA or palette; read with Pillow) as (channels, H, W) float32 in [0, 1]:
+    one channel for gray, three otherwise (alpha is dropped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise ExplorerError(f"{path}: not a PNG file ({image.format})")
+            if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+                raise ExplorerError(f"{path}: only 8-bit gray, RGB, RGBA or palette PNG is supported, not mode {image.mode}")
+            pixels = np.asarray(image.convert("L" if image.mode in ("1", "L", "LA") else "RGB"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ExplorerError(f"{path}: not a readable PNG file ({exc})") from None
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    return np.ascontiguousarray((pixels / 255.0).transpose(2, 0, 1))
 
 
 def available_memory() -> int | None:

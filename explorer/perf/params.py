@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from explorer.datafiles import data_path
+from explorer.errors import ExplorerError
 from explorer.fileio import safe_load
 
 
@@ -91,42 +91,32 @@ def load_params() -> LatencyParams:
     return read_params(data_path(*PARAMS_FILE))
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _block_end(lines: list[str], start: int) -> int:
-    """Index after the lines indented deeper than lines[start] (blank and comment lines included)."""
-    depth, end = _indent(lines[start]), start + 1
-    while end < len(lines) and (not lines[end].strip() or lines[end].lstrip().startswith("#") or _indent(lines[end]) > depth):
-        end += 1
-    return end
-
-
-def _find(lines: list[str], lo: int, hi: int, key: str) -> int:
-    for i in range(lo, hi):
-        if re.match(rf"\s*{re.escape(key)}:(\s|$)", lines[i]):
-            return i
-    raise ValueError(f"no {key!r} key")
-
-
 def write_fitted(params: LatencyParams, path: Path) -> None:
-    """Write the fitted values into the `fitted:` blocks of `path`, keeping its comments and layout."""
-    lines = path.read_text(encoding="utf-8").split("\n")
+    """Write the fitted values into the `fitted:` blocks of `path` with a round-trip YAML writer (ruamel.yaml,
+    a dev dependency: only the refit writes), so its comments, order and layout stay."""
+    try:
+        from ruamel.yaml import YAML
+    except ImportError as exc:
+        raise ExplorerError("writing fitted values needs ruamel.yaml: pip install -e '.[dev]'") from exc
+    writer = YAML()
+    writer.preserve_quotes = True
+    writer.width = 4096
+    writer.indent(mapping=2, sequence=4, offset=2)
+    data = writer.load(path)
 
-    def put(block: str, key: str, value: float) -> None:
-        try:
-            b = _find(lines, 0, len(lines), block)
-            f = _find(lines, b + 1, _block_end(lines, b), "fitted")
-            k = _find(lines, f + 1, _block_end(lines, f), key)
-        except ValueError as err:
-            raise ValueError(f"{path}: cannot find {block}.fitted.{key} ({err})") from None
-        lines[k] = re.sub(r"(:\s*)[-+0-9.eE]+", lambda m: f"{m.group(1)}{value:.4g}", lines[k], count=1)
+    def put(where: tuple[str, ...], key: str, value: float) -> None:
+        node = data
+        for part in (*where, "fitted", key):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"{path}: cannot find {'.'.join((*where, 'fitted', key))} (no {part!r} key)")
+            if part != key:
+                node = node[part]
+        node[key] = float(f"{value:.4g}")
 
     for key in DPU_FITTED:
-        put("dpu", key, getattr(params, key))
-    put("host", "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz)
+        put(("dpu",), key, getattr(params, key))
+    put(("host",), "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz)
     for kind, keys in CPU_FITTED.items():
         for key in keys:
-            put(kind, key, getattr(params.cpu[kind], key))
-    path.write_text("\n".join(lines), encoding="utf-8")
+            put(("cpu", "kinds", kind), key, getattr(params.cpu[kind], key))
+    writer.dump(data, path)
