@@ -22,7 +22,8 @@ def main() -> None:
         print(f"  {kind.upper():<4} offset {offset:.1f} (stored {s_offset}), per lane {lane:.3f} (stored {s_lane})")
     print(f"{'row':<32}{'resource':>9}{'published':>11}{'model':>10}{'error':>9}")
     rows: list[tuple[str, str, float, float]] = []
-    for alu, lut, ff, bram, dsp in stored.rows:
+    for row in stored.rows:
+        alu, lut, ff, bram, dsp = row.alu_parallel, row.lut, row.ff, row.bram36, row.dsp
         core = estimate_resources(DpuConfig(arch="B4096", ip_version="4.1", alu_parallel=alu), db).per_core
         for kind, published in (("lut", lut), ("ff", ff), ("bram36", bram), ("dsp", dsp)):
             rows.append((f"PG338 4.x B4096 ALU {alu}", kind, published, core.get(kind)))

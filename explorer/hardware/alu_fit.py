@@ -36,13 +36,13 @@ def fit_v4_alu(db: HwDatabase | None = None) -> AluFit:
         relu_type="relu_leakyrelu_relu6",
     )
     base_lut, base_ff = _v3_core_lut_ff(base, arch.name, db, v4=True)
-    lanes = np.array([arch.icp * (row[0] - arch.pp // 2) for row in db.ip.v4.rows], dtype=float)
+    lanes = np.array([arch.icp * (row.alu_parallel - arch.pp // 2) for row in db.ip.v4.rows], dtype=float)
     design = np.column_stack([np.ones_like(lanes), lanes])
-    lut = np.array([row[1] for row in db.ip.v4.rows], dtype=float) - base_lut
-    ff = np.array([row[2] for row in db.ip.v4.rows], dtype=float) - base_ff
+    lut = np.array([row.lut for row in db.ip.v4.rows], dtype=float) - base_lut
+    ff = np.array([row.ff for row in db.ip.v4.rows], dtype=float) - base_ff
     (lut_off, lut_slope), *_ = np.linalg.lstsq(design, lut, rcond=None)
     (ff_off, ff_slope), *_ = np.linalg.lstsq(design, ff, rcond=None)
     lut_res = lut - design @ np.array([lut_off, lut_slope])
     ff_res = ff - design @ np.array([ff_off, ff_slope])
-    residuals = tuple((row[0], float(a), float(b)) for row, a, b in zip(db.ip.v4.rows, lut_res, ff_res, strict=True))
+    residuals = tuple((row.alu_parallel, float(a), float(b)) for row, a, b in zip(db.ip.v4.rows, lut_res, ff_res, strict=True))
     return AluFit(float(lut_off), float(lut_slope), float(ff_off), float(ff_slope), residuals)

@@ -113,16 +113,45 @@ class SoftmaxResources:
 
 
 @dataclass(frozen=True)
+class CoreResources:
+    """LUT, FF, BRAM36 and DSP of one published DPU core."""
+
+    lut: int
+    ff: int
+    bram36: float
+    dsp: int
+
+
+@dataclass(frozen=True)
+class LutFf:
+    """The LUT and FF a published option adds (negative: removes)."""
+
+    lut: int
+    ff: int
+
+
+@dataclass(frozen=True)
+class AluRow:
+    """One published IP 4.x B4096 core at one ALU parallelism."""
+
+    alu_parallel: int
+    lut: int
+    ff: int
+    bram36: float
+    dsp: int
+
+
+@dataclass(frozen=True)
 class V3Tables:
     """PG338 v3.x Tables 3, 5-11 (seed 004_...): LUT/FF of the reference core and of each option."""
 
-    reference_core: Mapping[str, tuple[int, int, float, int]]
+    reference_core: Mapping[str, CoreResources]
     channel_augmentation_lut: Mapping[str, int]
     depthwise_lut: Mapping[str, int]
-    elew_mult: Mapping[str, tuple[int, int]]
+    elew_mult: Mapping[str, LutFf]
     avg_pool_lut: Mapping[str, int]
     leakyrelu_lut: Mapping[str, int]
-    low_dsp_extra: Mapping[str, tuple[int, int]]
+    low_dsp_extra: Mapping[str, LutFf]
     softmax: SoftmaxResources
 
 
@@ -135,7 +164,7 @@ class V4AluFit:
     lut_per_alu_lane: float
     ff_offset: float
     ff_per_alu_lane: float
-    rows: tuple[tuple[int, int, int, float, int], ...]
+    rows: tuple[AluRow, ...]
     softmax: SoftmaxResources
 
 
@@ -224,13 +253,16 @@ def _parse_ip(raw: Mapping[str, Any]) -> DpuIpData:
     lim = raw["limits"]
     t = raw["pg338_v3"]
     v3 = V3Tables(
-        reference_core={k: (int(r[0]), int(r[1]), float(r[2]), int(r[3])) for k, r in t["reference_core"].items()},
+        reference_core={
+            k: CoreResources(int(r["lut"]), int(r["ff"]), float(r["bram36"]), int(r["dsp"]))
+            for k, r in t["reference_core"].items()
+        },
         channel_augmentation_lut=dict(t["channel_augmentation_lut"]),
         depthwise_lut=dict(t["depthwise_lut"]),
-        elew_mult={k: (int(r[0]), int(r[1])) for k, r in t["elew_mult"].items()},
+        elew_mult={k: LutFf(int(r["lut"]), int(r["ff"])) for k, r in t["elew_mult"].items()},
         avg_pool_lut=dict(t["avg_pool_lut"]),
         leakyrelu_lut=dict(t["leakyrelu_lut"]),
-        low_dsp_extra={k: (int(r[0]), int(r[1])) for k, r in t["low_dsp_extra"].items()},
+        low_dsp_extra={k: LutFf(int(r["lut"]), int(r["ff"])) for k, r in t["low_dsp_extra"].items()},
         softmax=_softmax(t["softmax"]),
     )
     f = raw["v4_alu_fit"]
@@ -240,7 +272,9 @@ def _parse_ip(raw: Mapping[str, Any]) -> DpuIpData:
         lut_per_alu_lane=float(f["lut_per_alu_lane"]),
         ff_offset=float(f["ff_offset"]),
         ff_per_alu_lane=float(f["ff_per_alu_lane"]),
-        rows=tuple((int(r[0]), int(r[1]), int(r[2]), float(r[3]), int(r[4])) for r in f["rows"]),
+        rows=tuple(
+            AluRow(int(r["alu_parallel"]), int(r["lut"]), int(r["ff"]), float(r["bram36"]), int(r["dsp"])) for r in f["rows"]
+        ),
         softmax=_softmax(f["softmax"]),
     )
     p = raw["platform"]

@@ -73,22 +73,22 @@ class ResourceEstimate:
 
 def _v3_core_lut_ff(config: DpuConfig, arch: str, db: HwDatabase, *, v4: bool) -> tuple[float, float]:
     t = db.ip.v3
-    lut, ff = float(t.reference_core[arch][0]), float(t.reference_core[arch][1])
+    lut, ff = float(t.reference_core[arch].lut), float(t.reference_core[arch].ff)
     depthwise, avg_pool, elew_mult = (True, True, True) if v4 else (config.depthwise, config.avg_pool, config.elew_mult)
     if not config.channel_augmentation:
         lut -= t.channel_augmentation_lut[arch]
     if not depthwise:
         lut -= t.depthwise_lut[arch]
     if elew_mult:
-        lut += t.elew_mult[arch][0]
-        ff += t.elew_mult[arch][1]
+        lut += t.elew_mult[arch].lut
+        ff += t.elew_mult[arch].ff
     if not avg_pool:
         lut -= t.avg_pool_lut[arch]
     if config.relu_type == "relu_relu6":
         lut -= t.leakyrelu_lut[arch]
     if config.dsp_usage == "high":
-        lut -= t.low_dsp_extra[arch][0]
-        ff -= t.low_dsp_extra[arch][1]
+        lut -= t.low_dsp_extra[arch].lut
+        ff -= t.low_dsp_extra[arch].ff
     return lut, ff
 
 
