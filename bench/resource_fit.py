@@ -6,7 +6,7 @@ Run: python bench/resource_fit.py
 from __future__ import annotations
 
 from explorer.hardware.alu_fit import fit_v4_alu
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.resources import estimate_resources
 
@@ -24,10 +24,10 @@ def main() -> None:
     rows: list[tuple[str, str, float, float]] = []
     for row in stored.rows:
         alu, lut, ff, bram, dsp = row.alu_parallel, row.lut, row.ff, row.bram36, row.dsp
-        core = estimate_resources(DpuConfig(arch="B4096", ip_version="4.1", alu_parallel=alu), db).per_core
+        core = estimate_resources(resolve(DpuConfig(arch="B4096", ip_version="4.1", alu_parallel=alu), db)).per_core
         for kind, published in (("lut", lut), ("ff", ff), ("bram36", bram), ("dsp", dsp)):
             rows.append((f"PG338 4.x B4096 ALU {alu}", kind, published, core.get(kind)))
-    trd = estimate_resources(DpuConfig(arch="B4096", cores=3, softmax=True, clock_mhz=325, ip_version="4.1"), db)
+    trd = estimate_resources(resolve(DpuConfig(arch="B4096", cores=3, softmax=True, clock_mhz=325, ip_version="4.1"), db))
     for kind, published in (("lut", 164612), ("ff", 302254), ("bram36", 769), ("dsp", 2138)):
         rows.append(("ZCU102 TRD VAI 3.0, whole IP", kind, published, trd.dpu_ip.get(kind)))
     for kind, published in (("lut", 50850), ("ff", 97100), ("bram36", 255), ("dsp", 710)):

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 
 from explorer.graph.prepare import load_graph
-from explorer.hardware.config import parse_dpu_config
+from explorer.hardware.config import parse_dpu_config, resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.resources import check_fit, estimate_resources
 from explorer.perf.estimate import EstimateOptions, Estimator
@@ -48,9 +48,9 @@ def main() -> None:
         key = (arch, cores, ram, clock, split)
         if key not in cache:
             config = parse_dpu_config({"arch": arch, "cores": cores, "ram_usage": ram, "clock_mhz": clock}, board, db=db)
-            fit = check_fit(estimate_resources(config, db).total, board.device).fits
+            fit = check_fit(estimate_resources(resolve(config, db)).total, board.device).fits
             perf = est.estimate(config, None if split == len(graph.layers) else split, EstimateOptions(threads=4))
-            cache[key] = (perf.fps_multi, estimate_resources(config, db).total.lut, fit)
+            cache[key] = (perf.fps_multi, estimate_resources(resolve(config, db)).total.lut, fit)
         return cache[key]
 
     start = time.perf_counter()

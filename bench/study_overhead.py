@@ -19,7 +19,8 @@ from typing import Any
 
 import optuna
 
-from explorer.export.templates import render_dpu_conf
+from explorer.hardware.config import resolve
+from explorer.hardware.dpu_conf import render_dpu_conf
 from explorer.study.config import load_study
 from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import make_sampler, write_artifacts
@@ -68,7 +69,10 @@ def main() -> None:
                 for name, value in metrics.constraints.items():
                     trial.set_constraint(name, value)
                 write_artifacts(
-                    cfg.output / "trials" / f"{i:05d}", point.to_dict(), metrics, render_dpu_conf(point.dpu, ctx.board)
+                    cfg.output / "trials" / f"{i:05d}",
+                    point.to_dict(),
+                    metrics,
+                    render_dpu_conf(resolve(point.dpu, ctx.db), ctx.board),
                 )
                 trial.set_user_attr("metrics", metrics.values)
                 study.tell(trial, [metrics.values[o.metric] for o in cfg.objectives])

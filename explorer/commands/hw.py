@@ -16,6 +16,7 @@ from explorer.commands.common import (
     print_json,
 )
 from explorer.errors import ExplorerError
+from explorer.hardware.config import resolve
 from explorer.hardware.database import RESOURCE_KINDS, load_database
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.legal_space import count_space
@@ -147,7 +148,8 @@ def resources_payload(args: argparse.Namespace) -> dict[str, Any]:
     board = db.board(args.board)
     config = dpu_config_from_args(args, board, db)
     ceilings = validate_ceilings(parse_ceilings(args.ceiling))
-    estimate = estimate_resources(config, db)
+    spec = resolve(config, db)
+    estimate = estimate_resources(spec)
     fit = check_fit(estimate.total, board.device, ceilings)
     total = estimate.total
     return {
@@ -155,7 +157,7 @@ def resources_payload(args: argparse.Namespace) -> dict[str, Any]:
         "device": board.device.name,
         "config": config.to_dict(),
         **{kind: json_number(total.get(kind)) for kind in RESOURCE_KINDS},
-        "peak_gops": json_number(round(peak_gops(config, db), 3)),
+        "peak_gops": json_number(round(peak_gops(spec), 3)),
         "fits": fit.fits,
         # A resource the device does not have (URAM on most parts) has no headroom to report.
         "headroom": {kind: (json_number(round(r.headroom, 6)) if r.available else None) for kind, r in fit.resources.items()},
@@ -222,7 +224,8 @@ def cmd_arch_json(args: argparse.Namespace) -> int:
     db = load_database()
     board = db.board(args.board)
     config = dpu_config_from_args(args, board, db)
-    result = arch_json(config, db)
+    spec = resolve(config, db)
+    result = arch_json(spec)
     if args.output:
         out = Path(args.output)
         try:
@@ -236,7 +239,7 @@ def cmd_arch_json(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: fingerprint {result.fingerprint_hex}, target {result.target}")
     else:
         print(result.file_text(), end="")
-    if not args.json and config.ip(db).is_v4:
+    if not args.json and spec.ip.is_v4:
         print("note: the ISA1 (IP 4.x) bit mapping is INFERRED from the VART decoder (docs/hardware.md §1.4)")
     return 0
 

@@ -30,7 +30,7 @@ from explorer.graph.layers import ModelGraph, analyze
 from explorer.graph.loader import SHAPE_FLAG, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import normalize
 from explorer.graph.prepare import graph_from_model
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
 
 CACHE_VERSION = 1
@@ -233,7 +233,7 @@ class CompressionContext:
         if options.split is not None and not 0 <= options.split <= len(graph.layers):
             raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")
         if placements is None:
-            placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
+            placements = tuple(place_layers(graph, resolve(config or DpuConfig()), options.split))
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         key = self.key(options, quant_nodes)
         if key in self._memory:
@@ -265,7 +265,7 @@ class CompressionContext:
     def export(self, options: CompressOptions, config: DpuConfig | None = None) -> onnx.ModelProto:
         """The compressed model at batch 1 (pruned, with the QDQ pairs of the chosen quantization)."""
         eval_model, graph, _ = self.pruned(options)
-        placements = tuple(place_layers(graph, config or DpuConfig(), options.split))
+        placements = tuple(place_layers(graph, resolve(config or DpuConfig()), options.split))
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         if not quant_nodes:
             return graph.model

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 
 from explorer.graph.layers import Layer, ModelGraph, consumer_layers, producer_layers
-from explorer.hardware.config import DpuConfig
-from explorer.hardware.database import HwDatabase, load_database
+from explorer.hardware.config import DpuSpec
 
 DPU, CPU = "DPU", "CPU"
 
@@ -47,14 +46,12 @@ class DpuLimits:
         return 256 * self.channel_parallel
 
 
-def limits_for(config: DpuConfig, db: HwDatabase | None = None) -> DpuLimits:
-    db = db or load_database()
-    arch = db.ip.architectures[config.arch]
-    v4 = db.ip.ip_versions[config.ip_version].is_v4
+def limits_for(spec: DpuSpec) -> DpuLimits:
+    config, arch, v4 = spec.config, spec.arch, spec.ip.is_v4
     return DpuLimits(
         channel_parallel=arch.icp,
         pp=arch.pp,
-        bank_depth=db.ip.bank_depth,
+        bank_depth=spec.tables.bank_depth,
         depthwise=v4 or config.depthwise,
         avg_pool=v4 or config.avg_pool,
         elew_mult=v4 or config.elew_mult,
@@ -245,9 +242,9 @@ def _activation_problem(
     return "", f"fused into {producer.name}"
 
 
-def place_layers(graph: ModelGraph, config: DpuConfig, split: int | None = None, db: HwDatabase | None = None) -> list[Placement]:
+def place_layers(graph: ModelGraph, spec: DpuSpec, split: int | None = None) -> list[Placement]:
     """Device and reason for every layer. `split=k` keeps layers k.. on the CPU."""
-    lim = limits_for(config, db)
+    lim = limits_for(spec)
     made = producer_layers(graph)
     users = consumer_layers(graph)
     outputs = set(graph.graph_outputs)

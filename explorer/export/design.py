@@ -23,8 +23,8 @@ from typing import Any
 from explorer.datafiles import data_path
 from explorer.errors import ExplorerError
 from explorer.fileio import safe_load
-from explorer.hardware.config import DpuConfig, require_legal
-from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.hardware.config import DpuConfig, DpuSpec, require_legal
+from explorer.hardware.database import Board
 
 
 @functools.cache
@@ -48,10 +48,9 @@ def is_legal(value: int, rule: Any) -> bool:
     return value in rule
 
 
-def dpu_ip_params(config: DpuConfig, db: HwDatabase | None = None) -> dict[str, int]:
-    """The DPU cell's CONFIG.* values for `config` (mapping of docs/hardware.md §2.2 and §2.3)."""
-    db = db or load_database()
-    ip = db.ip.ip_versions[config.ip_version]
+def dpu_ip_params(spec: DpuSpec) -> dict[str, int]:
+    """The DPU cell's CONFIG.* values of a configuration (mapping of docs/hardware.md §2.2 and §2.3)."""
+    config, ip = spec.config, spec.ip
     params: dict[str, int] = {
         "ARCH": int(config.arch[1:]),
         "VER_DPU_NUM": config.cores,
@@ -68,7 +67,7 @@ def dpu_ip_params(config: DpuConfig, db: HwDatabase | None = None) -> dict[str, 
     }
     if ip.is_v4:
         # INFERRED mapping (docs/hardware.md §2.3): the v4.1 TRD script is not public.
-        params["ALU_PARALLEL_USER"] = config.effective_alu_parallel(db)
+        params["ALU_PARALLEL_USER"] = spec.alu_parallel
         params["ALU_LEAKYRELU"] = int(config.alu_leakyrelu)
         if config.ip_version == "4.1":
             params["SAVE_ARGMAX_ENA"] = int(config.save_argmax)
@@ -140,14 +139,14 @@ def _format_mhz(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
-def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) -> BlockDesign:
-    db = db or load_database()
-    require_legal(config, board.device, db)
+def block_design(spec: DpuSpec, board: Board) -> BlockDesign:
+    config = spec.config
+    require_legal(config, board.device)
     data = bd_data()
     ports = data["dpu_ports"]
     family = board.family
     ps = data["processing_system"][family]
-    ip = db.ip.ip_versions[config.ip_version]
+    ip = spec.ip
     dpu_name = "dpuczdx8g_0"
     ps_name = ps["cell"]
     cores = config.cores
@@ -264,7 +263,7 @@ def block_design(config: DpuConfig, board: Board, db: HwDatabase | None = None) 
         links.append(PortLink(key, port["port"], tuple(p for p, _ in group), name))
 
     ps_cell = Cell(ps_name, ps["ip"], _ps_port_params(ps, [link.key for link in links]))
-    dpu_cell = Cell(dpu_name, ip.vlnv, dpu_ip_params(config, db), exact_vlnv=True)
+    dpu_cell = Cell(dpu_name, ip.vlnv, dpu_ip_params(spec), exact_vlnv=True)
     return BlockDesign(
         family=family,
         ps=ps_cell,

@@ -21,11 +21,12 @@ from explorer import __version__
 from explorer.datafiles import data_path
 from explorer.errors import ExplorerError
 from explorer.export.design import block_design, vitis_connectivity
-from explorer.export.templates import render, render_dpu_conf
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.database import Board, load_database
+from explorer.hardware.dpu_conf import render_dpu_conf
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import FitReport, check_fit, estimate_resources
+from explorer.templates import render
 
 FLOWS = ("vivado", "vitis")
 EXPORT_SCHEMA = "dpu-explorer/export/1"
@@ -103,9 +104,10 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
         raise ExplorerError(f"{folder} exists and is not empty; choose another folder or pass --force")
     db = load_database()
     config, board = request.config, request.board
-    design = block_design(config, board, db)  # checks the configuration is legal on this board
-    arch = arch_json(config, db)
-    ip = db.ip.ip_versions[config.ip_version]
+    spec = resolve(config, db)
+    design = block_design(spec, board)  # checks the configuration is legal on this board
+    arch = arch_json(spec)
+    ip = spec.ip
     artifact = artifact_name(request.project)
     ip_repo = str(Path(request.ip_repo).expanduser().resolve()) if request.ip_repo else ""
     values: dict[str, Any] = {
@@ -128,10 +130,10 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
         for name in ("build.tcl", "create_project.tcl", "block_design.tcl", "implement.tcl"):
             files[name] = render(f"{name}.j2", **values)
     else:
-        files["vitis/dpu_conf.vh"] = render_dpu_conf(config, board)
+        files["vitis/dpu_conf.vh"] = render_dpu_conf(spec, board)
         files["vitis/prj_config"] = render("prj_config.j2", vitis=vitis_connectivity(config, board), **values)
     files["deploy/arch.json"] = arch.file_text()
-    resources = estimate_resources(config, db)
+    resources = estimate_resources(spec)
     fit = check_fit(resources.total, board.device, request.ceilings)
     manifest: dict[str, Any] = {
         "schema": EXPORT_SCHEMA,

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.database import HwDatabase, load_database
-from explorer.hardware.resources import _v3_core_lut_ff
+from explorer.hardware.resources import v3_core_lut_ff
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ def fit_v4_alu(db: HwDatabase | None = None) -> AluFit:
         channel_augmentation=True,
         relu_type="relu_leakyrelu_relu6",
     )
-    base_lut, base_ff = _v3_core_lut_ff(base, arch.name, db, v4=True)
-    lanes = np.array([arch.icp * (row.alu_parallel - arch.pp // 2) for row in db.ip.v4.rows], dtype=float)
+    spec = resolve(base, db)
+    base_lut, base_ff = v3_core_lut_ff(spec, v4=True)
+    lanes = np.array([arch.icp * (row.alu_parallel - spec.alu_parallel_default) for row in db.ip.v4.rows], dtype=float)
     design = np.column_stack([np.ones_like(lanes), lanes])
     lut = np.array([row.lut for row in db.ip.v4.rows], dtype=float) - base_lut
     ff = np.array([row.ff for row in db.ip.v4.rows], dtype=float) - base_ff

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from explorer.errors import ConfigError, IllegalConfigError, Problem, RuleViolation, closest
-from explorer.hardware.database import Architecture, Board, Device, HwDatabase, IpVersion, load_database
+from explorer.errors import ConfigError, ExplorerError, IllegalConfigError, Problem, RuleViolation, closest
+from explorer.hardware.database import Architecture, Board, Device, DpuIpData, HwDatabase, IpVersion, load_database
 
 RAM_USAGES = ("low", "high")
 DSP_USAGES = ("low", "high")
@@ -48,20 +48,6 @@ class DpuConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FIELD_NAMES}
-
-    # Derived quantities (read the architecture table once per call site that needs them).
-    def architecture(self, db: HwDatabase | None = None) -> Architecture:
-        return (db or load_database()).ip.architectures[self.arch]
-
-    def ip(self, db: HwDatabase | None = None) -> IpVersion:
-        return (db or load_database()).ip.ip_versions[self.ip_version]
-
-    def effective_alu_parallel(self, db: HwDatabase | None = None) -> int:
-        """ALU (depthwise/pool) pixel parallelism: the user's choice on IP 4.x, else PP/2."""
-        pp = self.architecture(db).pp
-        if self.alu_parallel:
-            return self.alu_parallel
-        return 2 if pp == 2 else pp // 2
 
 
 @dataclass(frozen=True)
@@ -219,20 +205,79 @@ def per_bank_uram(arch: Architecture) -> int:
     return math.ceil(8 * arch.icp / 72)
 
 
-def bank_counts(config: DpuConfig, arch: Architecture, ip: IpVersion) -> tuple[int, int, int]:
-    """Image, weight and bias banks per core (gtcl BANK_IMG_N, BANK_WGT_N, BANK_BIAS; docs/hardware.md §2.4).
-
-    On IP 4.x the weight banks include the always-present ALU's bank (INFERRED, docs/hardware.md §2.4).
-    """
-    bkgrp = 3 if config.ram_usage == "high" else 2
-    has_dw = ip.is_v4 or config.depthwise
-    return bkgrp * arch.pp, arch.ocp + int(has_dw), 1
+def alu_parallel_default(arch: Architecture) -> int:
+    """ALU_PARALLEL_DEFAULT: the pixel parallelism of the ALU (IP 4.x) or of the depthwise/pool engine (3.x)
+    when the user does not choose it: PP/2, at least 2 (docs/hardware.md §2.2). The only place of this rule."""
+    return max(2, arch.pp // 2)
 
 
-def max_uram_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion, uram_n_user_max: int) -> int:
-    img, wgt, bias = bank_counts(config, arch, ip)
+@dataclass(frozen=True)
+class Banks:
+    """Memory banks of one core: image, weight and bias."""
+
+    img: int
+    wgt: int
+    bias: int
+
+    @property
+    def total(self) -> int:
+        return self.img + self.wgt + self.bias
+
+
+@dataclass(frozen=True)
+class DpuSpec:
+    """A DpuConfig resolved once against the IP tables: what resources, fingerprint, latency geometry,
+    operator limits and templates need, each rule applied in one place (`resolve`)."""
+
+    config: DpuConfig
+    arch: Architecture
+    ip: IpVersion
+    tables: DpuIpData  # the IP-wide tables (PG338 rows, v4 fit, platform, limits, registry)
+    alu_parallel: int  # the ALU's pixel parallelism: the user's choice on IP 4.x, else the default
+    alu_parallel_default: int
+    banks: Banks
+    uram_per_bank: int  # UltraRAMs one bank needs
+    uram_banks: Banks  # banks moved to UltraRAM: weights first, then bias, then image (INFERRED, docs/hardware.md §2.4)
+
+    @property
+    def has_depthwise(self) -> bool:
+        """IP 4.x's ALU always has depthwise, average pool and element-wise multiply."""
+        return self.ip.is_v4 or self.config.depthwise
+
+    @property
+    def uram_replaceable_banks(self) -> int:
+        """How many banks of a core UltraRAM can replace (URAM_N_USER caps it)."""
+        return min(self.tables.uram_n_user_max // self.uram_per_bank, self.banks.total)
+
+    @property
+    def peak_ops_per_cycle(self) -> int:
+        return self.arch.peak_ops_per_cycle
+
+
+def resolve(config: DpuConfig, db: HwDatabase | None = None) -> DpuSpec:
+    """Resolve `config` (architecture and IP records, ALU parallelism, banks, UltraRAM split)."""
+    tables = (db or load_database()).ip
+    arch, ip = tables.architectures.get(config.arch), tables.ip_versions.get(config.ip_version)
+    if arch is None or ip is None:
+        raise ExplorerError(f"no DPU tables for arch {config.arch!r} / IP {config.ip_version!r}")
+    bank_groups = 3 if config.ram_usage == "high" else 2
+    banks = Banks(bank_groups * arch.pp, arch.ocp + int(ip.is_v4 or config.depthwise), 1)
     per_bank = per_bank_uram(arch)
-    return min(uram_n_user_max // per_bank, img + wgt + bias) * per_bank
+    moved = config.uram_per_core // per_bank
+    u_wgt = min(moved, banks.wgt)
+    u_bias = min(moved - u_wgt, banks.bias)
+    default = alu_parallel_default(arch)
+    return DpuSpec(
+        config=config,
+        arch=arch,
+        ip=ip,
+        tables=tables,
+        alu_parallel=(config.alu_parallel or default) if ip.is_v4 else default,
+        alu_parallel_default=default,
+        banks=banks,
+        uram_per_bank=per_bank,
+        uram_banks=Banks(min(moved - u_wgt - u_bias, banks.img), u_wgt, u_bias),
+    )
 
 
 def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None) -> list[RuleViolation]:
@@ -337,7 +382,7 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
                 )
             )
         else:
-            top = max_uram_per_core(config, arch, ip, lim.uram_n_user_max)
+            top = resolve(config, db).uram_replaceable_banks * per_bank
             if config.uram_per_core > top:
                 out.append(
                     RuleViolation(

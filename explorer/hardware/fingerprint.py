@@ -11,30 +11,28 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.hardware.config import DpuConfig
-from explorer.hardware.database import HwDatabase, load_database
+from explorer.hardware.config import DpuSpec
 
 DPU_TYPE_DPUCZDX8G = 1
 
 
-def _pool_dw_parallel(config: DpuConfig, pp: int, rule: str) -> tuple[int, int]:
-    """(PL_PP, DW_PP) as the ISA0 encoder writes them (docs/hardware.md §1.3)."""
-    half = 2 if pp == 2 else pp // 2
+def _pool_dw_parallel(spec: DpuSpec) -> tuple[int, int]:
+    """(PL_PP, DW_PP) as the ISA0 encoder writes them (docs/hardware.md §1.3): the default ALU parallelism,
+    except that the IP 3.3 encoder writes PP/2 for PL_PP whatever DWCV is (its `half_pp` rule)."""
+    config, half = spec.config, spec.alu_parallel_default
     dw_pp = half if config.depthwise else 0
-    if rule == "half_pp":  # IP 3.3 writes PP/2 whatever DWCV is
-        return pp // 2, dw_pp
+    if spec.ip.pool_parallel_rule == "half_pp":
+        return spec.arch.pp // 2, dw_pp
     return (half if config.depthwise else 1), dw_pp
 
 
-def feature_code(config: DpuConfig, db: HwDatabase | None = None) -> int:
-    """The 48-bit feature code of `config` for its IP version's ISA."""
-    db = db or load_database()
-    arch = db.ip.architectures[config.arch]
-    ip = db.ip.ip_versions[config.ip_version]
+def feature_code(spec: DpuSpec) -> int:
+    """The 48-bit feature code of a configuration for its IP version's ISA."""
+    config, arch, ip = spec.config, spec.arch, spec.ip
     img_bg = 3 if config.ram_usage == "high" else 2
     leaky = int(config.relu_type == "relu_leakyrelu_relu6")
     if ip.isa == 0:
-        pl_pp, dw_pp = _pool_dw_parallel(config, arch.pp, ip.pool_parallel_rule)
+        pl_pp, dw_pp = _pool_dw_parallel(spec)
         relu6 = 1  # CONV_RELU_ADDON is 2 or 3: ReLU6 is always present
         code = arch.code | pl_pp << 8 | dw_pp << 12 | 1 << 16  # EL_PP = ELEW_PARALLEL = 1
         code |= img_bg << 24 | int(config.channel_augmentation) << 26 | leaky << 28 | relu6 << 29
@@ -43,28 +41,23 @@ def feature_code(config: DpuConfig, db: HwDatabase | None = None) -> int:
         return code
     # ISA1 (INFERRED mapping). Bits 23:16 are 0x01 in every published fingerprint (meaning unknown);
     # conv and ALU write parallelism (bits 33:32, 35:34) stay at the IP default 1 -> log2 = 0.
-    code = arch.code | config.effective_alu_parallel(db) << 8 | 0x01 << 16
+    code = arch.code | spec.alu_parallel << 8 | 0x01 << 16
     code |= img_bg << 24 | int(config.channel_augmentation) << 26 | leaky << 28
     code |= int(config.alu_leakyrelu) << 29 | int(config.save_argmax and ip.save_argmax) << 30
     return code
 
 
-def fingerprint(config: DpuConfig, db: HwDatabase | None = None) -> int:
-    db = db or load_database()
-    isa = db.ip.ip_versions[config.ip_version].isa
-    return DPU_TYPE_DPUCZDX8G << 56 | isa << 48 | feature_code(config, db)
+def fingerprint(spec: DpuSpec) -> int:
+    return DPU_TYPE_DPUCZDX8G << 56 | spec.ip.isa << 48 | feature_code(spec)
 
 
-def target_name(config: DpuConfig, db: HwDatabase | None = None) -> str:
+def target_name(spec: DpuSpec) -> str:
     """The registered target name when the fingerprint is registered, else the decoded-name form."""
-    db = db or load_database()
-    ip = db.ip.ip_versions[config.ip_version]
-    code = feature_code(config, db)
-    registered = db.ip.registry.get(ip.registry, {}).get(code)
+    ip = spec.ip
+    registered = spec.tables.registry.get(ip.registry, {}).get(feature_code(spec))
     if registered:
         return f"DPUCZDX8G_ISA{ip.isa}_{registered}"
-    peak = db.ip.architectures[config.arch].peak_ops_per_cycle
-    return f"DPUCZDX8G_ISA{ip.isa}_B{peak}_{fingerprint(config, db):016X}"
+    return f"DPUCZDX8G_ISA{ip.isa}_B{spec.peak_ops_per_cycle}_{fingerprint(spec):016X}"
 
 
 @dataclass(frozen=True)
@@ -81,9 +74,8 @@ class ArchJson:
         return json.dumps({"fingerprint": self.fingerprint_hex}) + "\n"
 
 
-def arch_json(config: DpuConfig, db: HwDatabase | None = None) -> ArchJson:
-    db = db or load_database()
-    return ArchJson(fingerprint(config, db), target_name(config, db))
+def arch_json(spec: DpuSpec) -> ArchJson:
+    return ArchJson(fingerprint(spec), target_name(spec))
 
 
 def decode_fingerprint(value: int) -> dict[str, Any]:

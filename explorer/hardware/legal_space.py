@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from explorer.hardware.config import DpuConfig, check_config, defaults_for, max_uram_per_core, per_bank_uram
+from explorer.hardware.config import DpuConfig, check_config, defaults_for, per_bank_uram, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.hardware.resources import FitReport, ResourceEstimate, check_fit, estimate_resources
 
@@ -90,7 +90,7 @@ def enumerate_space(
                 clock_mhz=clock,
                 ip_version=ip_version,
             )
-            top = max_uram_per_core(probe, arch, ip, db.ip.uram_n_user_max) if device.uram else 0
+            top = resolve(probe, db).uram_replaceable_banks * per_bank if device.uram else 0
             probe_fields = probe.to_dict()
             for uram in range(0, top + 1, per_bank):
                 resource_fields = {**probe_fields, "uram_per_core": uram}
@@ -109,7 +109,7 @@ def enumerate_space(
                     if check_config(cfg, device, db):
                         continue
                     if estimate is None or fit is None:
-                        estimate = estimate_resources(resource_cfg, db)
+                        estimate = estimate_resources(resolve(resource_cfg, db))
                         fit = check_fit(estimate.total, device, ceilings)
                         fits = fit.fits
                     yield SpacePoint(cfg, estimate, fit, fits)

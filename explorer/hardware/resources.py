@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from explorer.errors import ExplorerError
-from explorer.hardware.config import DpuConfig, bank_counts, per_bank_uram
-from explorer.hardware.database import RESOURCE_KINDS, Architecture, Device, HwDatabase, IpVersion, load_database
+from explorer.hardware.config import DpuSpec
+from explorer.hardware.database import RESOURCE_KINDS, Device
 
 #: Default utilisation ceilings for timing closure. Routing congestion grows past ~80 % LUT/FF; the
 #: ZCU102 TRD (3 x B4096) closes at 325 MHz with 84 % BRAM; DSPs are hard blocks and the DPU-PYNQ
@@ -71,8 +71,9 @@ class ResourceEstimate:
         return self.dpu_ip + self.platform
 
 
-def _v3_core_lut_ff(config: DpuConfig, arch: str, db: HwDatabase, *, v4: bool) -> tuple[float, float]:
-    t = db.ip.v3
+def v3_core_lut_ff(spec: DpuSpec, *, v4: bool) -> tuple[float, float]:
+    """LUT/FF of one core from PG338 Tables 3 and 5-11 (with the ALU options on when `v4`)."""
+    config, t, arch = spec.config, spec.tables.v3, spec.arch.name
     lut, ff = float(t.reference_core[arch].lut), float(t.reference_core[arch].ff)
     depthwise, avg_pool, elew_mult = (True, True, True) if v4 else (config.depthwise, config.avg_pool, config.elew_mult)
     if not config.channel_augmentation:
@@ -92,8 +93,9 @@ def _v3_core_lut_ff(config: DpuConfig, arch: str, db: HwDatabase, *, v4: bool) -
     return lut, ff
 
 
-def dsp_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion, alu_pp: int) -> int:
+def dsp_per_core(spec: DpuSpec) -> int:
     """gtcl CONV_DSP_NUM + DWCV_DSP_NUM (3.x) or ALU_DSP_NUM (4.x, INFERRED) + 2, + ICP for elew mult (3.x)."""
+    config, arch, ip, alu_pp = spec.config, spec.arch, spec.ip, spec.alu_parallel
     conv = arch.pp * arch.icp * arch.ocp // 4 + (arch.pp * arch.ocp if config.dsp_usage == "high" else 0)
     if ip.is_v4:
         engine = alu_pp * arch.icp + 4  # INFERRED: fits PG338 4.x ALU 1/2/4/8 rows and two xci values
@@ -103,50 +105,36 @@ def dsp_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion, alu_pp: i
     return conv + engine + 2
 
 
-def memory_per_core(config: DpuConfig, arch: Architecture, ip: IpVersion) -> tuple[float, int]:
-    """(BRAM36, URAM) of one core: banks of 8*ICP bits x 2048, some moved to UltraRAM.
-
-    UltraRAM replaces weight banks first, then the bias bank, then image banks; this matches the
-    recommended dpu_conf.vh URAM split (all weight and bias banks, a few image banks) and is INFERRED.
-    """
-    img, wgt, bias = bank_counts(config, arch, ip)
-    u_banks = config.uram_per_core // per_bank_uram(arch)
-    u_wgt = min(u_banks, wgt)
-    u_bias = min(u_banks - u_wgt, bias)
-    u_img = min(u_banks - u_wgt - u_bias, img)
-    bram_banks = (img - u_img) + (wgt - u_wgt) + (bias - u_bias)
-    bram = bram_banks * math.ceil(8 * arch.icp / 9) / 2
-    if not ip.is_v4:  # second gtcl term (v3.x only; the v4.0 table has no such term, docs/hardware.md §2.4)
-        bram += math.ceil((12 + math.ceil(math.log2(img)) + 8 * arch.icp) / 36) / 2
-    return bram, (u_img + u_wgt + u_bias) * per_bank_uram(arch)
+def memory_per_core(spec: DpuSpec) -> tuple[float, int]:
+    """(BRAM36, URAM) of one core: banks of 8*ICP bits x 2048, some moved to UltraRAM (`DpuSpec.uram_banks`)."""
+    arch, banks, moved = spec.arch, spec.banks, spec.uram_banks
+    bram = (banks.total - moved.total) * math.ceil(8 * arch.icp / 9) / 2
+    if not spec.ip.is_v4:  # second gtcl term (v3.x only; the v4.0 table has no such term, docs/hardware.md §2.4)
+        bram += math.ceil((12 + math.ceil(math.log2(banks.img)) + 8 * arch.icp) / 36) / 2
+    return bram, moved.total * spec.uram_per_bank
 
 
-def estimate_resources(config: DpuConfig, db: HwDatabase | None = None) -> ResourceEstimate:
+def estimate_resources(spec: DpuSpec) -> ResourceEstimate:
     """LUT/FF/BRAM36/URAM/DSP of the DPU IP (per core and softmax) and of the platform around it."""
-    db = db or load_database()
-    arch = db.ip.architectures.get(config.arch)
-    ip = db.ip.ip_versions.get(config.ip_version)
-    if arch is None or ip is None:
-        raise ExplorerError(f"no resource model for arch {config.arch!r} / IP {config.ip_version!r}")
-    alu_pp = config.effective_alu_parallel(db)
-    lut, ff = _v3_core_lut_ff(config, arch.name, db, v4=ip.is_v4)
+    config, ip, tables = spec.config, spec.ip, spec.tables
+    lut, ff = v3_core_lut_ff(spec, v4=ip.is_v4)
     notes: list[str] = []
     if ip.is_v4:
-        fit = db.ip.v4
-        extra_lanes = arch.icp * (alu_pp - (2 if arch.pp == 2 else arch.pp // 2))
+        fit = tables.v4
+        extra_lanes = spec.arch.icp * (spec.alu_parallel - spec.alu_parallel_default)
         lut += fit.lut_offset + fit.lut_per_alu_lane * extra_lanes
         ff += fit.ff_offset + fit.ff_per_alu_lane * extra_lanes
         softmax_data = fit.softmax
         notes.append(f"IP {ip.version} LUT/FF: PG338 3.x tables + ALU fit ({fit.fitted_to})")
     else:
-        softmax_data = db.ip.v3.softmax
+        softmax_data = tables.v3.softmax
         notes.append("IP 3.x LUT/FF: PG338 Tables 3, 5-11; FF of options other than DSP usage and elew mult are not published")
-    bram, uram = memory_per_core(config, arch, ip)
-    per_core = Resources(lut=round(lut), ff=round(ff), bram36=bram, uram=uram, dsp=dsp_per_core(config, arch, ip, alu_pp))
+    bram, uram = memory_per_core(spec)
+    per_core = Resources(lut=round(lut), ff=round(ff), bram36=bram, uram=uram, dsp=dsp_per_core(spec))
     softmax = (
         Resources(softmax_data.lut, softmax_data.ff, softmax_data.bram36, 0, softmax_data.dsp) if config.softmax else Resources()
     )
-    p = db.ip.platform
+    p = tables.platform
     platform = Resources(
         lut=p.interconnect_lut_per_core * config.cores + p.reset_lut * p.reset_count + p.clk_wiz_lut,
         ff=p.interconnect_ff_per_core * config.cores + p.reset_ff * p.reset_count + p.clk_wiz_ff,
@@ -155,10 +143,9 @@ def estimate_resources(config: DpuConfig, db: HwDatabase | None = None) -> Resou
     return ResourceEstimate(per_core=per_core, cores=config.cores, softmax=softmax, platform=platform, notes=tuple(notes))
 
 
-def peak_gops(config: DpuConfig, db: HwDatabase | None = None) -> float:
+def peak_gops(spec: DpuSpec) -> float:
     """Peak GOPS = 2*PP*ICP*OCP ops per cycle x cores x clock (PG338 Table 2 note, Table 12)."""
-    arch = (db or load_database()).ip.architectures[config.arch]
-    return arch.peak_ops_per_cycle * config.cores * config.clock_mhz / 1000.0
+    return spec.peak_ops_per_cycle * spec.config.cores * spec.config.clock_mhz / 1000.0
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from explorer.dpu.support import Placement
 from explorer.graph.layers import Layer
-from explorer.hardware.config import DpuConfig, bank_counts
-from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.hardware.config import DpuSpec
+from explorer.hardware.database import Board
 from explorer.perf.params import LatencyParams, load_params
 
 FREE_KINDS = {"relu", "relu6", "leakyrelu", "flatten", "reshape", "concat"}
@@ -50,23 +50,20 @@ class DpuGeometry:
     softmax_elements_per_s: float
 
 
-def geometry(config: DpuConfig, board: Board, params: LatencyParams | None = None, db: HwDatabase | None = None) -> DpuGeometry:
-    db = db or load_database()
+def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -> DpuGeometry:
     params = params or load_params()
-    arch = db.ip.architectures[config.arch]
-    ip = db.ip.ip_versions[config.ip_version]
-    img, _, _ = bank_counts(config, arch, ip)
-    bank_bytes = db.ip.bank_depth * arch.icp  # one bank: 8*ICP bits x 2048
+    config, arch = spec.config, spec.arch
+    bank_bytes = spec.tables.bank_depth * arch.icp  # one bank: 8*ICP bits x 2048
     clock = config.clock_mhz * 1e6
     width = params.port_width_bits[board.family] // 8
     return DpuGeometry(
         pp=arch.pp,
         icp=arch.icp,
         ocp=arch.ocp,
-        alu_pp=config.effective_alu_parallel(db),
+        alu_pp=spec.alu_parallel,
         clock_hz=clock,
         channel_augmentation=config.channel_augmentation,
-        img_capacity_bytes=img * bank_bytes,
+        img_capacity_bytes=spec.banks.img * bank_bytes,
         wgt_capacity_bytes=arch.ocp * bank_bytes,  # one weight bank per OCP lane
         # A core moves data through its AXI data ports and through LOAD_PARALLEL (2) load engines that
         # each fill one 8*ICP-bit bank row per cycle; the narrower of the two limits it (INFERRED from

@@ -20,7 +20,7 @@ from typing import Any
 from explorer.dpu.support import CPU, DPU, Placement, limits_for, place_layers
 from explorer.graph.layers import ModelGraph
 from explorer.graph.partition import Cut, Partition, cut_points, partition
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
 from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry
@@ -98,19 +98,25 @@ class Estimator:
         self._partitions: dict[tuple[Any, ...], Partition] = {}
         self._cpu_ms: dict[tuple[int, str], list[float]] = {}
 
-    def _key(self, config: DpuConfig, split: int | None) -> tuple[Any, ...]:
-        return (limits_for(config, self.db), split)
+    def _key(self, spec: DpuSpec, split: int | None) -> tuple[Any, ...]:
+        return (limits_for(spec), split)
 
     def placements(self, config: DpuConfig, split: int | None = None) -> tuple[Placement, ...]:
-        key = self._key(config, split)
+        return self._placed(resolve(config, self.db), split)
+
+    def _placed(self, spec: DpuSpec, split: int | None) -> tuple[Placement, ...]:
+        key = self._key(spec, split)
         if key not in self._placements:
-            self._placements[key] = tuple(place_layers(self.graph, config, split, self.db))
+            self._placements[key] = tuple(place_layers(self.graph, spec, split))
         return self._placements[key]
 
     def partition(self, config: DpuConfig, split: int | None = None) -> Partition:
-        key = self._key(config, split)
+        return self._partition(resolve(config, self.db), split)
+
+    def _partition(self, spec: DpuSpec, split: int | None) -> Partition:
+        key = self._key(spec, split)
         if key not in self._partitions:
-            self._partitions[key] = partition(self.graph, self.placements(config, split), split)
+            self._partitions[key] = partition(self.graph, self._placed(spec, split), split)
         return self._partitions[key]
 
     def cpu_times(self, threads: int, precision: str) -> list[float]:
@@ -129,8 +135,9 @@ class Estimator:
             raise ValueError(f"cpu precision must be fp32 or int8, got {opts.cpu_precision!r}")
         arm = self.board.cpu
         threads = opts.threads or arm.cores
-        part = self.partition(config, split)
-        geo = geometry(config, self.board, self.params, self.db)
+        spec = resolve(config, self.db)
+        part = self._partition(spec, split)
+        geo = geometry(spec, self.board, self.params)
         active = max(1, min(threads, config.cores))
         cpu_lat = self.cpu_times(arm.cores, opts.cpu_precision)
         cpu_one = self.cpu_times(1, opts.cpu_precision)
@@ -172,7 +179,7 @@ class Estimator:
         bound = min(caps, key=lambda k: caps[k])
         fps_single = 1000.0 / latency if latency > 0 else math.inf
         fps_multi = fps_single if threads == 1 else caps[bound]
-        peak_per_core = self.db.ip.architectures[config.arch].peak_ops_per_cycle * config.clock_mhz * 1e6
+        peak_per_core = spec.peak_ops_per_cycle * config.clock_mhz * 1e6
         dpu_gops = dpu_ops / (dpu_ms * 1e6) if dpu_ms > 0 else 0.0
         return PerfEstimate(
             latency_ms=latency,

@@ -16,6 +16,7 @@ from explorer.data.loaders import Dataset, load_data
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
 from explorer.graph.loader import graph_inputs, read_model
+from explorer.hardware.config import resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
@@ -96,7 +97,8 @@ class StudyContext:
 
     def metrics(self, point: DesignPoint) -> Metrics:
         cfg = self.cfg
-        resources = estimate_resources(point.dpu, self.db)
+        spec = resolve(point.dpu, self.db)
+        resources = estimate_resources(spec)
         fit = check_fit(resources.total, self.board.device, cfg.ceilings)
         options = self.options(point)
         estimator = self.estimator(options)
@@ -112,7 +114,7 @@ class StudyContext:
             "dpu_ms": perf.dpu_ms,
             "cpu_ms": perf.cpu_ms,
             "dpu_utilization": perf.dpu_utilization,
-            "peak_gops": peak_gops(point.dpu, self.db),
+            "peak_gops": peak_gops(spec),
             "macs": float(accuracy.macs_after),
             "params": float(accuracy.params_after),
             **{kind: resources.total.get(kind) for kind in ("lut", "ff", "bram36", "uram", "dsp")},
@@ -137,7 +139,7 @@ class StudyContext:
                 (bound.value - value) if bound.kind == "min" else (value - bound.value)
             ) / scale
         part = perf.partition
-        arch = arch_json(point.dpu, self.db)
+        arch = arch_json(spec)
         details = {
             "fits": fit.fits,
             "arch_json": arch.file_text(),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.errors import ConfigError, ExplorerError, Problem
-from explorer.hardware.config import check_config, field_specs, parse_dpu_config
+from explorer.hardware.config import check_config, field_specs, parse_dpu_config, resolve
 from explorer.hardware.database import RESOURCE_KINDS, Board, HwDatabase
 from explorer.hardware.resources import Resources, check_fit, estimate_resources
 from explorer.study.config import StudyConfig
@@ -167,7 +167,7 @@ def _hardware_points(
 
     def resources(values: Mapping[str, Any]) -> Resources | None:
         found = point(values)
-        return estimate_resources(found.dpu, db).total if found else None
+        return estimate_resources(resolve(found.dpu, db)).total if found else None
 
     # a choice that needs no more of any resource than every other choice of its parameter is the one to keep
     choices: dict[str, list[Any]] = {}
@@ -196,7 +196,7 @@ def check_fit_possible(cfg: StudyConfig, ctx: StudyContext) -> FitVerdict:
     lowest = dict.fromkeys(RESOURCE_KINDS, math.inf)
     for candidate in _hardware_points(ctx.space, board, ctx.layers, db, ctx.facts):
         count += 1
-        total = estimate_resources(candidate.dpu, db).total
+        total = estimate_resources(resolve(candidate.dpu, db)).total
         if check_fit(total, board.device, cfg.ceilings).fits:
             return FitVerdict(count, candidate, "")
         load = _load(total, board, cfg.ceilings)

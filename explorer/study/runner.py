@@ -32,7 +32,8 @@ from typing import Any
 import optuna
 
 from explorer.errors import ExplorerError
-from explorer.export.templates import render_dpu_conf
+from explorer.hardware.config import resolve
+from explorer.hardware.dpu_conf import render_dpu_conf
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import Metrics, StudyContext
 from explorer.study.search_space import SearchSpace, design_point, suggest
@@ -284,7 +285,7 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
         trial.set_constraint(name, value if math.isfinite(value) else 1e9)
     point_dict = point.to_dict()
     folder = trial_folder(cfg.output, trial.number)
-    write_artifacts(folder, point_dict, metrics, render_dpu_conf(point.dpu, ctx.board))
+    write_artifacts(folder, point_dict, metrics, render_dpu_conf(resolve(point.dpu, ctx.db), ctx.board))
     trial.set_user_attr("design_point", point_dict)
     trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
     trial.set_user_attr("sources", metrics.sources)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from explorer.datafiles import data_path
 from explorer.errors import ConfigError, ExplorerError, Problem, closest
 from explorer.fileio import load_mapping_file
-from explorer.hardware.config import DpuConfig, bank_counts, parse_dpu_config, per_bank_uram
+from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 
 KINDS = ("categorical", "int", "float")
@@ -243,11 +243,9 @@ def design_point(
     if "uram_per_core" in dpu:
         changes["uram_per_core"] = int(dpu["uram_per_core"])
     elif share > 0 and board.device.uram:
-        ip = db.ip.ip_versions[config.ip_version]
-        per_bank = per_bank_uram(arch)
-        banks = sum(bank_counts(config, arch, ip))
-        limit = min(db.ip.uram_n_user_max // per_bank, banks, board.device.uram // config.cores // per_bank)
-        changes["uram_per_core"] = math.floor(share * limit) * per_bank
+        spec = resolve(config, db)
+        limit = min(spec.uram_replaceable_banks, board.device.uram // config.cores // spec.uram_per_bank)
+        changes["uram_per_core"] = math.floor(share * limit) * spec.uram_per_bank
     if changes:
         config = DpuConfig(**{**config.to_dict(), **changes})
     pruning = sections["pruning"]

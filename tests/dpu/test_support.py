@@ -9,7 +9,7 @@ import pytest
 from explorer.dpu.support import CPU, DPU, place_layers
 from explorer.graph.layers import ModelGraph
 from explorer.graph.prepare import graph_from_model
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from reference.zoo import NetBuilder
 
 V41 = DpuConfig()
@@ -22,7 +22,7 @@ def single(build: Callable[[NetBuilder], str], shape: tuple[int, ...] = (1, 16, 
 
 
 def placement_of(graph: ModelGraph, kind: str, config: DpuConfig = V41) -> tuple[str, str]:
-    placed = place_layers(graph, config)
+    placed = place_layers(graph, resolve(config))
     index = next(i for i, layer in enumerate(graph.layers) if layer.kind == kind)
     return placed[index].device, placed[index].reason
 
@@ -105,12 +105,12 @@ def test_flatten_fc_kernel_limit() -> None:
 
 def test_split_keeps_later_layers_on_cpu() -> None:
     graph = single(lambda b: b.conv(b.conv("input", 16, k=3), 16, k=3))
-    placed = place_layers(graph, V41, split=2)
+    placed = place_layers(graph, resolve(V41), split=2)
     assert [p.device for p in placed] == [DPU, DPU, CPU, CPU]
     assert placed[2].reason == "after the split point 2"
 
 
 def test_eltwise_and_concat_supported() -> None:
     graph = single(lambda b: b.concat([b.add(b.conv("input", 16, k=1), b.conv("input", 16, k=1)), b.conv("input", 8, k=1)]))
-    placed = place_layers(graph, V41)
+    placed = place_layers(graph, resolve(V41))
     assert all(p.device == DPU for p in placed)

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.errors import ExplorerError, IllegalConfigError
 from explorer.export.design import block_design, dpu_ip_params, is_legal, legal_ip_params, vitis_connectivity
-from explorer.hardware.config import DpuConfig, parse_dpu_config
+from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
 
 
@@ -23,7 +23,7 @@ def test_every_option_maps_to_legal_ip_params(ip_version: str) -> None:
         ("B512", "B1600", "B4096"), (1, 4), ("low", "high"), ("low", "high"), (False, True)
     ):
         cfg = config("zcu102", ip_version=ip_version, arch=arch, cores=cores, ram_usage=ram, dsp_usage=dsp, clock_gating=gating)
-        params = dpu_ip_params(cfg)
+        params = dpu_ip_params(resolve(cfg))
         legal = legal_ip_params(ip_version)
         assert set(params) <= set(legal)
         assert all(is_legal(v, legal[k]) for k, v in params.items())
@@ -38,23 +38,25 @@ def test_every_option_maps_to_legal_ip_params(ip_version: str) -> None:
 
 
 def test_alu_parallel_default_is_half_pp() -> None:
-    assert dpu_ip_params(config("zcu102", arch="B4096"))["ALU_PARALLEL_USER"] == 4
-    assert dpu_ip_params(config("zcu102", arch="B4096", alu_parallel=2))["ALU_PARALLEL_USER"] == 2
+    assert dpu_ip_params(resolve(config("zcu102", arch="B4096")))["ALU_PARALLEL_USER"] == 4
+    assert dpu_ip_params(resolve(config("zcu102", arch="B4096", alu_parallel=2)))["ALU_PARALLEL_USER"] == 2
 
 
 def test_uram_banks_and_illegal_configs_are_refused() -> None:
     db = load_database()
-    assert dpu_ip_params(config("kv260", uram_per_core=40))["URAM_N_USER"] == 40
+    assert dpu_ip_params(resolve(config("kv260", uram_per_core=40)))["URAM_N_USER"] == 40
     with pytest.raises(IllegalConfigError, match="softmax"):
-        block_design(DpuConfig(arch="B800", ip_version="3.4", softmax=True, dsp_cascade=1, save_argmax=False, elew_mult=False),
-                     db.board("pynq-z2"))  # fmt: skip
+        zynq7000_softmax = DpuConfig(
+            arch="B800", ip_version="3.4", softmax=True, dsp_cascade=1, save_argmax=False, elew_mult=False
+        )
+        block_design(resolve(zynq7000_softmax), db.board("pynq-z2"))
     with pytest.raises(ExplorerError, match="URAM_N_USER"):
-        dpu_ip_params(DpuConfig(uram_per_core=99))
+        dpu_ip_params(resolve(DpuConfig(uram_per_core=99)))
 
 
 def test_zynqmp_ports_interconnects_and_clocks() -> None:
     db = load_database()
-    design = block_design(config("zcu102", cores=4, softmax=True), db.board("zcu102"))
+    design = block_design(resolve(config("zcu102", cores=4, softmax=True)), db.board("zcu102"))
     links = {link.key: link for link in design.port_links}
     # 4 instruction masters share LPD through one interconnect; 9 data masters over 6 HP/HPC ports
     assert links["LPD"].interconnect and len(links["LPD"].masters) == 4
@@ -63,13 +65,13 @@ def test_zynqmp_ports_interconnects_and_clocks() -> None:
     assert {k for k, link in links.items() if link.interconnect} == {"LPD", "HP0", "HP1", "HP2"}
     assert design.dsp_clock_mhz == 2 * design.dpu_clock_mhz == 600
     assert design.register_offset == "0x8F000000" and design.register_range == "16M"
-    one = block_design(config("zcu102", cores=1), db.board("zcu102"))
+    one = block_design(resolve(config("zcu102", cores=1)), db.board("zcu102"))
     assert all(link.interconnect is None for link in one.port_links)  # one master per port, same width
 
 
 def test_zynq7000_instruction_master_goes_through_a_width_converter() -> None:
     db = load_database()
-    design = block_design(config("pynq-z2", arch="B800", clock_mhz=150), db.board("pynq-z2"))
+    design = block_design(resolve(config("pynq-z2", arch="B800", clock_mhz=150)), db.board("pynq-z2"))
     links = {link.key: link for link in design.port_links}
     assert links["HP0"].masters == ("DPU0_M_AXI_INSTR",) and links["HP0"].interconnect  # 32-bit master on a 64-bit port
     assert links["HP1"].masters == ("DPU0_M_AXI_DATA0",) and links["HP2"].masters == ("DPU0_M_AXI_DATA1",)
@@ -90,10 +92,10 @@ def test_vitis_connectivity_follows_dpu_pynq() -> None:
 
 @pytest.mark.parametrize(("board", "fields"), [("kv260", {"uram_per_core": 40}), ("pynq-z2", {"arch": "B800"})])
 def test_dpu_conf_has_one_define_per_line(board: str, fields: dict[str, object]) -> None:
-    from explorer.export.templates import render_dpu_conf
+    from explorer.hardware.dpu_conf import render_dpu_conf
 
     db = load_database()
-    text = render_dpu_conf(config(board, **fields), db.board(board))
+    text = render_dpu_conf(resolve(config(board, **fields)), db.board(board))
     lines = [line for line in text.splitlines() if not line.startswith("//")]
     assert lines and all(line.startswith("`define ") and line.count("`define") == 1 for line in lines)
     names = [line.split()[1] for line in lines]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from explorer.export.design import bd_data, is_legal, legal_ip_params
-from explorer.export.templates import tcl_word
 from explorer.export.writer import ExportRequest, export_design
 from explorer.hardware.config import DpuConfig, parse_dpu_config
 from explorer.hardware.database import load_database
+from explorer.templates import tcl_word
 from tests.export.tclrun import DesignModel, parses, reachable, run_build, run_tcl, tcl_brace
 
 GOLDEN = Path(__file__).with_name("golden")

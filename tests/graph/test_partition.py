@@ -10,7 +10,7 @@ import pytest
 from explorer.dpu.support import CPU, DPU, place_layers
 from explorer.graph.partition import cut_points, partition, run_partition, subgraph_model
 from explorer.graph.prepare import graph_from_model
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from tests.models import branches, tiny_resnet, unsupported_middle
 
 MODELS = {"tiny_resnet": tiny_resnet, "unsupported_middle": unsupported_middle, "branches": branches}
@@ -27,7 +27,7 @@ def test_chained_subgraphs_reproduce_the_model_at_every_split(name: str) -> None
     x = np.random.default_rng(7).standard_normal(graph.shapes["input"]).astype(np.float32)
     expected = reference(model, x)
     for split in [None, *range(0, len(graph.layers) + 1, 2)]:
-        part = partition(graph, place_layers(graph, DpuConfig(softmax=False), split), split)
+        part = partition(graph, place_layers(graph, resolve(DpuConfig(softmax=False)), split), split)
         outputs = run_partition(graph, part, {"input": x})
         for want, got in zip(expected, outputs.values(), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -35,7 +35,7 @@ def test_chained_subgraphs_reproduce_the_model_at_every_split(name: str) -> None
 
 def test_unsupported_operator_in_the_middle_gives_dpu_cpu_dpu() -> None:
     graph = graph_from_model(unsupported_middle())
-    part = partition(graph, place_layers(graph, DpuConfig()))
+    part = partition(graph, place_layers(graph, resolve(DpuConfig())))
     assert [s.device for s in part.subgraphs] == [DPU, CPU, DPU]
     cpu = part.subgraphs[1]
     assert [graph.layers[i].kind for i in cpu.layers] == ["sigmoid"]
@@ -59,7 +59,7 @@ def test_skip_connection_crosses_cut() -> None:
 
 def test_subgraph_models_are_valid_onnx() -> None:
     graph = graph_from_model(branches())
-    part = partition(graph, place_layers(graph, DpuConfig(softmax=False), split=5), 5)
+    part = partition(graph, place_layers(graph, resolve(DpuConfig(softmax=False)), split=5), 5)
     for sub in part.subgraphs:
         model = subgraph_model(graph, sub)
         onnx.checker.check_model(model)
@@ -68,6 +68,6 @@ def test_subgraph_models_are_valid_onnx() -> None:
 
 def test_placements_group_into_few_subgraphs() -> None:
     graph = graph_from_model(branches())
-    part = partition(graph, place_layers(graph, DpuConfig(softmax=False)))
+    part = partition(graph, place_layers(graph, resolve(DpuConfig(softmax=False))))
     # everything but the softmax runs on the DPU: one DPU subgraph then one CPU subgraph
     assert [s.device for s in part.subgraphs] == [DPU, CPU]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from explorer.errors import ConfigError, IllegalConfigError
-from explorer.hardware.config import DpuConfig, check_config, defaults_for, parse_dpu_config, require_legal
+from explorer.hardware.config import DpuConfig, check_config, defaults_for, parse_dpu_config, require_legal, resolve
 from explorer.hardware.database import load_database
 
 DB = load_database()
@@ -149,6 +149,6 @@ def test_parse_accepts_yaml_spellings() -> None:
 
 
 def test_effective_alu_parallel() -> None:
-    assert DpuConfig(arch="B4096").effective_alu_parallel() == 4
-    assert DpuConfig(arch="B512").effective_alu_parallel() == 2
-    assert DpuConfig(arch="B4096", alu_parallel=8).effective_alu_parallel() == 8
+    assert resolve(DpuConfig(arch="B4096")).alu_parallel == 4
+    assert resolve(DpuConfig(arch="B512")).alu_parallel == 2
+    assert resolve(DpuConfig(arch="B4096", alu_parallel=8)).alu_parallel == 8

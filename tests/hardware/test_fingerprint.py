@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.fingerprint import arch_json, decode_fingerprint, feature_code, fingerprint, target_name
 
 ISA0_ARCHS = ["B4096", "B3136", "B2304", "B1600", "B1152", "B1024", "B800", "B512"]
@@ -84,32 +84,32 @@ def isa0(arch: str, setting: str, version: str = "3.4") -> DpuConfig:
 @pytest.mark.parametrize(("arch", "setting"), list(ISA0_REGISTERED))
 def test_isa0_registered_targets(arch: str, setting: str) -> None:
     cfg = isa0(arch, setting)
-    assert feature_code(cfg) == ISA0_REGISTERED[(arch, setting)]
-    assert fingerprint(cfg) == 0x0100_0000_0000_0000 | ISA0_REGISTERED[(arch, setting)]
-    assert target_name(cfg) == f"DPUCZDX8G_ISA0_{arch}_{setting}"
+    assert feature_code(resolve(cfg)) == ISA0_REGISTERED[(arch, setting)]
+    assert fingerprint(resolve(cfg)) == 0x0100_0000_0000_0000 | ISA0_REGISTERED[(arch, setting)]
+    assert target_name(resolve(cfg)) == f"DPUCZDX8G_ISA0_{arch}_{setting}"
 
 
 def test_isa0_issue_444_full_fingerprint() -> None:
-    assert fingerprint(isa0("B1024", "MAX")) == 0x1000020F7014402
+    assert fingerprint(resolve(isa0("B1024", "MAX"))) == 0x1000020F7014402
 
 
 def test_isa0_unregistered_b512_bg2_gets_decoded_name() -> None:
     cfg = isa0("B512", "MAX_BG2")
-    assert target_name(cfg) == f"DPUCZDX8G_ISA0_B512_{fingerprint(cfg):016X}"
+    assert target_name(resolve(cfg)) == f"DPUCZDX8G_ISA0_B512_{fingerprint(resolve(cfg)):016X}"
 
 
 @pytest.mark.parametrize(("arch", "code"), list(ISA1_ARCHS.items()))
 def test_isa1_registered_vai25_and_vai3(arch: str, code: int) -> None:
     vai25 = DpuConfig(arch=arch, ip_version="4.0", save_argmax=False)
     vai3 = DpuConfig(arch=arch, ip_version="4.1", save_argmax=True)
-    assert feature_code(vai25) == 0x000016010000 | code
-    assert feature_code(vai3) == 0x000056010000 | code
-    assert target_name(vai25) == target_name(vai3) == f"DPUCZDX8G_ISA1_{arch}"
+    assert feature_code(resolve(vai25)) == 0x000016010000 | code
+    assert feature_code(resolve(vai3)) == 0x000056010000 | code
+    assert target_name(resolve(vai25)) == target_name(resolve(vai3)) == f"DPUCZDX8G_ISA1_{arch}"
 
 
 def test_isa1_b4096_full_fingerprints() -> None:
-    assert fingerprint(DpuConfig(arch="B4096", ip_version="4.0", save_argmax=False)) == 0x0101000016010407
-    assert fingerprint(DpuConfig(arch="B4096", ip_version="4.1")) == 0x0101000056010407
+    assert fingerprint(resolve(DpuConfig(arch="B4096", ip_version="4.0", save_argmax=False))) == 0x0101000016010407
+    assert fingerprint(resolve(DpuConfig(arch="B4096", ip_version="4.1"))) == 0x0101000056010407
 
 
 # docs/hardware.md §1.7: published board deployments.
@@ -155,21 +155,21 @@ def test_isa1_b4096_full_fingerprints() -> None:
     ],
 )
 def test_published_deployments(config: DpuConfig, expected: int, name: str | None) -> None:
-    assert fingerprint(config) == expected
+    assert fingerprint(resolve(config)) == expected
     if name:
-        assert target_name(config) == name
+        assert target_name(resolve(config)) == name
 
 
 def test_ip33_writes_half_pp_pool_parallel_without_depthwise() -> None:
     # docs/hardware.md §1.3 consequence: a v3.3 IP with DWCV disabled differs from the *_MIN targets (PL_PP = 1).
     v33 = isa0("B4096", "MIN", version="3.3")
-    assert decode_fingerprint(fingerprint(v33))["pool_parallel"] == 4
-    assert target_name(v33) != "DPUCZDX8G_ISA0_B4096_MIN"
-    assert decode_fingerprint(fingerprint(isa0("B4096", "MIN")))["pool_parallel"] == 1
+    assert decode_fingerprint(fingerprint(resolve(v33)))["pool_parallel"] == 4
+    assert target_name(resolve(v33)) != "DPUCZDX8G_ISA0_B4096_MIN"
+    assert decode_fingerprint(fingerprint(resolve(isa0("B4096", "MIN"))))["pool_parallel"] == 1
 
 
 def test_arch_json_file_text() -> None:
-    result = arch_json(DpuConfig(arch="B1600", ip_version="4.0", save_argmax=False))
+    result = arch_json(resolve(DpuConfig(arch="B1600", ip_version="4.0", save_argmax=False)))
     assert json.loads(result.file_text()) == {"fingerprint": "0x101000016010404"}
 
 
@@ -191,7 +191,7 @@ def test_decode_round_trip_over_random_configs() -> None:
                 alu_leakyrelu=rng.random() < 0.5,
                 save_argmax=rng.random() < 0.5,
             )
-            d = decode_fingerprint(fingerprint(cfg))
+            d = decode_fingerprint(fingerprint(resolve(cfg)))
             assert (d["isa"], d["alu_parallel"], d["alu_leakyrelu"], d["save_argmax"]) == (
                 1,
                 alu,
@@ -209,7 +209,7 @@ def test_decode_round_trip_over_random_configs() -> None:
                 elew_mult=rng.random() < 0.5,
                 channel_augmentation=rng.random() < 0.5,
             )
-            d = decode_fingerprint(fingerprint(cfg))
+            d = decode_fingerprint(fingerprint(resolve(cfg)))
             assert (d["isa"], d["avg_pool"], d["elew_mult"], d["dw_parallel"] > 0) == (
                 0,
                 cfg.avg_pool,
@@ -222,7 +222,7 @@ def test_decode_round_trip_over_random_configs() -> None:
 
 
 def test_every_isa_setting_pair_is_distinct() -> None:
-    seen = {fingerprint(isa0(a, s)) for a, s in itertools.product(ISA0_ARCHS, ISA0_SETTINGS)}
+    seen = {fingerprint(resolve(isa0(a, s))) for a, s in itertools.product(ISA0_ARCHS, ISA0_SETTINGS)}
     assert len(seen) == len(ISA0_ARCHS) * len(ISA0_SETTINGS)
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from explorer.hardware.config import DpuConfig
+from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.resources import DEFAULT_CEILINGS, Resources, check_fit, estimate_resources, peak_gops
 
@@ -90,7 +90,7 @@ def reference(arch: str, **changes: object) -> DpuConfig:
 
 
 def core(config: DpuConfig) -> Resources:
-    return estimate_resources(config).per_core
+    return estimate_resources(resolve(config)).per_core
 
 
 def diff(a: DpuConfig, b: DpuConfig) -> Resources:
@@ -139,9 +139,9 @@ def test_table9_leakyrelu_lut(arch: str) -> None:
 
 
 def test_table10_softmax() -> None:
-    with_sfm = estimate_resources(reference("B4096", softmax=True))
+    with_sfm = estimate_resources(resolve(reference("B4096", softmax=True)))
     assert with_sfm.softmax == Resources(9580, 8019, 4, 0, 14)
-    assert with_sfm.dpu_ip.dsp - estimate_resources(reference("B4096")).dpu_ip.dsp == 14
+    assert with_sfm.dpu_ip.dsp - estimate_resources(resolve(reference("B4096"))).dpu_ip.dsp == 14
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -213,7 +213,7 @@ def test_ip41_alu_rows_within_3_percent(alu: int, lut: int, ff: int, bram: int, 
 
 def test_ip41_zcu102_trd_build_within_3_percent() -> None:
     # ZCU102 DPU TRD, Vitis AI 3.0: 3 x B4096, RAM low, aug, softmax, 325 MHz (docs/calibration.md §4).
-    est = estimate_resources(DpuConfig(arch="B4096", cores=3, softmax=True, clock_mhz=325, ip_version="4.1"))
+    est = estimate_resources(resolve(DpuConfig(arch="B4096", cores=3, softmax=True, clock_mhz=325, ip_version="4.1")))
     ip = est.dpu_ip
     for got, published in [(ip.lut, 164612), (ip.ff, 302254), (ip.bram36, 769), (ip.dsp, 2138)]:
         assert abs(got - published) / published <= 0.03
@@ -246,15 +246,15 @@ def test_ip41_xci_b1024_dsp() -> None:
 )
 def test_table12_peak_gops(arch: str, cores: int, mhz: float, published: float) -> None:
     # PG338 rounds Table 12 (1433.6 is printed as 1400); the model must agree within that rounding.
-    got = peak_gops(DpuConfig(arch=arch, cores=cores, clock_mhz=mhz))
+    got = peak_gops(resolve(DpuConfig(arch=arch, cores=cores, clock_mhz=mhz)))
     a = load_database().ip.architectures[arch]
     assert got == 2 * a.pp * a.icp * a.ocp * cores * mhz / 1000
     assert abs(got - published) / published < 0.025
 
 
 def test_cores_scale_core_resources_and_platform_is_separate() -> None:
-    one = estimate_resources(DpuConfig(arch="B2304", cores=1))
-    two = estimate_resources(DpuConfig(arch="B2304", cores=2))
+    one = estimate_resources(resolve(DpuConfig(arch="B2304", cores=1)))
+    two = estimate_resources(resolve(DpuConfig(arch="B2304", cores=2)))
     assert two.dpu_ip == one.dpu_ip.scaled(2)
     assert two.total.lut > two.dpu_ip.lut and two.platform.lut > one.platform.lut
     assert one.source == "model"
@@ -263,12 +263,12 @@ def test_cores_scale_core_resources_and_platform_is_separate() -> None:
 def test_fit_check_headroom_and_constraint() -> None:
     db = load_database()
     zu3 = db.device("XCZU3EG")
-    small = estimate_resources(DpuConfig(arch="B1600", clock_mhz=200)).total
+    small = estimate_resources(resolve(DpuConfig(arch="B1600", clock_mhz=200))).total
     report = check_fit(small, zu3)
     assert report.fits
     assert report.headroom["dsp"] == pytest.approx(DEFAULT_CEILINGS["dsp"] - small.dsp / zu3.dsp)
     assert report.constraint_value() <= 0
-    big = estimate_resources(DpuConfig(arch="B4096", cores=2)).total
+    big = estimate_resources(resolve(DpuConfig(arch="B4096", cores=2))).total
     over = check_fit(big, zu3)
     assert not over.fits and over.constraint_value() > 0 and over.headroom["dsp"] < 0
     strict = check_fit(small, zu3, {"dsp": small.dsp / zu3.dsp - 0.01})

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.dpu.support import DPU, Placement
 from explorer.graph.prepare import graph_from_model
-from explorer.hardware.config import DpuConfig, parse_dpu_config
+from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
 from explorer.perf.cpu import cpu_layer_ms
 from explorer.perf.dpu import dpu_layer_time, geometry
@@ -71,7 +71,7 @@ def test_each_dpu_subgraph_costs_a_host_invocation() -> None:
 
 
 def test_layer_bounds() -> None:
-    geo = geometry(DpuConfig(), KV260)
+    geo = geometry(resolve(DpuConfig()), KV260)
     # a 3x3 convolution with many channels on a small map is compute-bound; a 1x1 with few channels on a
     # large map moves more bytes than it computes
     h = NetBuilder("h", (1, 256, 28, 28))
@@ -87,7 +87,7 @@ def test_reads_and_writes_overlap_but_share_the_ddr() -> None:
     # read, so its memory time is set by the larger direction (or by the shared DDR), not by their sum
     b = NetBuilder("expand", (1, 16, 256, 256))
     layer = graph_from_model(b.build([b.conv("input", 96, k=1, act=None)])).layers[0]
-    geo = geometry(DpuConfig(arch="B4096", clock_mhz=325), ZCU102)
+    geo = geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102)
     t = dpu_layer_time(layer, Placement(DPU), geo)
     read = layer.input_bytes + layer.weight_bytes
     expected = max(read / geo.read_bytes_per_s, layer.output_bytes / geo.write_bytes_per_s, t.ddr_bytes / geo.ddr_bytes_per_s)
@@ -99,16 +99,16 @@ def test_reads_and_writes_overlap_but_share_the_ddr() -> None:
 def test_channel_augmentation_speeds_up_first_layer() -> None:
     b = NetBuilder("first", (1, 3, 224, 224))
     graph = graph_from_model(b.build([b.conv("input", 32, k=3, s=2, act=None)]))
-    with_aug = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(channel_augmentation=True), KV260))
-    without = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(channel_augmentation=False), KV260))
+    with_aug = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(resolve(DpuConfig(channel_augmentation=True)), KV260))
+    without = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(resolve(DpuConfig(channel_augmentation=False)), KV260))
     assert with_aug.compute_ms < without.compute_ms
 
 
 def test_ram_high_avoids_reloads_when_neither_fits() -> None:
     b = NetBuilder("big", (1, 512, 64, 64))
     graph = graph_from_model(b.build([b.conv("input", 512, k=3, act=None)]))  # 2.4 MB weights, 2 MB input
-    low = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(ram_usage="low"), KV260))
-    high = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(DpuConfig(ram_usage="high"), KV260))
+    low = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(resolve(DpuConfig(ram_usage="low")), KV260))
+    high = dpu_layer_time(graph.layers[0], Placement(DPU), geometry(resolve(DpuConfig(ram_usage="high")), KV260))
     layer = graph.layers[0]
     assert low.ddr_bytes > layer.input_bytes + layer.output_bytes + layer.weight_bytes
     assert high.ddr_bytes < low.ddr_bytes
@@ -125,8 +125,8 @@ def test_cpu_model_threads_and_cortex_a9() -> None:
 
 
 def test_zynq7000_has_narrower_ports() -> None:
-    z = geometry(parse_dpu_config({"arch": "B1152"}, PYNQ), PYNQ)
-    u = geometry(DpuConfig(arch="B1152", clock_mhz=200), KV260)
+    z = geometry(resolve(parse_dpu_config({"arch": "B1152"}, PYNQ)), PYNQ)
+    u = geometry(resolve(DpuConfig(arch="B1152", clock_mhz=200)), KV260)
     assert z.read_bytes_per_s < u.read_bytes_per_s and z.ddr_bytes_per_s < u.ddr_bytes_per_s
 
 

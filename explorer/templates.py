@@ -1,4 +1,5 @@
 """Rendering of the Jinja2 templates in tcl/ and deploy/ (StrictUndefined: a missing value is an error, never empty).
+A base module: the hardware layer renders dpu_conf.vh with it, the export layer the Vivado scripts.
 
 Every value a user can choose (project name, paths) reaches Tcl through the `tcl` filter, which makes
 it one literal Tcl word: no command substitution, no variable substitution, no word splitting.
@@ -15,8 +16,6 @@ import jinja2
 
 from explorer import __version__
 from explorer.datafiles import data_path
-from explorer.hardware.config import DpuConfig, bank_counts, per_bank_uram
-from explorer.hardware.database import Board, load_database
 
 _TCL_BARE = re.compile(r"[A-Za-z0-9_.:/+@%,=-]+")
 _TCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "[": "\\[", "]": "\\]", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -56,30 +55,6 @@ def environment() -> jinja2.Environment:
     env.filters["tcl"] = tcl_word
     env.filters["sh"] = shell_word
     return env
-
-
-def uram_banks(config: DpuConfig) -> dict[str, int]:
-    """How many image / weight / bias banks UltraRAM replaces (weights first, then bias, then image)."""
-    db = load_database()
-    arch = db.ip.architectures[config.arch]
-    img, wgt, bias = bank_counts(config, arch, db.ip.ip_versions[config.ip_version])
-    banks = config.uram_per_core // per_bank_uram(arch)
-    u_wgt = min(banks, wgt)
-    u_bias = min(banks - u_wgt, bias)
-    return {"img": min(banks - u_wgt - u_bias, img), "wgt": u_wgt, "bias": u_bias}
-
-
-def render_dpu_conf(config: DpuConfig, board: Board) -> str:
-    ip = load_database().ip.ip_versions[config.ip_version]
-    return render(
-        "dpu_conf.vh.j2",
-        cfg=config.to_dict(),
-        v4=ip.is_v4,
-        uram=uram_banks(config),
-        board=board.name,
-        part=board.part,
-        family=board.family,
-    )
 
 
 def render(template: str, **values: Any) -> str:
