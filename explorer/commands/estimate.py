@@ -82,7 +82,7 @@ def estimate_payload(graph: ModelGraph, est: PerfEstimate) -> dict[str, Any]:
 
 
 def _print_splits(graph: ModelGraph) -> None:
-    from explorer.graph.partition import cut_points
+    from explorer.dpu.partition import cut_points
 
     rows = []
     for cut in cut_points(graph):

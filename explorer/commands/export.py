@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -121,25 +122,28 @@ def _study_request(args: argparse.Namespace) -> Any:
     from explorer.commands.study import resolve
     from explorer.compress.context import CompressionContext
     from explorer.evaluators.builtin import load_evaluator
-    from explorer.export.model import model_parts, select_trial
+    from explorer.export.model import model_parts
     from explorer.export.writer import ExportRequest, artifact_name
     from explorer.hardware.database import load_database
     from explorer.study.design_metrics import compress_options, model_input_names, study_calibration
+    from explorer.study.record import select_trial
+    from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
 
     cfg = resolve(args.study)
-    choice = select_trial(cfg, args.trial, args.best)
-    point = DesignPoint.from_dict(choice.design_point)
+    selected = select_trial(cfg, load_records(cfg), args.trial, args.best)
+    chosen = selected.record
+    point = DesignPoint.from_dict(chosen.design_point)
     board = load_database().board(cfg.board)
-    name = args.name or artifact_name(f"{cfg.study_name}_t{choice.number}")
+    name = args.name or artifact_name(f"{cfg.study_name}_t{chosen.number}")
     origin = {
         "study": str(cfg.path),
         "study_name": cfg.study_name,
-        "trial": choice.number,
-        "why": choice.why,
-        "design_point": choice.design_point,
-        "metrics": choice.metrics,
-        "sources": choice.sources,
+        "trial": chosen.number,
+        "why": selected.why,
+        "design_point": chosen.design_point,
+        "metrics": {k: v for k, v in chosen.metrics.items() if math.isfinite(v)},
+        "sources": chosen.sources,
     }
     parts = None
     if not args.no_model:

@@ -137,19 +137,19 @@ def prepare_output(cfg: StudyConfig) -> None:
 def outcome(study: Any) -> str | None:
     """Why a finished run did not produce a usable design (None when it did): every trial failed, or none
     was feasible; names the most frequent failure or the constraint that ruled the designs out."""
-    trials = study.trials
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    if not trials:
+    from explorer.study.record import TrialRecord
+
+    records = [TrialRecord.read(t) for t in study.trials]
+    complete = [r for r in records if r.state == "COMPLETE"]
+    if not records:
         return None
     if not complete:
-        reasons = Counter(str(t.user_attrs.get("fail_reason", "unknown")) for t in trials if t.state.name == "FAIL")
+        reasons = Counter(r.fail_reason or "unknown" for r in records if r.state == "FAIL")
         reason, count = reasons.most_common(1)[0] if reasons else ("unknown", 0)
-        return f"every trial failed ({count} of {len(trials)} with: {reason})"
-    violated: Counter[str] = Counter()
-    for t in complete:
-        if all(v <= 0 for v in t.constraints.values()):
-            return None
-        violated.update(name for name, v in t.constraints.items() if v > 0)
+        return f"every trial failed ({count} of {len(records)} with: {reason})"
+    if any(r.feasible for r in complete):
+        return None
+    violated = Counter(name for r in complete for name, v in r.constraints.items() if v > 0)
     worst = ", ".join(f"{name} ({n} trials)" for name, n in violated.most_common(3))
     return f"no feasible design among {len(complete)} complete trials; the constraints violated most: {worst}"
 

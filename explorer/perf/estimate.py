@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from explorer.dpu.partition import Cut, Partition, cut_points, partition
 from explorer.dpu.support import CPU, DPU, Placement, limits_for, place_layers
 from explorer.graph.layers import ModelGraph
-from explorer.graph.partition import Cut, Partition, cut_points, partition
 from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms

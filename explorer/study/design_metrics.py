@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
@@ -22,15 +21,21 @@ from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.study.config import StudyConfig
+from explorer.study.record import DesignDetails, SubgraphSummary
 from explorer.study.search_space import DesignPoint, SearchSpace, board_facts, load_space
 
 
 @dataclass(frozen=True)
 class Metrics:
+    """One design point's metrics, their sources and constraints, and what the report shows beside them."""
+
     values: dict[str, float]
     sources: dict[str, str]  # metric -> "model" (estimate) or "measured"
     constraints: dict[str, float]  # name -> value; <= 0 is feasible
-    details: dict[str, Any] = field(default_factory=dict)
+    details: DesignDetails
+    arch_json: str  # the arch.json file text
+    accuracy_cached: bool = False
+    pruned_channels: dict[str, int] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -140,28 +145,20 @@ class StudyContext:
             ) / scale
         part = perf.partition
         arch = arch_json(spec)
-        details = {
-            "fits": fit.fits,
-            "arch_json": arch.file_text(),
-            "fingerprint": arch.fingerprint_hex,
-            "target": arch.target,
-            "partition": [
-                {
-                    "device": s.device,
-                    "layers": [estimator.graph.layers[i].name for i in s.layers],
-                    "time_ms": s.time_ms,
-                    "host_ms": s.host_ms,
-                }
+        details = DesignDetails(
+            fits=fit.fits,
+            fingerprint=arch.fingerprint_hex,
+            target=arch.target,
+            partition=tuple(
+                SubgraphSummary(s.device, tuple(estimator.graph.layers[i].name for i in s.layers), s.time_ms, s.host_ms)
                 for s in perf.subgraphs
-            ],
-            "cpu_reasons": {estimator.graph.layers[i].name: part.placements[i].reason for i in part.cpu_layers},
-            "latency_split_ms": {
+            ),
+            cpu_reasons={estimator.graph.layers[i].name: part.placements[i].reason for i in part.cpu_layers},
+            latency_split_ms={
                 "dpu": perf.dpu_ms,
                 "cpu": perf.cpu_ms,
                 "transfers": perf.host_ms,
                 "pre_post": perf.pre_ms + perf.post_ms,
             },
-            "accuracy_cached": accuracy.cached,
-            "pruned_channels": accuracy.pruned_channels,
-        }
-        return Metrics(values, sources, constraints, details)
+        )
+        return Metrics(values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels)

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from explorer.hardware.config import resolve
 from explorer.hardware.dpu_conf import render_dpu_conf
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import Metrics, StudyContext
+from explorer.study.record import METRICS, TrialRecord, copy_result, record_failure, write_result
 from explorer.study.search_space import SearchSpace, design_point, suggest
 from explorer.study.store import (
     WORKER_ATTR,
@@ -160,12 +161,19 @@ def load_existing(cfg: StudyConfig) -> optuna.Study:
     return load_stored(cfg.study_name, cfg.storage)
 
 
+def load_records(cfg: StudyConfig) -> list[TrialRecord]:
+    """Every trial of the stored study, read into TrialRecords."""
+    return [TrialRecord.read(t) for t in load_existing(cfg).get_trials(deepcopy=False)]
+
+
 def write_artifacts(folder: Path, point_dict: dict[str, Any], metrics: Metrics, dpu_conf: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "arch.json").write_text(metrics.details["arch_json"])
+    (folder / "arch.json").write_text(metrics.arch_json)
     (folder / "dpu_conf.vh").write_text(dpu_conf)
     (folder / "partition.json").write_text(
-        json.dumps({"subgraphs": metrics.details["partition"], "cpu_reasons": metrics.details["cpu_reasons"]}, indent=1)
+        json.dumps(
+            {"subgraphs": [asdict(s) for s in metrics.details.partition], "cpu_reasons": metrics.details.cpu_reasons}, indent=1
+        )
     )
     (folder / "metrics.json").write_text(
         json.dumps(
@@ -251,7 +259,7 @@ def find_twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTr
         for other in study.get_trials(deepcopy=False):
             if other.number == trial.number:
                 continue
-            if other.state == optuna.trial.TrialState.COMPLETE and other.params == params and "metrics" in other.user_attrs:
+            if other.state == optuna.trial.TrialState.COMPLETE and other.params == params and METRICS in other.user_attrs:
                 return other
             if other.state != optuna.trial.TrialState.RUNNING or other.number > trial.number:
                 continue
@@ -265,17 +273,9 @@ def find_twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTr
         time.sleep(TWIN_POLL_S)
 
 
-TRIAL_RECORD = ("design_point", "metrics", "sources", "details", "artifacts")
-
-
 def reuse_twin(study: optuna.Study, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> None:
     """Record `twin`'s result for `trial` (the same design point), without evaluating it again."""
-    for name, value in twin.constraints.items():
-        trial.set_constraint(name, value)
-    for key in TRIAL_RECORD:
-        if key in twin.user_attrs:
-            trial.set_user_attr(key, twin.user_attrs[key])
-    trial.set_user_attr("same_as", twin.number)
+    copy_result(trial, twin)
     study.tell(trial, list(twin.values))
 
 
@@ -286,14 +286,7 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     point_dict = point.to_dict()
     folder = trial_folder(cfg.output, trial.number)
     write_artifacts(folder, point_dict, metrics, render_dpu_conf(resolve(point.dpu, ctx.db), ctx.board))
-    trial.set_user_attr("design_point", point_dict)
-    trial.set_user_attr("metrics", {k: (v if math.isfinite(v) else None) for k, v in metrics.values.items()})
-    trial.set_user_attr("sources", metrics.sources)
-    trial.set_user_attr(
-        "details",
-        {k: metrics.details[k] for k in ("fits", "fingerprint", "target", "partition", "cpu_reasons", "latency_split_ms")},
-    )
-    trial.set_user_attr("artifacts", str(folder))
+    write_result(trial, point_dict, metrics.values, metrics.sources, metrics.details, folder)
     objective_values = [metrics.values[o.metric] for o in cfg.objectives]
     if not all(math.isfinite(v) for v in objective_values):
         named = dict(zip([o.metric for o in cfg.objectives], objective_values, strict=True))
@@ -331,14 +324,12 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: St
                 study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
             streak.success()
         except KeyboardInterrupt as exc:
-            trial.set_user_attr("fail_reason", interrupt_reason(exc))
+            record_failure(trial, interrupt_reason(exc))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         except Exception as exc:  # a failed trial is recorded with its reason; the study goes on
             reason = str(exc) if isinstance(exc, ExplorerError) else f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("fail_reason", reason)
-            if not isinstance(exc, ExplorerError):
-                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            record_failure(trial, reason, None if isinstance(exc, ExplorerError) else traceback.format_exc())
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             streak.failure(reason)
         ran += 1

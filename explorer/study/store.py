@@ -33,6 +33,7 @@ import optuna
 from optuna.storages.journal._file import BaseJournalFileLock
 
 from explorer.errors import ExplorerError
+from explorer.study.record import FAIL_REASON
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
 LOCK_SUFFIX = ".lock"  # the same name as Optuna's own lock, so other Optuna clients exclude each other with us
@@ -298,7 +299,7 @@ def close_stale_trials(study: optuna.Study) -> list[tuple[int, str]]:
         else:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except RuntimeError:
             continue  # another process closed it first

@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from explorer.dpu.partition import cut_points, partition, run_partition, subgraph_model
 from explorer.dpu.support import CPU, DPU, place_layers
-from explorer.graph.partition import cut_points, partition, run_partition, subgraph_model
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from tests.models import branches, tiny_resnet, unsupported_middle
