@@ -10,7 +10,6 @@ cache, the second (timed) pass re-evaluates the same design points through the f
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -35,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = dataclasses.replace(load_study(EXAMPLE), output=Path(tmp) / "out", n_trials=args.trials)
+        cfg = load_study(EXAMPLE).with_output(Path(tmp) / "out").with_run(n_trials=args.trials)
         ctx = StudyContext(cfg, cache_dir=Path(tmp) / "cache")
         directions = [o.direction for o in cfg.objectives]
 
@@ -45,7 +44,9 @@ def main() -> None:
             return optuna.storages.JournalStorage(JournalFileBackend(str(Path(tmp) / f"{name}.journal")))
 
         # pass 1 (untimed): fill the accuracy cache for the design points the seeded sampler will ask for
-        warm = optuna.create_study(storage=journal("warm"), sampler=make_sampler(cfg, ctx.space, cfg.seed), directions=directions)
+        warm = optuna.create_study(
+            storage=journal("warm"), sampler=make_sampler(cfg, ctx.space, cfg.run.seed), directions=directions
+        )
         points: list[dict[str, Any]] = []
         for _ in range(args.trials):
             trial = warm.ask()
@@ -57,7 +58,7 @@ def main() -> None:
         def explorer_run() -> float:
             study = optuna.create_study(
                 storage=journal(f"explorer{time.time_ns()}"),
-                sampler=make_sampler(cfg, ctx.space, cfg.seed),
+                sampler=make_sampler(cfg, ctx.space, cfg.run.seed),
                 directions=directions,
             )
             start = time.perf_counter()
@@ -69,7 +70,7 @@ def main() -> None:
                 for name, value in metrics.constraints.items():
                     trial.set_constraint(name, value)
                 write_artifacts(
-                    cfg.output / "trials" / f"{i:05d}",
+                    cfg.store.output / "trials" / f"{i:05d}",
                     point.to_dict(),
                     metrics,
                     render_dpu_conf(resolve(point.dpu, ctx.db), ctx.board),
@@ -80,7 +81,9 @@ def main() -> None:
 
         def bare_run() -> float:
             study = optuna.create_study(
-                storage=journal(f"bare{time.time_ns()}"), sampler=make_sampler(cfg, ctx.space, cfg.seed), directions=directions
+                storage=journal(f"bare{time.time_ns()}"),
+                sampler=make_sampler(cfg, ctx.space, cfg.run.seed),
+                directions=directions,
             )
             start = time.perf_counter()
             for _ in range(args.trials):

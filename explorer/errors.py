@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExplorerError(Exception):
@@ -18,6 +19,24 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     by_key = {c.lower(): c for c in candidates}
     hits = difflib.get_close_matches(name.lower(), list(by_key), n=1, cutoff=0.5)
     return by_key[hits[0]] if hits else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str], otherwise: str = "") -> str:
+    """ "; did you mean 'X'?" for the closest candidate, else `otherwise`: the one suggestion text of every message."""
+    hint = closest(name, candidates)
+    return f"; did you mean {hint!r}?" if hint else otherwise
+
+
+def unknown_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], path: str = "") -> list[Problem]:
+    """One problem per key of `mapping` that is not in `allowed`, with its YAML path and a suggestion."""
+    return [
+        Problem(
+            f"{path}.{key}" if path else str(key),
+            f"unknown key {key!r}" + did_you_mean(str(key), allowed, f"; allowed: {', '.join(allowed)}"),
+        )
+        for key in mapping
+        if key not in allowed
+    ]
 
 
 class UnknownNameError(ExplorerError):

@@ -135,10 +135,10 @@ def _study_request(args: argparse.Namespace) -> Any:
     chosen = selected.record
     point = DesignPoint.from_dict(chosen.design_point)
     board = load_database().board(cfg.board)
-    name = args.name or artifact_name(f"{cfg.study_name}_t{chosen.number}")
+    name = args.name or artifact_name(f"{cfg.store.study_name}_t{chosen.number}")
     origin = {
         "study": str(cfg.path),
-        "study_name": cfg.study_name,
+        "study_name": cfg.store.study_name,
         "trial": chosen.number,
         "why": selected.why,
         "design_point": chosen.design_point,
@@ -150,10 +150,14 @@ def _study_request(args: argparse.Namespace) -> Any:
         # The same calibration data as the study, so that APoZ (and the pruning) is the trial's, from its cache.
         calibration = study_calibration(cfg, model_input_names(cfg))
         compression = CompressionContext(
-            cfg.model, calibration, calibration, load_evaluator(cfg.evaluator, cfg.base_dir), cfg.output / "cache"
+            cfg.model.path, calibration, calibration, load_evaluator(cfg.data.evaluator, cfg.base_dir), cfg.store.output / "cache"
         )
-        parts = model_parts(compression, compress_options(point, cfg.calibration), artifact_name(Path(cfg.model).stem))
-    return ExportRequest(point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.ceilings))
+        parts = model_parts(
+            compression, compress_options(point, cfg.quantization.calibration), artifact_name(Path(cfg.model.path).stem)
+        )
+    return ExportRequest(
+        point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.constraints.ceilings)
+    )
 
 
 def _trial_folder(study: str, trial: int) -> Path:
@@ -162,9 +166,9 @@ def _trial_folder(study: str, trial: int) -> Path:
     from explorer.study.store import trial_folder
 
     cfg = resolve(study)
-    folder = trial_folder(cfg.output, trial)
+    folder = trial_folder(cfg.store.output, trial)
     if not folder.is_dir():
-        raise ExplorerError(f"study {cfg.study_name!r} has no finished trial {trial} (no {folder})")
+        raise ExplorerError(f"study {cfg.store.study_name!r} has no finished trial {trial} (no {folder})")
     return folder
 
 

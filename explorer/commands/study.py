@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,8 +41,7 @@ def example_study() -> Path:
 def resolve(study: str | None) -> StudyConfig:
     if study is None:  # the bundled example writes into the working directory, wherever it is installed
         cfg = load_study(example_study())
-        output = (Path.cwd() / "explore-out" / cfg.study_name).resolve()
-        return dataclasses.replace(cfg, output=output, storage=f"journal:{output / 'study.journal'}")
+        return cfg.with_output(Path.cwd() / "explore-out" / cfg.store.study_name)
     path = Path(study)
     if path.is_dir():
         found = path / "study.yaml.resolved"
@@ -68,8 +66,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"{args.study}: valid. Board {cfg.board}, {len(ctx.space.params)} parameters "
         f"({', '.join(ctx.space.names())}), objectives "
-        f"{', '.join(f'{o.direction} {o.metric}' for o in cfg.objectives)}, sampler {cfg.sampler}, "
-        f"{cfg.n_trials} trials, storage {cfg.storage}.\n"
+        f"{', '.join(f'{o.direction} {o.metric}' for o in cfg.objectives)}, sampler {cfg.run.sampler}, "
+        f"{cfg.run.n_trials} trials, storage {cfg.store.url}.\n"
         f"  {fit_text}.\n"
         f"  one design point evaluated end to end: {shown} (performance: estimate; accuracy: measured)"
     )
@@ -89,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["timeout"] = args.timeout
     if args.workers < 1:
         raise ExplorerError("--workers must be at least 1")
-    cfg = dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+    cfg = cfg.with_run(**changes)
     from explorer.study.preflight import preflight
     from explorer.study.runner import handle_termination, interrupt_reason, run_study
     from explorer.study.store import finished_count
@@ -101,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = run_study(cfg, args.workers, progress=not args.no_progress, ctx=ctx)
     except KeyboardInterrupt as exc:
         print(
-            f"\n{interrupt_reason(exc)}: the running trial is recorded as failed and the study in {cfg.output} is "
+            f"\n{interrupt_reason(exc)}: the running trial is recorded as failed and the study in {cfg.store.output} is "
             "consistent; run the same command again to resume",
             file=sys.stderr,
         )
@@ -109,8 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     done = finished_count(study)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     print(
-        f"study {cfg.study_name}: {done} finished trials ({len(complete)} complete, "
-        f"{done - len(complete)} failed) in {cfg.output}"
+        f"study {cfg.store.study_name}: {done} finished trials ({len(complete)} complete, "
+        f"{done - len(complete)} failed) in {cfg.store.output}"
     )
     if not args.no_report and complete:
         from explorer.report.html import write_report
@@ -126,11 +124,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def prepare_output(cfg: StudyConfig) -> None:
     """Create the output folder and record the study file in it; a clear error when that is impossible."""
     try:
-        cfg.output.mkdir(parents=True, exist_ok=True)
-        (cfg.output / "study.yaml.resolved").write_text(str(cfg.path) + "\n")
+        cfg.store.output.mkdir(parents=True, exist_ok=True)
+        (cfg.store.output / "study.yaml.resolved").write_text(str(cfg.path) + "\n")
     except OSError as exc:
         raise ExplorerError(
-            f"cannot write the output folder {cfg.output}: {exc.strerror}; set `output:` in the study to a writable folder"
+            f"cannot write the output folder {cfg.store.output}: {exc.strerror}; set `output:` in the study to a writable folder"
         ) from None
 
 

@@ -191,7 +191,7 @@ def measured_rows(info: ParetoInfo) -> list[dict[str, Any]]:
 
 def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
     info = load_info(cfg)
-    out = output or cfg.output / "report.html"
+    out = output or cfg.store.output / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     device = load_database().board(cfg.board).device
     capacity = {k: device.capacity(k) for k in RESOURCE_KINDS}
@@ -218,10 +218,10 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
     accuracy_columns = sorted({k for r in info.complete for k, s in r.sources.items() if s == "measured"})
     page = env.get_template("report.html.j2").render(
         version=__version__,
-        study=cfg.study_name,
+        study=cfg.store.study_name,
         board=cfg.board,
         device=device.name,
-        model=str(cfg.model),
+        model=str(cfg.model.path),
         objectives=info.objectives,
         plotly_js=get_plotlyjs(),
         figures={name: json.loads(fig.to_json()) for name, fig in figs.items()},

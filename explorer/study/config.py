@@ -2,22 +2,27 @@
 
 Sections: model, data, calibration_data, evaluator, board, search_space, objectives, constraints,
 sampler, n_trials, timeout, seed, storage, output, study_name, estimator, quantization. Paths are relative
-to the study file.
+to the study file. Each section has its own parser returning a frozen dataclass; `load_study` runs them
+all and raises one ConfigError listing every problem. The search space is parsed here too, and checked
+against the board's rules (`search_space.check_space`), so `explore validate` reports a bad space before
+it loads the model; `high: layers` stays symbolic until the model is known (`SearchSpace.bind`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from explorer.compress import CALIBRATION_METHODS
-from explorer.errors import ConfigError, Problem, UnknownNameError, closest
+from explorer.errors import ConfigError, Problem, UnknownNameError, did_you_mean, unknown_keys
 from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
 from explorer.fileio import load_mapping_file
-from explorer.hardware.database import RESOURCE_KINDS, load_database
+from explorer.hardware.database import RESOURCE_KINDS, Board, load_database
 from explorer.hardware.resources import DEFAULT_CEILINGS
+from explorer.study.search_space import SearchSpace, board_facts, check_space, load_space, resolve_space_file
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid", "gp")
 DIRECTIONS = ("minimize", "maximize")
@@ -69,44 +74,78 @@ class Bound:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class ModelSection:
     path: Path
-    model: Path
-    input_shape: dict[str, list[int]]
-    data: str
-    calibration_data: str | None
-    evaluator: str
-    board: str
-    space_files: tuple[Path, ...]
-    space_overrides: dict[str, Any]
-    objectives: tuple[Objective, ...]
-    fit: bool
-    ceilings: dict[str, float]
+    input_shape: Mapping[str, tuple[int, ...]]  # per input name; "" for the single input
+
+
+@dataclass(frozen=True)
+class DataSection:
+    evaluation: str  # data spec: file.npz, a folder, or pose-synth:COUNT:SEED
+    calibration: str | None  # data spec of the calibration (and APoZ) data; None: the first 100 of `evaluation`
+    evaluator: str  # pose, classification, module:function or file.py:function
+
+
+@dataclass(frozen=True)
+class ConstraintsSection:
+    fit: bool  # the design must fit the device under the ceilings
+    ceilings: Mapping[str, float]
     bounds: tuple[Bound, ...]
+
+
+@dataclass(frozen=True)
+class RunSection:
     sampler: str
     n_trials: int
     timeout: float | None
     seed: int
-    storage: str
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    url: str  # an Optuna storage URL, or journal:PATH (absolute)
     output: Path
     study_name: str
+
+
+@dataclass(frozen=True)
+class EstimatorSection:
     threads: int | None
     pre_ms: float
     post_ms: float
-    calibration: str
-    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantizationSection:
+    calibration: str  # minmax | percentile | mse
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    path: Path
+    model: ModelSection
+    data: DataSection
+    board: str
+    space: SearchSpace  # unbound: `high: layers` is resolved with the model (SearchSpace.bind)
+    objectives: tuple[Objective, ...]
+    constraints: ConstraintsSection
+    run: RunSection
+    store: StoreSection
+    estimator: EstimatorSection
+    quantization: QuantizationSection
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def with_run(self, **changes: Any) -> StudyConfig:
+        """A copy with other run settings (n_trials, timeout, ...), as the command-line flags give them."""
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _dims(value: Any) -> TypeGuard[list[int]]:
-    return isinstance(value, list) and bool(value) and all(_positive_int(d) for d in value)
+    def with_output(self, output: Path) -> StudyConfig:
+        """A copy that keeps its output, and its journal, in `output`."""
+        store = StoreSection(f"journal:{(output / 'study.journal').resolve()}", output.resolve(), self.store.study_name)
+        return dataclasses.replace(self, store=store)
 
 
 def known_metrics(evaluator: str) -> dict[str, str] | None:
@@ -116,7 +155,21 @@ def known_metrics(evaluator: str) -> dict[str, str] | None:
     return {**PERF_METRICS, **RESOURCE_METRICS, **BUILTIN[evaluator].directions, **FIDELITY_DIRECTIONS}
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _dims(value: Any) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and bool(value) and all(_positive_int(d) for d in value)
+
+
 class _Checker:
+    """Collects problems; each section parser reports into it and returns its best reading of the section."""
+
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
@@ -124,13 +177,7 @@ class _Checker:
         self.problems.append(Problem(path, message))
 
     def keys(self, mapping: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                hint = closest(str(key), allowed)
-                self.add(
-                    f"{path}.{key}" if path else str(key),
-                    f"unknown key {key!r}" + (f"; did you mean {hint!r}?" if hint else f"; allowed: {', '.join(allowed)}"),
-                )
+        self.problems.extend(unknown_keys(mapping, allowed, path))
 
     def typed(self, value: Any, kinds: tuple[type, ...], path: str, what: str) -> bool:
         if isinstance(value, bool) and bool not in kinds:
@@ -141,125 +188,129 @@ class _Checker:
             return False
         return True
 
+    def mapping(self, value: Any, path: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.add(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        return dict(value)
 
-def _mapping(c: _Checker, value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        c.add(path, f"expected a mapping, got {type(value).__name__}")
-        return {}
-    return dict(value)
+    def data_spec(self, value: Any, path: str, base: Path) -> bool:
+        if not self.typed(value, (str,), path, "a data spec string"):
+            return False
+        if not value.startswith("pose-synth:") and not (base / value).exists():
+            self.add(path, f"no such file or folder: {(base / value).resolve()}")
+            return False
+        return True
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate a study file; raise ConfigError listing every problem with its YAML path."""
-    file = Path(path)
-    raw = load_mapping_file(file)
-    c = _Checker()
-    if not isinstance(raw, Mapping):
-        raise ConfigError(str(file), [Problem("", "the study file must be a mapping of sections")])
-    c.keys(raw, TOP_KEYS, "")
-    base = file.parent
-    # model
-    model_raw = raw.get("model")
-    model_path, input_shape = Path(), {}
-    if model_raw is None:
+# -- sections -----------------------------------------------------------------------------------------------
+def _model(c: _Checker, raw: Any, base: Path) -> ModelSection:
+    if raw is None:
         c.add("model", "missing: the ONNX model to explore (path, or {path, input_shape})")
-    else:
-        if isinstance(model_raw, Mapping):
-            c.keys(model_raw, ("path", "input_shape"), "model")
-            shape = model_raw.get("input_shape")
+        return ModelSection(Path(), {})
+    input_shape: dict[str, tuple[int, ...]] = {}
+    where = "model"
+    if isinstance(raw, Mapping):
+        c.keys(raw, ("path", "input_shape"), "model")
+        shape = raw.get("input_shape")
+        if _dims(shape):
+            input_shape = {"": tuple(shape)}
+        elif isinstance(shape, Mapping) and shape and all(_dims(v) for v in shape.values()):
+            input_shape = {str(k): tuple(v) for k, v in shape.items()}
+        elif shape is not None:
+            c.add(
+                "model.input_shape",
+                f"expected a list of positive integers (e.g. [1, 3, 224, 224]) or {{input name: list}}, got {shape!r}",
+            )
+        raw, where = raw.get("path"), "model.path"
+    if not c.typed(raw, (str,), where, "a file path"):
+        return ModelSection(Path(), input_shape)
+    path = (base / str(raw)).resolve()
+    if not path.is_file():
+        c.add("model", f"no such file: {path}")
+    return ModelSection(path, input_shape)
 
-            if _dims(shape):
-                input_shape = {"": list(shape)}
-            elif isinstance(shape, Mapping) and shape and all(_dims(v) for v in shape.values()):
-                input_shape = {str(k): list(v) for k, v in shape.items()}
-            elif shape is not None:
-                c.add(
-                    "model.input_shape",
-                    f"expected a list of positive integers (e.g. [1, 3, 224, 224]) or {{input name: list}}, got {shape!r}",
-                )
-            model_raw = model_raw.get("path")
-        where = "model" if not isinstance(raw.get("model"), Mapping) else "model.path"
-        if isinstance(model_raw, str) or c.typed(model_raw, (str,), where, "a file path"):
-            model_path = (base / str(model_raw)).resolve()
-            if not model_path.is_file():
-                c.add("model", f"no such file: {model_path}")
-    # data and evaluator
-    data = raw.get("data")
-    if data is None:
+
+def _data(c: _Checker, raw: Mapping[str, Any], base: Path) -> DataSection:
+    evaluation = raw.get("data")
+    if evaluation is None:
         c.add("data", "missing: evaluation data (file.npz, a folder, or pose-synth:COUNT:SEED)")
-    elif (
-        c.typed(data, (str,), "data", "a data spec string") and not data.startswith("pose-synth:") and not (base / data).exists()
-    ):
-        c.add("data", f"no such file or folder: {(base / data).resolve()}")
-    calib = raw.get("calibration_data")
-    if (
-        calib is not None
-        and c.typed(calib, (str,), "calibration_data", "a data spec string")
-        and not calib.startswith("pose-synth:")
-        and not (base / calib).exists()
-    ):
-        c.add("calibration_data", f"no such file or folder: {(base / calib).resolve()}")
+    else:
+        c.data_spec(evaluation, "data", base)
+    calibration = raw.get("calibration_data")
+    if calibration is not None:
+        c.data_spec(calibration, "calibration_data", base)
     evaluator = raw.get("evaluator", "pose")
     if (
         c.typed(evaluator, (str,), "evaluator", "pose, classification or module:function")
         and evaluator not in BUILTIN
         and ":" not in evaluator
     ):
-        hint = closest(evaluator, list(BUILTIN))
         c.add(
             "evaluator",
             f"unknown evaluator {evaluator!r}"
-            + (f"; did you mean {hint!r}?" if hint else "")
+            + did_you_mean(evaluator, BUILTIN)
             + "; use pose, classification or module:function",
         )
-    # board
-    board_name = raw.get("board")
-    family = "zynq_ultrascale_plus"
-    if board_name is None:
+    return DataSection(str(evaluation), str(calibration) if calibration else None, str(evaluator))
+
+
+def _board(c: _Checker, raw: Any) -> Board | None:
+    if raw is None:
         c.add("board", "missing: the board to explore for (see `explore hw boards`)")
-    elif c.typed(board_name, (str,), "board", "a board name"):
+    elif c.typed(raw, (str,), "board", "a board name"):
         try:
-            board = load_database().board(board_name)
-            board_name, family = board.name, board.family
+            return load_database().board(raw)
         except UnknownNameError as exc:
             c.add("board", str(exc))
-    # search space
-    space = raw.get("search_space")
+    return None
+
+
+def _space(c: _Checker, raw: Any, base: Path, board: Board | None) -> SearchSpace | None:
+    family = board.family if board else "zynq_ultrascale_plus"
     default_dpu = "dpu_zynqmp.yaml" if family == "zynq_ultrascale_plus" else "dpu_zynq7000.yaml"
     files_raw: list[Any] = [default_dpu, "pruning.yaml", "split.yaml"]
     overrides: dict[str, Any] = {}
-    if isinstance(space, list):
-        files_raw = space
-    elif isinstance(space, Mapping):
-        c.keys(space, ("files", "overrides"), "search_space")
-        files_value = space.get("files", files_raw)
+    if isinstance(raw, list):
+        files_raw = raw
+    elif isinstance(raw, Mapping):
+        c.keys(raw, ("files", "overrides"), "search_space")
+        files_value = raw.get("files", files_raw)
         if isinstance(files_value, list):
             files_raw = files_value
         else:
             c.add("search_space.files", f"expected a list of file names, got {files_value!r} (write [{files_value}])")
-        overrides = _mapping(c, space.get("overrides"), "search_space.overrides")
-    elif space is not None:
+        overrides = c.mapping(raw.get("overrides"), "search_space.overrides")
+    elif raw is not None:
         c.add("search_space", "expected a list of files or {files, overrides}")
-    from explorer.study.search_space import resolve_space_file
-
-    space_files = []
+    files = []
     for i, name in enumerate(files_raw):
         if c.typed(name, (str,), f"search_space.files[{i}]", "a file name"):
-            resolved = resolve_space_file(name, base)
-            if resolved is None:
+            found = resolve_space_file(name, base)
+            if found is None:
                 c.add(f"search_space.files[{i}]", f"no search space {name!r} next to the study or in search_spaces/")
             else:
-                space_files.append(resolved)
-    # objectives
-    metrics = known_metrics(evaluator if isinstance(evaluator, str) else "pose")
-    objectives: list[Objective] = []
-    objectives_raw = raw.get("objectives", [{"metric": "fps_multi", "direction": "maximize"}])
-    if not isinstance(objectives_raw, list) or not objectives_raw:
+                files.append(found)
+    if len(files) != len(files_raw):
+        return None
+    try:
+        space = load_space(files, overrides)
+    except ConfigError as exc:
+        c.problems.extend(exc.problems)
+        return None
+    if board is not None:
+        c.problems.extend(check_space(space, board, None, load_database(), board_facts(board)))
+    return space
+
+
+def _objectives(c: _Checker, raw: Any, metrics: dict[str, str] | None) -> tuple[Objective, ...]:
+    if not isinstance(raw, list) or not raw:
         c.add("objectives", "expected a non-empty list of {metric, direction}")
-        objectives_raw = []
-    for i, item in enumerate(objectives_raw):
+        return ()
+    out: list[Objective] = []
+    for i, item in enumerate(raw):
         p = f"objectives[{i}]"
         if not isinstance(item, Mapping):
             c.add(p, "expected {metric: NAME, direction: minimize|maximize}")
@@ -270,144 +321,156 @@ def load_study(path: str | Path) -> StudyConfig:
             c.add(f"{p}.metric", "missing or not a string")
             continue
         if metrics is not None and metric not in metrics:
-            hint = closest(metric, list(metrics))
             c.add(
                 f"{p}.metric",
-                f"unknown metric {metric!r}"
-                + (f"; did you mean {hint!r}?" if hint else "")
-                + f"; known: {', '.join(sorted(metrics))}",
+                f"unknown metric {metric!r}" + did_you_mean(metric, metrics) + f"; known: {', '.join(sorted(metrics))}",
             )
         if direction is None and metrics is not None and metric in metrics:
             direction = metrics[metric]
         if direction not in DIRECTIONS:
             c.add(f"{p}.direction", f"must be minimize or maximize, got {direction!r}")
             continue
-        objectives.append(Objective(metric, str(direction)))
-    if len({o.metric for o in objectives}) != len(objectives):
+        out.append(Objective(metric, str(direction)))
+    if len({o.metric for o in out}) != len(out):
         c.add("objectives", "each metric may appear once")
-    # constraints
-    cons = _mapping(c, raw.get("constraints"), "constraints")
+    return tuple(out)
+
+
+def _constraints(c: _Checker, raw: Any, metrics: dict[str, str] | None) -> ConstraintsSection:
+    cons = c.mapping(raw, "constraints")
     c.keys(cons, ("fit", "ceilings", "min", "max", "min_fps", "min_accuracy"), "constraints")
     fit = cons.get("fit", True)
     if not isinstance(fit, bool):
         c.add("constraints.fit", "expected true or false")
         fit = True
     ceilings = dict(DEFAULT_CEILINGS)
-    for kind, value in _mapping(c, cons.get("ceilings"), "constraints.ceilings").items():
+    for kind, value in c.mapping(cons.get("ceilings"), "constraints.ceilings").items():
         if kind not in RESOURCE_KINDS:
-            hint = closest(str(kind), RESOURCE_KINDS)
-            c.add(f"constraints.ceilings.{kind}", "unknown resource" + (f"; did you mean {hint!r}?" if hint else ""))
-        elif not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1:
+            c.add(f"constraints.ceilings.{kind}", "unknown resource" + did_you_mean(str(kind), RESOURCE_KINDS))
+        elif not _number(value) or not 0 < value <= 1:
             c.add(f"constraints.ceilings.{kind}", f"expected a fraction in (0, 1], got {value!r}")
         else:
             ceilings[kind] = float(value)
     bounds: list[Bound] = []
     for kind in ("min", "max"):
-        for metric, value in _mapping(c, cons.get(kind), f"constraints.{kind}").items():
+        for metric, value in c.mapping(cons.get(kind), f"constraints.{kind}").items():
             if metrics is not None and metric not in metrics:
                 c.add(f"constraints.{kind}.{metric}", f"unknown metric {metric!r}")
-            elif not isinstance(value, int | float) or isinstance(value, bool):
+            elif not _number(value):
                 c.add(f"constraints.{kind}.{metric}", f"expected a number, got {value!r}")
             else:
                 bounds.append(Bound(str(metric), float(value), kind))
     if "min_fps" in cons:
-        if isinstance(cons["min_fps"], int | float) and not isinstance(cons["min_fps"], bool) and cons["min_fps"] > 0:
+        if _number(cons["min_fps"]) and cons["min_fps"] > 0:
             bounds.append(Bound("fps_multi", float(cons["min_fps"]), "min"))
         else:
             c.add("constraints.min_fps", f"expected a positive number, got {cons['min_fps']!r}")
     if "min_accuracy" in cons:
-        acc = _mapping(c, cons["min_accuracy"], "constraints.min_accuracy")
+        acc = c.mapping(cons["min_accuracy"], "constraints.min_accuracy")
         c.keys(acc, ("metric", "value"), "constraints.min_accuracy")
-        metric, value = acc.get("metric"), acc.get("value")
-        directions = metrics or {}
-        if not isinstance(metric, str) or not isinstance(value, int | float):
+        name, floor = acc.get("metric"), acc.get("value")
+        if not isinstance(name, str) or not isinstance(floor, int | float) or isinstance(floor, bool):
             c.add("constraints.min_accuracy", "expected {metric: NAME, value: NUMBER}")
         else:
             # "minimum accuracy" means a bound in the metric's better direction
-            bounds.append(Bound(metric, float(value), "max" if directions.get(metric) == "minimize" else "min"))
-    # run settings
+            direction = (metrics or {}).get(name)
+            bounds.append(Bound(name, float(floor), "max" if direction == "minimize" else "min"))
+    return ConstraintsSection(fit, ceilings, tuple(bounds))
+
+
+def _run(c: _Checker, raw: Mapping[str, Any]) -> RunSection:
     sampler = raw.get("sampler", "nsga2")
     if sampler not in SAMPLERS:
-        hint = closest(str(sampler), SAMPLERS)
         c.add(
-            "sampler",
-            f"unknown sampler {sampler!r}" + (f"; did you mean {hint!r}?" if hint else "") + f"; choose {', '.join(SAMPLERS)}",
+            "sampler", f"unknown sampler {sampler!r}" + did_you_mean(str(sampler), SAMPLERS) + f"; choose {', '.join(SAMPLERS)}"
         )
     n_trials = raw.get("n_trials", 100)
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+    if not _positive_int(n_trials):
         c.add("n_trials", f"expected a positive integer, got {n_trials!r}")
         n_trials = 1
     timeout = raw.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
+    if timeout is not None and (not _number(timeout) or timeout <= 0):
         c.add("timeout", f"expected seconds (a positive number) or null, got {timeout!r}")
         timeout = None
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         c.add("seed", f"expected an integer, got {seed!r}")
         seed = 0
-    study_name = raw.get("study_name", file.stem)
+    return RunSection(str(sampler), int(n_trials), float(timeout) if timeout else None, int(seed))
+
+
+def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -> StoreSection:
+    study_name = raw.get("study_name", default_name)
     if not isinstance(study_name, str) or not study_name:
         c.add("study_name", "expected a non-empty string")
-        study_name = file.stem
+        study_name = default_name
     output_raw = raw.get("output", f"explore-out/{study_name}")
-    output = base / str(output_raw) if isinstance(output_raw, str) else base / "explore-out"
     if not isinstance(output_raw, str):
         c.add("output", "expected a folder path")
-    storage = raw.get("storage")
-    if storage is None:
-        storage = f"journal:{(output / 'study.journal').resolve()}"
-    elif not isinstance(storage, str) or not (
-        storage.startswith(("sqlite:", "postgresql", "mysql", "journal:")) or "://" in storage
-    ):
-        c.add("storage", f"expected an Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH, got {storage!r}")
-        storage = f"journal:{output / 'study.journal'}"
-    elif storage.startswith("journal:") and not storage[8:].strip():
+        output_raw = "explore-out"
+    output = (base / output_raw).resolve()
+    default_url = f"journal:{output / 'study.journal'}"
+    url = raw.get("storage")
+    if url is None:
+        url = default_url
+    elif not isinstance(url, str) or not (url.startswith(("sqlite:", "postgresql", "mysql", "journal:")) or "://" in url):
+        c.add("storage", f"expected an Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH, got {url!r}")
+        url = default_url
+    elif url.startswith("journal:") and not url[8:].strip():
         c.add("storage", "journal: needs a file path, e.g. journal:study.journal")
-    elif storage.startswith("journal:"):
-        storage = (
-            f"journal:{(base / storage[8:]).resolve()}"  # absolute: the lock and the resolved copy must not depend on the cwd
-        )
-    est = _mapping(c, raw.get("estimator"), "estimator")
+    elif url.startswith("journal:"):
+        url = f"journal:{(base / url[8:]).resolve()}"  # absolute: the lock and the resolved copy must not depend on the cwd
+    return StoreSection(str(url), output, str(study_name))
+
+
+def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
+    est = c.mapping(raw, "estimator")
     c.keys(est, ("threads", "pre_ms", "post_ms"), "estimator")
     threads = est.get("threads")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+    if threads is not None and not _positive_int(threads):
         c.add("estimator.threads", f"expected a positive integer, got {threads!r}")
         threads = None
-    pre, post = est.get("pre_ms", 0.0), est.get("post_ms", 0.0)
-    for name, value in (("pre_ms", pre), ("post_ms", post)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+    times = {}
+    for name in ("pre_ms", "post_ms"):
+        value = est.get(name, 0.0)
+        if not _number(value) or value < 0:
             c.add(f"estimator.{name}", f"expected milliseconds (>= 0), got {value!r}")
-    quant = _mapping(c, raw.get("quantization"), "quantization")
+            value = 0.0
+        times[name] = float(value)
+    return EstimatorSection(threads, times["pre_ms"], times["post_ms"])
+
+
+def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
+    quant = c.mapping(raw, "quantization")
     c.keys(quant, ("calibration",), "quantization")
     calibration = quant.get("calibration", "minmax")
     if calibration not in CALIBRATIONS:
         c.add("quantization.calibration", f"expected one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
-    if c.problems:
+    return QuantizationSection(str(calibration))
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study file; raise ConfigError listing every problem with its YAML path."""
+    file = Path(path)
+    raw = load_mapping_file(file)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(str(file), [Problem("", "the study file must be a mapping of sections")])
+    c = _Checker()
+    c.keys(raw, TOP_KEYS, "")
+    base = file.parent
+    model = _model(c, raw.get("model"), base)
+    data = _data(c, raw, base)
+    board = _board(c, raw.get("board"))
+    space = _space(c, raw.get("search_space"), base, board)
+    metrics = known_metrics(data.evaluator if data.evaluator else "pose")
+    objectives = _objectives(c, raw.get("objectives", [{"metric": "fps_multi", "direction": "maximize"}]), metrics)
+    constraints = _constraints(c, raw.get("constraints"), metrics)
+    run = _run(c, raw)
+    store = _store(c, raw, base, file.stem)
+    estimator = _estimator(c, raw.get("estimator"))
+    quantization = _quantization(c, raw.get("quantization"))
+    if c.problems or board is None or space is None:
         raise ConfigError(str(file), c.problems)
     return StudyConfig(
-        path=file.resolve(),
-        model=model_path,
-        input_shape=input_shape,
-        data=str(data),
-        calibration_data=str(calib) if calib else None,
-        evaluator=str(evaluator),
-        board=str(board_name),
-        space_files=tuple(space_files),
-        space_overrides=overrides,
-        objectives=tuple(objectives),
-        fit=bool(fit),
-        ceilings=ceilings,
-        bounds=tuple(bounds),
-        sampler=str(sampler),
-        n_trials=int(n_trials),
-        timeout=float(timeout) if timeout else None,
-        seed=int(seed),
-        storage=str(storage),
-        output=output.resolve(),
-        study_name=str(study_name),
-        threads=threads,
-        pre_ms=float(pre),
-        post_ms=float(post),
-        calibration=str(calibration),
-        raw=dict(raw),
+        file.resolve(), model, data, board.name, space, objectives, constraints, run, store, estimator, quantization
     )

@@ -22,7 +22,7 @@ from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.study.config import StudyConfig
 from explorer.study.record import DesignDetails, SubgraphSummary
-from explorer.study.search_space import DesignPoint, SearchSpace, board_facts, load_space
+from explorer.study.search_space import DesignPoint, SearchSpace, board_facts
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,14 @@ STUDY_SHAPE_KEY = "model.input_shape in the study"
 
 
 def model_input_names(cfg: StudyConfig) -> list[str]:
-    return [i.name for i in graph_inputs(read_model(cfg.model))]
+    return [i.name for i in graph_inputs(read_model(cfg.model.path))]
 
 
 def study_calibration(cfg: StudyConfig, names: list[str], data: Dataset | None = None) -> Dataset:
     """The study's calibration data (also the APoZ data): `calibration_data`, else the first 100 samples of `data`."""
-    if cfg.calibration_data:
-        return load_data(cfg.calibration_data, names, cfg.base_dir)
-    return (data or load_data(cfg.data, names, cfg.base_dir)).head(100)
+    if cfg.data.calibration:
+        return load_data(cfg.data.calibration, names, cfg.base_dir)
+    return (data or load_data(cfg.data.evaluation, names, cfg.base_dir)).head(100)
 
 
 def compress_options(point: DesignPoint, calibration_method: str) -> CompressOptions:
@@ -74,24 +74,24 @@ class StudyContext:
         self.db = load_database()
         self.board = self.db.board(cfg.board)
         names = model_input_names(cfg)
-        data = load_data(cfg.data, names, cfg.base_dir)
+        data = load_data(cfg.data.evaluation, names, cfg.base_dir)
         calibration = study_calibration(cfg, names, data)
         self.compression = CompressionContext(
-            cfg.model,
+            cfg.model.path,
             data,
             calibration,
-            load_evaluator(cfg.evaluator, cfg.base_dir),
-            cache_dir or cfg.output / "cache",
-            input_shapes=cfg.input_shape,
+            load_evaluator(cfg.data.evaluator, cfg.base_dir),
+            cache_dir or cfg.store.output / "cache",
+            input_shapes=cfg.model.input_shape,
             shape_option=STUDY_SHAPE_KEY,
         )
         self.layers = len(self.compression.graph.layers)
-        self.space: SearchSpace = load_space(cfg.space_files, cfg.space_overrides, self.layers, str(cfg.path))
+        self.space: SearchSpace = cfg.space.bind(self.layers)
         self.facts = board_facts(self.board)
         self._estimators: dict[str, Estimator] = {}
 
     def options(self, point: DesignPoint) -> CompressOptions:
-        return compress_options(point, self.cfg.calibration)
+        return compress_options(point, self.cfg.quantization.calibration)
 
     def estimator(self, options: CompressOptions) -> Estimator:
         key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])
@@ -104,13 +104,15 @@ class StudyContext:
         cfg = self.cfg
         spec = resolve(point.dpu, self.db)
         resources = estimate_resources(spec)
-        fit = check_fit(resources.total, self.board.device, cfg.ceilings)
+        fit = check_fit(resources.total, self.board.device, cfg.constraints.ceilings)
         options = self.options(point)
         estimator = self.estimator(options)
         placements = estimator.placements(point.dpu, point.split)
         accuracy = self.compression.measure_accuracy(options, point.dpu, placements)
         perf = estimator.estimate(
-            point.dpu, point.split, EstimateOptions(cfg.threads, cfg.pre_ms, cfg.post_ms, point.cpu_precision)
+            point.dpu,
+            point.split,
+            EstimateOptions(cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision),
         )
         values: dict[str, float] = {
             "fps_single": perf.fps_single,
@@ -130,9 +132,9 @@ class StudyContext:
         sources = {k: "model" for k in values}
         sources.update({k: "measured" for k in [*accuracy.metrics, *accuracy.fidelity]})
         constraints: dict[str, float] = {}
-        if cfg.fit:
+        if cfg.constraints.fit:
             constraints["resources"] = fit.constraint_value()
-        for bound in cfg.bounds:
+        for bound in cfg.constraints.bounds:
             value = values.get(bound.metric)
             if value is None:
                 raise ExplorerError(

@@ -22,109 +22,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.errors import ConfigError, ExplorerError, Problem
-from explorer.hardware.config import check_config, field_specs, parse_dpu_config, resolve
+from explorer.errors import ConfigError, ExplorerError
+from explorer.hardware.config import check_config, resolve
 from explorer.hardware.database import RESOURCE_KINDS, Board, HwDatabase
 from explorer.hardware.resources import Resources, check_fit, estimate_resources
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import Metrics, StudyContext
-from explorer.study.search_space import DesignPoint, Param, SearchSpace, _active, design_point
-
-PRECISIONS = ("fp32", "int8")
-
-
-def _values(param: Param, ends: bool = False) -> list[Any]:
-    """The values a parameter can take (a continuous range, or any range with `ends`: its two ends)."""
-    if param.kind == "categorical":
-        return list(param.choices)
-    if param.kind == "int" and not ends:
-        step = int(param.step or 1)
-        return list(range(int(param.low), int(param.high) + 1, step))
-    if param.kind == "int":
-        return sorted({int(param.low), int(param.high)})
-    return [param.low, param.high]
-
-
-def check_space(
-    space: SearchSpace,
-    board: Board,
-    layers: int,
-    db: HwDatabase,
-    facts: Mapping[str, Any],
-    overrides: Mapping[str, Any] | None = None,
-) -> list[Problem]:
-    """Every value of every parameter (and every fixed value) legal on `board`; one problem per bad value.
-    A parameter that the board's facts switch off (`when: {device_has_uram: true}`) is not checked."""
-    problems: list[Problem] = []
-    specs = field_specs(db)
-    fixed_dpu = {k: v for k, v in space.fixed.get("dpu", {}).items() if k != "uram_share"}  # uram_share: an encoding
-    try:
-        base = parse_dpu_config(fixed_dpu, board, source="search space", db=db)
-    except ConfigError as exc:
-        return [Problem(f"search_space: dpu fixed {p.path}", p.message) for p in exc.problems]
-    base_rules = {v.rule for v in check_config(base, board.device, db)}
-    plain_rules = {v.rule for v in check_config(parse_dpu_config({}, board, db=db), board.device, db)}
-    for key, value in fixed_dpu.items():
-        where = f"search_space.overrides.dpu.{key}" if f"dpu.{key}" in (overrides or {}) else f"search_space: dpu fixed {key}"
-        if key in specs:
-            alone = parse_dpu_config({key: value}, board, source="search space", db=db)
-            for violation in check_config(alone, board.device, db):
-                if violation.rule not in plain_rules:
-                    problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
-    for param in space.params:
-        if any(key in facts and facts[key] != wanted for key, wanted in param.when.items()):
-            continue
-        section, _, name = param.name.partition(".")
-        origin = param.name if param.name in (overrides or {}) else param.name.rsplit("_g", 1)[0]
-        where = (
-            f"search_space.overrides.{origin}"
-            if origin in (overrides or {})
-            else f"search_space (file {', '.join(f.name for f in space.files)}): {param.name}"
-        )
-        if section == "dpu" and name == "uram_share":
-            bad = [v for v in _values(param) if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1]
-            if bad:
-                problems.append(Problem(where, f"a share of the UltraRAM is a fraction in [0, 1], got {bad}"))
-            elif board.device.uram == 0 and any(_values(param)):
-                problems.append(Problem(where, f"{board.device.name} has no UltraRAM"))
-            continue
-        if section == "dpu":
-            if name not in specs:
-                problems.append(Problem(where, f"not a DPU configuration field; known: {', '.join(specs)}"))
-                continue
-            for value in _values(param, ends=True):
-                try:
-                    config = parse_dpu_config({**fixed_dpu, name: value}, board, source="search space", db=db)
-                except ConfigError as exc:
-                    problems.extend(Problem(where, f"{value!r}: {p.message}") for p in exc.problems)
-                    continue
-                if name == "alu_parallel":
-                    continue  # design_point caps it at each architecture's PP
-                for violation in check_config(config, board.device, db):
-                    if violation.rule not in base_rules:
-                        problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
-        elif section == "pruning" and name.startswith("threshold"):
-            bad = [v for v in _values(param) if not 0 < float(v) <= 1]
-            if bad:
-                problems.append(Problem(where, f"an APoZ threshold is a fraction in (0, 1], got {bad}"))
-        elif section == "pruning" and name == "multiple":
-            bad = [v for v in _values(param) if not isinstance(v, int) or isinstance(v, bool) or v < 1]
-            if bad:
-                problems.append(Problem(where, f"the channel multiple is a positive integer, got {bad}"))
-        elif section == "split" and name == "split":
-            bad = [v for v in _values(param) if not isinstance(v, int | float) or not 0 <= v <= layers]
-            if bad:
-                problems.append(
-                    Problem(where, f"the split index is a layer index in 0..{layers} (the model's layers), got {bad}")
-                )
-        elif section == "split" and name == "cpu_precision":
-            bad = [v for v in _values(param) if v not in PRECISIONS]
-            if bad:
-                problems.append(Problem(where, f"the CPU part's precision is fp32 or int8, got {bad}"))
-    precision = space.fixed.get("split", {}).get("cpu_precision")
-    if precision is not None and precision not in PRECISIONS:
-        problems.append(Problem("search_space.overrides.split.cpu_precision", f"fp32 or int8, got {precision!r}"))
-    return list(dict.fromkeys(problems))  # a per-group parameter says its problem once
+from explorer.study.search_space import DesignPoint, Param, SearchSpace, _active, _values, check_space, design_point
 
 
 # -- the fit ------------------------------------------------------------------------------------------------
@@ -197,9 +101,9 @@ def check_fit_possible(cfg: StudyConfig, ctx: StudyContext) -> FitVerdict:
     for candidate in _hardware_points(ctx.space, board, ctx.layers, db, ctx.facts):
         count += 1
         total = estimate_resources(resolve(candidate.dpu, db)).total
-        if check_fit(total, board.device, cfg.ceilings).fits:
+        if check_fit(total, board.device, cfg.constraints.ceilings).fits:
             return FitVerdict(count, candidate, "")
-        load = _load(total, board, cfg.ceilings)
+        load = _load(total, board, cfg.constraints.ceilings)
         for kind, value in load.items():
             lowest[kind] = min(lowest[kind], value)
         if max(load.values()) < best_load:
@@ -209,9 +113,10 @@ def check_fit_possible(cfg: StudyConfig, ctx: StudyContext) -> FitVerdict:
     over = [k for k, v in lowest.items() if v > 1]
     device = board.device
     if over:
+        ceilings = cfg.constraints.ceilings
         detail = "; ".join(
-            f"{k} needs at least {100 * lowest[k] * cfg.ceilings[k]:.0f} % of the {device.capacity(k)} of {device.name} "
-            f"(ceiling {100 * cfg.ceilings[k]:.0f} %)"
+            f"{k} needs at least {100 * lowest[k] * ceilings[k]:.0f} % of the {device.capacity(k)} of {device.name} "
+            f"(ceiling {100 * ceilings[k]:.0f} %)"
             for k in over
         )
         cause = f"ruled out by {', '.join(over)}: {detail}"
@@ -253,10 +158,10 @@ def probe(cfg: StudyConfig, ctx: StudyContext, point: DesignPoint) -> Metrics:
     except Exception as exc:
         raise ExplorerError(
             f"{cfg.path}: evaluating one design point failed, so every trial would "
-            f"(evaluator {cfg.evaluator}): {type(exc).__name__}: {exc}"
+            f"(evaluator {cfg.data.evaluator}): {type(exc).__name__}: {exc}"
         ) from exc
     wanted = [(f"objectives: {o.metric}", o.metric) for o in cfg.objectives]
-    wanted += [(f"constraints: {b.kind} {b.metric}", b.metric) for b in cfg.bounds]
+    wanted += [(f"constraints: {b.kind} {b.metric}", b.metric) for b in cfg.constraints.bounds]
     bad = []
     for where, metric in wanted:
         if metric not in metrics.values:
@@ -279,12 +184,12 @@ class Preflight:
 
 def run_checks(cfg: StudyConfig, ctx: StudyContext | None = None) -> Preflight:
     ctx = ctx or StudyContext(cfg)
-    problems = check_space(ctx.space, ctx.board, ctx.layers, ctx.db, ctx.facts, cfg.space_overrides)
+    problems = check_space(ctx.space, ctx.board, ctx.layers, ctx.db, ctx.facts)  # the file's checks passed: the split range
     if problems:
         raise ConfigError(str(cfg.path), problems)
     fit = check_fit_possible(cfg, ctx)
     if fit.fitting is None:
-        if cfg.fit:
+        if cfg.constraints.fit:
             raise ExplorerError(f"{cfg.path}: {fit.message}")
         points = _hardware_points(ctx.space, ctx.board, ctx.layers, ctx.db, ctx.facts)
         point = next(points, None)

@@ -152,7 +152,7 @@ def select_trial(cfg: StudyConfig, records: list[TrialRecord], number: int | Non
     if number is not None:
         found = [r for r in records if r.number == number]
         if not found:
-            raise ExplorerError(f"study {cfg.study_name!r} has no trial {number} (trials 0..{len(records) - 1})")
+            raise ExplorerError(f"study {cfg.store.study_name!r} has no trial {number} (trials 0..{len(records) - 1})")
         if not found[0].complete:
             reason = found[0].fail_reason or found[0].state.lower()
             raise ExplorerError(f"trial {number} did not finish ({reason}); choose a finished trial")
@@ -165,7 +165,7 @@ def select_trial(cfg: StudyConfig, records: list[TrialRecord], number: int | Non
     feasible = [r for r in complete if r.feasible]
     if not feasible:
         raise ExplorerError(
-            f"study {cfg.study_name!r} has {len(complete)} finished trials and none is feasible (resources over the "
+            f"study {cfg.store.study_name!r} has {len(complete)} finished trials and none is feasible (resources over the "
             "ceilings, or a bound missed); run more trials, or export one anyway with --trial N"
         )
     sign = 1.0 if directions[best] == "minimize" else -1.0

@@ -91,13 +91,13 @@ def worker_seed(study_seed: int, worker: int, existing: int, concurrent: bool) -
 
 
 def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(8, cfg.n_trials // 8)))
-    if cfg.sampler == "tpe":
+    if cfg.run.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(8, cfg.run.n_trials // 8)))
+    if cfg.run.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
-    if cfg.sampler == "random":
+    if cfg.run.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.sampler == "grid":
+    if cfg.run.sampler == "grid":
         grid: dict[str, list[Any]] = {}
         for p in space.params:
             if p.kind == "categorical":
@@ -122,8 +122,8 @@ def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(
-            study_name=cfg.study_name,
-            storage=open_storage(cfg.storage),
+            study_name=cfg.store.study_name,
+            storage=open_storage(cfg.store.url),
             directions=[
                 optuna.study.StudyDirection.MINIMIZE if o.direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
                 for o in cfg.objectives
@@ -131,20 +131,20 @@ def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.
             load_if_exists=True,
         )
     except ValueError as exc:  # e.g. the stored study has another number of objectives
-        raise ExplorerError(f"the study {cfg.study_name!r} in {cfg.storage} cannot be opened: {exc}") from None
+        raise ExplorerError(f"the study {cfg.store.study_name!r} in {cfg.store.url} cannot be opened: {exc}") from None
     meta = {
         "objectives": [[o.metric, o.direction] for o in cfg.objectives],
         "board": cfg.board,
-        "model": str(cfg.model),
+        "model": str(cfg.model.path),
         "study_file": str(cfg.path),
-        "evaluator": cfg.evaluator,
+        "evaluator": cfg.data.evaluator,
     }
     if study.user_attrs.get("explorer") != meta:
         if study.user_attrs.get("explorer") and [tuple(x) for x in study.user_attrs["explorer"]["objectives"]] != [
             (o.metric, o.direction) for o in cfg.objectives
         ]:
             raise ExplorerError(
-                f"the study {cfg.study_name!r} in {cfg.storage} was created with other objectives "
+                f"the study {cfg.store.study_name!r} in {cfg.store.url} was created with other objectives "
                 f"({study.user_attrs['explorer']['objectives']}); use another output folder or study_name"
             )
         study.set_user_attr("explorer", meta)
@@ -152,13 +152,13 @@ def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.
         print(f"note: trial {number} was left RUNNING and is now recorded as failed: {reason}", file=sys.stderr)
     trials = study.get_trials(deepcopy=False)
     concurrent = any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-    study.sampler = make_sampler(cfg, space, worker_seed(cfg.seed, worker, len(trials), concurrent))
+    study.sampler = make_sampler(cfg, space, worker_seed(cfg.run.seed, worker, len(trials), concurrent))
     return study
 
 
 def load_existing(cfg: StudyConfig) -> optuna.Study:
     """The study as stored, for reading (report, export); a clear error when it was never run."""
-    return load_stored(cfg.study_name, cfg.storage)
+    return load_stored(cfg.store.study_name, cfg.store.url)
 
 
 def load_records(cfg: StudyConfig) -> list[TrialRecord]:
@@ -284,7 +284,7 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     for name, value in metrics.constraints.items():
         trial.set_constraint(name, value if math.isfinite(value) else 1e9)
     point_dict = point.to_dict()
-    folder = trial_folder(cfg.output, trial.number)
+    folder = trial_folder(cfg.store.output, trial.number)
     write_artifacts(folder, point_dict, metrics, render_dpu_conf(resolve(point.dpu, ctx.db), ctx.board))
     write_result(trial, point_dict, metrics.values, metrics.sources, metrics.details, folder)
     objective_values = [metrics.values[o.metric] for o in cfg.objectives]
@@ -295,19 +295,19 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
 
 
 def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: StudyContext | None = None) -> int:
-    """Run trials until the study holds cfg.n_trials finished ones (or the timeout); returns trials run here."""
+    """Run trials until the study holds cfg.run.n_trials finished ones (or the timeout); returns trials run here."""
     ctx = ctx or StudyContext(cfg)
     study = open_study(cfg, ctx.space, worker)
     me = Worker.current()
     parent = os.getppid()
     start = time.time()
-    bar = Progress(cfg.n_trials, start, progress and worker == 0, finished_count(study))
+    bar = Progress(cfg.run.n_trials, start, progress and worker == 0, finished_count(study))
     streak = FailureStreak()
     ran = 0
     while True:
         done = finished_count(study)
         bar.update(done, study)
-        if done >= cfg.n_trials or (cfg.timeout is not None and time.time() - start >= cfg.timeout):
+        if done >= cfg.run.n_trials or (cfg.run.timeout is not None and time.time() - start >= cfg.run.timeout):
             break
         if worker and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
@@ -361,12 +361,12 @@ def _worker_entry(cfg: StudyConfig, worker: int) -> None:
 
 def run_study(cfg: StudyConfig, workers: int = 1, progress: bool = True, ctx: StudyContext | None = None) -> optuna.Study:
     """Run the study with `workers` processes on one storage; returns the study."""
-    if workers > 1 and not cfg.storage.startswith(("journal:", "postgresql", "mysql")):
+    if workers > 1 and not cfg.store.url.startswith(("journal:", "postgresql", "mysql")):
         raise ExplorerError("several workers need a journal file or a database server storage, not SQLite")
     try:
-        cfg.output.mkdir(parents=True, exist_ok=True)
+        cfg.store.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExplorerError(f"cannot create the output folder {cfg.output}: {exc.strerror}") from None
+        raise ExplorerError(f"cannot create the output folder {cfg.store.output}: {exc.strerror}") from None
     spawn = multiprocessing.get_context("spawn")
     others = [spawn.Process(target=_worker_entry, args=(cfg, w), name=f"explore-worker-{w}") for w in range(1, workers)]
     for process in others:

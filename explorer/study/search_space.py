@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from explorer.datafiles import data_path
-from explorer.errors import ConfigError, ExplorerError, Problem, closest
+from explorer.errors import ConfigError, ExplorerError, Problem, did_you_mean, unknown_keys
 from explorer.fileio import load_mapping_file
-from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
+from explorer.hardware.config import DpuConfig, check_config, field_specs, parse_dpu_config, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 
 KINDS = ("categorical", "int", "float")
@@ -37,6 +37,7 @@ class Param:
     step: float | None = None
     log: bool = False
     when: Mapping[str, Any] = field(default_factory=dict)
+    high_is_layers: bool = False  # `high: layers`: the model's layer count, known once the model is loaded
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,15 @@ class SearchSpace:
     fixed: Mapping[str, Mapping[str, Any]]  # section -> fixed values
     prune_groups: int
     files: tuple[Path, ...] = ()
+    overridden: frozenset[str] = frozenset()  # the `section.param` names the study's overrides set
 
     def names(self) -> list[str]:
         return [p.name for p in self.params]
+
+    def bind(self, layers: int) -> SearchSpace:
+        """The space for a model of `layers` layers: every `high: layers` becomes that count."""
+        params = tuple(replace(p, high=float(layers), high_is_layers=False) if p.high_is_layers else p for p in self.params)
+        return replace(self, params=params)
 
 
 @dataclass(frozen=True)
@@ -93,14 +100,11 @@ def resolve_space_file(name: str, base: Path) -> Path | None:
     return bundled if bundled.is_file() else None
 
 
-def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: int) -> Param | None:
+def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: int | None) -> Param | None:
     if not isinstance(spec, Mapping):
         problems.append(Problem(where, "expected a mapping with kind and choices or low/high"))
         return None
-    for key in spec:
-        if key not in PARAM_KEYS:
-            hint = closest(str(key), PARAM_KEYS)
-            problems.append(Problem(f"{where}.{key}", "unknown key" + (f"; did you mean {hint!r}?" if hint else "")))
+    problems.extend(unknown_keys(spec, PARAM_KEYS, where))
     kind = spec.get("kind", "categorical" if "choices" in spec else None)
     if kind not in KINDS:
         problems.append(Problem(f"{where}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}"))
@@ -116,21 +120,25 @@ def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: in
             return None
         return Param(name, kind, tuple(choices), when=dict(when))
     low, high = spec.get("low"), spec.get("high")
-    if high == "layers":
-        high = layers
+    symbolic = high == "layers"
+    if symbolic:
+        high = layers if layers is not None else low  # resolved by SearchSpace.bind
     if not isinstance(low, int | float) or not isinstance(high, int | float) or isinstance(low, bool) or low > high:
-        problems.append(Problem(where, f"expected numbers low <= high, got low={low!r} high={high!r}"))
+        problems.append(Problem(where, f"expected numbers low <= high, got low={low!r} high={spec.get('high')!r}"))
         return None
     step = spec.get("step")
     if step is not None and (not isinstance(step, int | float) or step <= 0):
         problems.append(Problem(f"{where}.step", f"expected a positive number, got {step!r}"))
         step = None
-    return Param(name, kind, (), float(low), float(high), float(step) if step else None, bool(spec.get("log", False)), dict(when))
+    log, pending = bool(spec.get("log", False)), symbolic and layers is None
+    return Param(name, kind, (), float(low), float(high), float(step) if step else None, log, dict(when), pending)
 
 
-def load_space(files: Sequence[Path], overrides: Mapping[str, Any], layers: int, source: str = "search space") -> SearchSpace:
+def load_space(
+    files: Sequence[Path], overrides: Mapping[str, Any], layers: int | None = None, source: str = "search space"
+) -> SearchSpace:
     """Parameters of the given space files with `overrides` (`section.param: {spec changes}` or a fixed value,
-    `pruning.groups: N`). `high: layers` stands for the model's layer count."""
+    `pruning.groups: N`). `high: layers` stands for the model's layer count: given, or kept for `bind`."""
     problems: list[Problem] = []
     specs: dict[str, dict[str, Any]] = {}
     origin: dict[str, str] = {}
@@ -168,8 +176,7 @@ def load_space(files: Sequence[Path], overrides: Mapping[str, Any], layers: int,
             continue
         if isinstance(value, Mapping):
             if key not in specs:
-                hint = closest(key, list(specs))
-                problems.append(Problem(where, "no such parameter to change" + (f"; did you mean {hint!r}?" if hint else "")))
+                problems.append(Problem(where, "no such parameter to change" + did_you_mean(key, specs)))
                 continue
             base = specs[key] if isinstance(specs[key], dict) else {}
             if "choices" in value:
@@ -193,7 +200,99 @@ def load_space(files: Sequence[Path], overrides: Mapping[str, Any], layers: int,
                 params.append(param)
     if problems:
         raise ConfigError(source, problems)
-    return SearchSpace(tuple(params), fixed, groups, tuple(files))
+    return SearchSpace(tuple(params), fixed, groups, tuple(files), frozenset(overrides))
+
+
+PRECISIONS = ("fp32", "int8")
+
+
+def _values(param: Param, ends: bool = False) -> list[Any]:
+    """The values a parameter can take (a continuous range, or any range with `ends`: its two ends)."""
+    if param.kind == "categorical":
+        return list(param.choices)
+    if param.kind == "int" and not ends:
+        step = int(param.step or 1)
+        return list(range(int(param.low), int(param.high) + 1, step))
+    if param.kind == "int":
+        return sorted({int(param.low), int(param.high)})
+    return [param.low, param.high]
+
+
+def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwDatabase, facts: Mapping[str, Any]) -> list[Problem]:
+    """Every value of every parameter (and every fixed value) legal on `board`; one problem per bad value.
+    A parameter that the board's facts switch off (`when: {device_has_uram: true}`) is not checked; the
+    split range is checked once the model's layer count is known (`layers`)."""
+    overrides = space.overridden
+    problems: list[Problem] = []
+    specs = field_specs(db)
+    fixed_dpu = {k: v for k, v in space.fixed.get("dpu", {}).items() if k != "uram_share"}  # uram_share: an encoding
+    try:
+        base = parse_dpu_config(fixed_dpu, board, source="search space", db=db)
+    except ConfigError as exc:
+        return [Problem(f"search_space: dpu fixed {p.path}", p.message) for p in exc.problems]
+    base_rules = {v.rule for v in check_config(base, board.device, db)}
+    plain_rules = {v.rule for v in check_config(parse_dpu_config({}, board, db=db), board.device, db)}
+    for key, value in fixed_dpu.items():
+        where = f"search_space.overrides.dpu.{key}" if f"dpu.{key}" in overrides else f"search_space: dpu fixed {key}"
+        if key in specs:
+            alone = parse_dpu_config({key: value}, board, source="search space", db=db)
+            for violation in check_config(alone, board.device, db):
+                if violation.rule not in plain_rules:
+                    problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
+    for param in space.params:
+        if any(key in facts and facts[key] != wanted for key, wanted in param.when.items()):
+            continue
+        section, _, name = param.name.partition(".")
+        origin = param.name if param.name in overrides else param.name.rsplit("_g", 1)[0]
+        where = (
+            f"search_space.overrides.{origin}"
+            if origin in overrides
+            else f"search_space (file {', '.join(f.name for f in space.files)}): {param.name}"
+        )
+        if section == "dpu" and name == "uram_share":
+            bad = [v for v in _values(param) if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1]
+            if bad:
+                problems.append(Problem(where, f"a share of the UltraRAM is a fraction in [0, 1], got {bad}"))
+            elif board.device.uram == 0 and any(_values(param)):
+                problems.append(Problem(where, f"{board.device.name} has no UltraRAM"))
+            continue
+        if section == "dpu":
+            if name not in specs:
+                problems.append(Problem(where, f"not a DPU configuration field; known: {', '.join(specs)}"))
+                continue
+            for value in _values(param, ends=True):
+                try:
+                    config = parse_dpu_config({**fixed_dpu, name: value}, board, source="search space", db=db)
+                except ConfigError as exc:
+                    problems.extend(Problem(where, f"{value!r}: {p.message}") for p in exc.problems)
+                    continue
+                if name == "alu_parallel":
+                    continue  # design_point caps it at each architecture's PP
+                for violation in check_config(config, board.device, db):
+                    if violation.rule not in base_rules:
+                        problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
+        elif section == "pruning" and name.startswith("threshold"):
+            bad = [v for v in _values(param) if not 0 < float(v) <= 1]
+            if bad:
+                problems.append(Problem(where, f"an APoZ threshold is a fraction in (0, 1], got {bad}"))
+        elif section == "pruning" and name == "multiple":
+            bad = [v for v in _values(param) if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+            if bad:
+                problems.append(Problem(where, f"the channel multiple is a positive integer, got {bad}"))
+        elif section == "split" and name == "split" and layers is not None:
+            bad = [v for v in _values(param) if not isinstance(v, int | float) or not 0 <= v <= layers]
+            if bad:
+                problems.append(
+                    Problem(where, f"the split index is a layer index in 0..{layers} (the model's layers), got {bad}")
+                )
+        elif section == "split" and name == "cpu_precision":
+            bad = [v for v in _values(param) if v not in PRECISIONS]
+            if bad:
+                problems.append(Problem(where, f"the CPU part's precision is fp32 or int8, got {bad}"))
+    precision = space.fixed.get("split", {}).get("cpu_precision")
+    if precision is not None and precision not in PRECISIONS:
+        problems.append(Problem("search_space.overrides.split.cpu_precision", f"fp32 or int8, got {precision!r}"))
+    return list(dict.fromkeys(problems))  # a per-group parameter says its problem once
 
 
 def _active(param: Param, facts: Mapping[str, Any], values: Mapping[str, Any]) -> bool:

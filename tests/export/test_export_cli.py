@@ -72,8 +72,8 @@ def test_export_without_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_model_parts_chain_to_the_whole_model(study_file: Path) -> None:
     cfg = load_study(study_file)
-    calib = load_data(cfg.calibration_data or cfg.data, ["input"], cfg.base_dir)
-    ctx = CompressionContext(cfg.model, calib, calib, load_evaluator(cfg.evaluator), cfg.output / "cache")
+    calib = load_data(cfg.data.calibration or cfg.data.evaluation, ["input"], cfg.base_dir)
+    ctx = CompressionContext(cfg.model.path, calib, calib, load_evaluator(cfg.data.evaluator), cfg.store.output / "cache")
     whole = model_parts(ctx, CompressOptions(split=None), "net")
     assert whole.cpu_part is None and whole.cut_tensors == whole.outputs
     feed = {"input": calib.inputs["input"][:1].astype(np.float32)}

@@ -112,7 +112,12 @@ def test_hostile_strings_are_escaped_in_every_field(tmp_path: Path, monkeypatch:
     from explorer.report import html as report_html
     from explorer.report.data import ParetoInfo
 
-    cfg = dataclasses.replace(small_study(tmp_path), study_name=f"s{HOSTILE}", model=tmp_path / f"m{HOSTILE}.onnx")
+    cfg = small_study(tmp_path)
+    cfg = dataclasses.replace(
+        cfg,
+        store=dataclasses.replace(cfg.store, study_name=f"s{HOSTILE}"),
+        model=dataclasses.replace(cfg.model, path=tmp_path / f"m{HOSTILE}.onnx"),
+    )
     metric = f"acc{HOSTILE}"
     good = TrialRow(
         0,

@@ -21,10 +21,10 @@ def problems(name: str) -> dict[str, str]:
 
 def test_bundled_examples_are_valid() -> None:
     cfg = load_study(EXAMPLE)
-    assert cfg.board == "Ultra96-V2" and cfg.n_trials == 200 and cfg.sampler == "nsga2"
+    assert cfg.board == "Ultra96-V2" and cfg.run.n_trials == 200 and cfg.run.sampler == "nsga2"
     assert [o.metric for o in cfg.objectives] == ["fps_multi", "euclidean_error", "lut"]
-    assert cfg.model.is_file() and cfg.storage.startswith("journal:") and cfg.storage.endswith("study.journal")
-    assert [b.metric for b in cfg.bounds] == ["pck"] and cfg.bounds[0].kind == "min"
+    assert cfg.model.path.is_file() and cfg.store.url.startswith("journal:") and cfg.store.url.endswith("study.journal")
+    assert [b.metric for b in cfg.constraints.bounds] == ["pck"] and cfg.constraints.bounds[0].kind == "min"
     assert load_study(EXAMPLE.with_name("study_kv260.yaml")).board == "KV260"
 
 
@@ -51,5 +51,37 @@ def test_paths_are_relative_to_the_study_file(tmp_path: Path) -> None:
     (tmp_path / "sub" / "m.onnx").write_bytes(EXAMPLE.with_name("mobilepose_dsnt.onnx").read_bytes())
     study.write_text("model: m.onnx\ndata: pose-synth:8:1\nboard: kv260\noutput: out\n")
     cfg = load_study(study)
-    assert cfg.model == (tmp_path / "sub" / "m.onnx").resolve() and cfg.output == (tmp_path / "sub" / "out").resolve()
-    assert cfg.space_files[0].name == "dpu_zynqmp.yaml"  # the board's family picks the default DPU space
+    assert cfg.model.path == (tmp_path / "sub" / "m.onnx").resolve() and cfg.store.output == (tmp_path / "sub" / "out").resolve()
+    assert cfg.space.files[0].name == "dpu_zynqmp.yaml"  # the board's family picks the default DPU space
+
+
+def test_the_search_space_is_checked_before_any_model_is_read(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_text("not a model: load_study must not read it")
+    study = tmp_path / "s.yaml"
+    study.write_text("model: m.onnx\ndata: pose-synth:8:1\nboard: pynq-z2\nsearch_space: {overrides: {dpu.softmax: true}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_study(study)
+    (problem,) = info.value.problems
+    assert problem.path == "search_space.overrides.dpu.softmax" and "softmax-zynq7000" in problem.message
+
+
+def test_high_layers_stays_symbolic_until_the_model_is_known() -> None:
+    cfg = load_study(EXAMPLE)
+    (split,) = [p for p in cfg.space.params if p.name == "split.split"]
+    assert split.high_is_layers
+    (bound,) = [p for p in cfg.space.bind(57).params if p.name == "split.split"]
+    assert bound.high == 57 and not bound.high_is_layers
+
+
+def test_sections_are_frozen(tmp_path: Path) -> None:
+    import dataclasses
+
+    cfg = load_study(EXAMPLE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.run.n_trials = 3  # type: ignore[misc]
+    assert cfg.with_run(n_trials=3).run.n_trials == 3 and cfg.run.n_trials == 200
+    moved = cfg.with_output(tmp_path / "o")
+    assert (
+        moved.store.output == (tmp_path / "o").resolve()
+        and moved.store.url == f"journal:{(tmp_path / 'o' / 'study.journal').resolve()}"
+    )

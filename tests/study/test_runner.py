@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -25,7 +24,7 @@ def small_study(tmp_path: Path, **extra: object) -> StudyConfig:
     )
     path = tmp_path / "study.yaml"
     path.write_text(text)
-    return dataclasses.replace(load_study(path), **extra)  # type: ignore[arg-type]
+    return load_study(path).with_run(**extra)
 
 
 @pytest.mark.slow
@@ -41,7 +40,7 @@ def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
     assert {p.name for p in folder.iterdir()} == {"arch.json", "dpu_conf.vh", "partition.json", "metrics.json"}
     assert json.loads((folder / "arch.json").read_text())["fingerprint"].startswith("0x1")
     # rerunning the same study with a larger budget resumes it
-    study = run_study(dataclasses.replace(cfg, n_trials=7), progress=False)
+    study = run_study(cfg.with_run(n_trials=7), progress=False)
     assert finished_count(study) == 7 and len(study.trials) == 7
 
 
@@ -64,7 +63,7 @@ def test_failed_and_interrupted_trials(tmp_path: Path, monkeypatch: pytest.Monke
         run_study(cfg, progress=False)
     from explorer.study.store import storage_for
 
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg.storage))
+    study = optuna.load_study(study_name=cfg.store.study_name, storage=storage_for(cfg.store.url))
     states = [(t.state.name, t.user_attrs.get("fail_reason", "")) for t in study.trials]
     assert states[1] == ("FAIL", "RuntimeError: simulated failure")
     assert states[3] == ("FAIL", "interrupted by the user")

@@ -15,6 +15,7 @@ import pytest
 from explorer.errors import ExplorerError
 from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import FAIL_FAST, FailureStreak, StudyStopped, run_study, worker_seed
+from explorer.study.search_space import load_space
 from explorer.study.store import WORKER_ATTR, Worker, close_stale_trials, repair_journal, storage_for
 from tests.study.test_runner import small_study
 
@@ -99,14 +100,14 @@ def test_an_evaluator_that_always_fails_stops_the_study(tmp_path: Path, monkeypa
     with pytest.raises(StudyStopped) as stopped:
         run_study(cfg, progress=False)
     assert "ZeroDivisionError: division by zero" in str(stopped.value) and stopped.value.exit_code == 4
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage_for(cfg.storage))
+    study = optuna.load_study(study_name=cfg.store.study_name, storage=storage_for(cfg.store.url))
     assert [t.state.name for t in study.trials] == ["FAIL"] * FAIL_FAST
 
 
 @pytest.mark.slow
 def test_a_repeated_design_point_reuses_the_earlier_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = small_study(tmp_path, n_trials=4)
-    cfg = dataclasses.replace(cfg, space_files=cfg.space_files[:1])
+    cfg = dataclasses.replace(cfg, space=load_space(cfg.space.files[:1], {}))  # the hardware side only
     calls = {"n": 0}
     original = StudyContext.metrics
 
@@ -119,7 +120,7 @@ def test_a_repeated_design_point_reuses_the_earlier_result(tmp_path: Path, monke
     first = study.trials[0]
     for _ in range(2):  # the same parameters again, as a sampler may propose them
         study.enqueue_trial(first.params)
-    study = run_study(dataclasses.replace(cfg, n_trials=6), progress=False)
+    study = run_study(cfg.with_run(n_trials=6), progress=False)
     assert calls["n"] == 4
     again = study.trials[4:]
     assert [t.user_attrs["same_as"] for t in again] == [0, 0]
