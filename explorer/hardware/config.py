@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from explorer.errors import ConfigError, ExplorerError, IllegalConfigError, Problem, RuleViolation, closest
+from explorer.errors import ConfigError, ExplorerError, IllegalConfigError, Problem, RuleViolation, did_you_mean, unknown_keys
 from explorer.hardware.database import Architecture, Board, Device, DpuIpData, HwDatabase, IpVersion, load_database
 
 RAM_USAGES = ("low", "high")
@@ -133,9 +133,8 @@ def _coerce(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
         elif spec.name != "ip_version":
             value = value.lower()
     if spec.choices and value not in spec.choices:
-        hint = closest(str(value), [str(c) for c in spec.choices])
         msg = f"must be one of {', '.join(str(c) for c in spec.choices)}, got {value!r}"
-        return None, msg + (f" (did you mean {hint!r}?)" if hint else "")
+        return None, msg + did_you_mean(str(value), [str(c) for c in spec.choices])
     if spec.minimum is not None and value < spec.minimum:
         return None, f"must be at least {spec.minimum:g}, got {value!r}"
     if spec.maximum is not None and value > spec.maximum:
@@ -184,9 +183,7 @@ def parse_dpu_config(
         key_s = str(key)
         spec = specs.get(key_s)
         if spec is None:
-            hint = closest(key_s, FIELD_NAMES)
-            msg = f"unknown key {key_s!r}" + (f"; did you mean {hint!r}?" if hint else f"; known keys: {', '.join(FIELD_NAMES)}")
-            problems.append(Problem(prefix + key_s, msg))
+            problems.extend(unknown_keys({key_s: raw}, FIELD_NAMES, path))
             continue
         value, error = _coerce(spec, raw)
         if error:
