@@ -71,6 +71,11 @@ class CompressOptions:
     def cpu_precision(self) -> str:
         return "int8" if self.quantize == "all" else "fp32"
 
+    @property
+    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int]:
+        """What the pruned model depends on, as a hashable value."""
+        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups
+
 
 @dataclass(frozen=True)
 class CompressResult:
@@ -127,7 +132,7 @@ class CompressionContext:
         self.eval_model = normalize(prepare_model(raw, shapes, source=str(self.path)))  # batch B: evaluation
         self._apoz: dict[int, ApozReport] = {}
         self._float_outputs: dict[str, np.ndarray] | None = None
-        self._pruned: dict[str, tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
+        self._pruned: dict[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
     # -- pruning -------------------------------------------------------------------------------------------
@@ -170,7 +175,7 @@ class CompressionContext:
 
     def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""
-        key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])
+        key = options.pruning_key
         if key not in self._pruned:
             if not options.prune:
                 self._pruned[key] = (self.eval_model, self.graph, {})

@@ -292,8 +292,23 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
         )
     if arch is None or ip is None:
         return out
+    return [
+        *_device_rules(config, device, ip, lim),
+        *_ip_option_rules(config, arch, ip, lim),
+        *_uram_rules(config, device, arch, db),
+        *_clock_rules(config, device, lim),
+    ]
+
+
+def _family_name(device: Device) -> str:
+    return "Zynq-7000" if device.family == "zynq7000" else "Zynq UltraScale+"
+
+
+def _device_rules(config: DpuConfig, device: Device, ip: IpVersion, lim: DpuIpData) -> list[RuleViolation]:
+    """What the device family allows: the IP version, the core count, the Zynq-7000 limits, DSP cascade."""
+    out: list[RuleViolation] = []
     z7 = device.family == "zynq7000"
-    fam = "Zynq-7000" if z7 else "Zynq UltraScale+"
+    fam = _family_name(device)
     if device.family not in ip.families:
         out.append(
             RuleViolation(
@@ -330,6 +345,12 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
                 "dsp-cascade", f"DSP cascade length must be {c_lo}-{c_hi} (CONV_DSP_CASC_MAX), got {config.dsp_cascade}"
             )
         )
+    return out
+
+
+def _ip_option_rules(config: DpuConfig, arch: Architecture, ip: IpVersion, lim: DpuIpData) -> list[RuleViolation]:
+    """Options the IP version fixes or adds: the v4 ALU (always-on engines, parallelism, LeakyReLU), argmax."""
+    out: list[RuleViolation] = []
     if ip.is_v4:
         fixed = [name for name in ("depthwise", "avg_pool", "elew_mult") if not getattr(config, name)]
         if fixed:
@@ -366,6 +387,13 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
             out.append(RuleViolation("alu-leakyrelu", f"alu_leakyrelu is an IP 4.x option, not available on IP {ip.version}"))
         if config.save_argmax:
             out.append(RuleViolation("save-argmax", f"save_argmax needs IP 4.1 (Vitis AI 3.0+); IP {ip.version} has no argmax"))
+    return out
+
+
+def _uram_rules(config: DpuConfig, device: Device, arch: Architecture, db: HwDatabase) -> list[RuleViolation]:
+    """UltraRAM: on the device at all, whole banks, no more than the banks it replaces, no more than there is."""
+    out: list[RuleViolation] = []
+    lim = db.ip
     if config.uram_per_core:
         per_bank = per_bank_uram(arch)
         if device.uram == 0:
@@ -396,6 +424,12 @@ def check_config(config: DpuConfig, device: Device, db: HwDatabase | None = None
                         f"exceeds the {device.uram} UltraRAMs of {device.name}",
                     )
                 )
+    return out
+
+
+def _clock_rules(config: DpuConfig, device: Device, lim: DpuIpData) -> list[RuleViolation]:
+    out: list[RuleViolation] = []
+    fam = _family_name(device)
     clock_range = lim.clock_mhz_range.get(device.family)
     if clock_range and not clock_range[0] <= config.clock_mhz <= clock_range[1]:
         out.append(

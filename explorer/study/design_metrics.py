@@ -6,9 +6,9 @@ built once in `StudyContext` (data, the compression context, one latency Estimat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
@@ -88,13 +88,13 @@ class StudyContext:
         self.layers = len(self.compression.graph.layers)
         self.space: SearchSpace = cfg.space.bind(self.layers)
         self.facts = board_facts(self.board)
-        self._estimators: dict[str, Estimator] = {}
+        self._estimators: dict[tuple[Any, ...], Estimator] = {}
 
     def options(self, point: DesignPoint) -> CompressOptions:
         return compress_options(point, self.cfg.quantization.calibration)
 
     def estimator(self, options: CompressOptions) -> Estimator:
-        key = json.dumps([sorted(options.prune.items()), options.prune_multiple, options.prune_groups])
+        key = options.pruning_key
         if key not in self._estimators:
             _, graph, _ = self.compression.pruned(options)
             self._estimators[key] = Estimator(graph, self.board, db=self.db)
