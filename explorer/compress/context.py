@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from explorer.compress import QUANTIZE_MODES, default_cache_dir
-from explorer.compress.prune import ApozReport, ClusterStats, apply_pruning, choose_channels, measure_apoz
+from explorer.compress import QUANTIZE_MODES
+from explorer.compress.cache import JsonCache
+from explorer.compress.prune import ApozReport, apply_pruning, choose_channels, measure_apoz
 from explorer.compress.quantize import _insert_qdq, quantize
 from explorer.data.loaders import Dataset
 from explorer.dpu.support import DPU, Placement, place_layers
@@ -122,8 +122,7 @@ class CompressionContext:
         self.raw = raw
         self.digest = file_digest(self.path)
         self.data, self.calibration, self.evaluator = data, calibration, evaluator
-        self.cache_dir = cache_dir or default_cache_dir()
-        self.use_cache = use_cache
+        self.cache = JsonCache(cache_dir, use_cache)
         # batch 1: placements and latency
         self.graph = graph_from_model(raw, input_shapes, source=str(self.path), option=shape_option)
         inputs = graph_inputs(raw)
@@ -140,36 +139,12 @@ class CompressionContext:
         """APoZ per prunable cluster in `groups` layer groups, measured once (memory, then the disk cache)."""
         if groups not in self._apoz:
             key = f"{self.digest}-{self.calibration.digest}-{groups}"
-            cached = self._read_json("apoz", key)
+            cached = self.cache.read("apoz", key)
             if cached is not None:
-                report = ApozReport(
-                    tuple(
-                        ClusterStats(c["root"], tuple(c["sources"]), c["size"], np.array(c["apoz"]), c["group"])
-                        for c in cached["clusters"]
-                    ),
-                    tuple((b[0], b[1]) for b in cached["blocked"]),
-                    tuple(cached["groups"]),
-                )
+                report = ApozReport.from_dict(cached)
             else:
                 report = measure_apoz(self.eval_model, self.calibration, groups)
-                self._write_json(
-                    "apoz",
-                    key,
-                    {
-                        "clusters": [
-                            {
-                                "root": c.root,
-                                "sources": list(c.sources),
-                                "size": c.size,
-                                "apoz": c.apoz.tolist(),
-                                "group": c.group,
-                            }
-                            for c in report.clusters
-                        ],
-                        "blocked": [list(b) for b in report.blocked],
-                        "groups": list(report.groups),
-                    },
-                )
+                self.cache.write("apoz", key, report.to_dict())
             self._apoz[groups] = report
         return self._apoz[groups]
 
@@ -243,7 +218,7 @@ class CompressionContext:
         key = self.key(options, quant_nodes)
         if key in self._memory:
             return self._memory[key]
-        cached = self._read_json("accuracy", key)
+        cached = self.cache.read("accuracy", key)
         if cached is not None:
             self._memory[key] = CompressResult(**{**cached, "cached": True})
             return self._memory[key]
@@ -263,7 +238,7 @@ class CompressionContext:
             pruned_channels={name: int(self._width(name) - len(keep)) for name, keep in kept.items()},
             key=key,
         )
-        self._write_json("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
+        self.cache.write("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
         self._memory[key] = CompressResult(**{**result.to_dict(), "cached": True})
         return result
 
@@ -283,23 +258,3 @@ class CompressionContext:
             if layer.name == conv or (layer.outputs and layer.outputs[0] == conv):
                 return layer.out_channels
         return 0
-
-    # -- disk cache ----------------------------------------------------------------------------------------
-    def _read_json(self, kind: str, key: str) -> dict[str, Any] | None:
-        if not self.use_cache:
-            return None
-        path = self.cache_dir / kind / f"{key}.json"
-        try:
-            loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.is_file() else None
-            return loaded
-        except (OSError, json.JSONDecodeError):
-            return None  # a damaged entry is recomputed
-
-    def _write_json(self, kind: str, key: str, payload: dict[str, Any]) -> None:
-        if not self.use_cache:
-            return
-        folder = self.cache_dir / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(payload, default=float))
-        tmp.replace(folder / f"{key}.json")  # atomic: concurrent workers never read half a file

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -42,6 +43,24 @@ class ApozReport:
     clusters: tuple[ClusterStats, ...]
     blocked: tuple[tuple[str, str], ...]  # (convolution, why it is not prunable)
     groups: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the disk cache's entry)."""
+        clusters = [
+            {"root": c.root, "sources": list(c.sources), "size": c.size, "apoz": c.apoz.tolist(), "group": c.group}
+            for c in self.clusters
+        ]
+        return {"clusters": clusters, "blocked": [list(b) for b in self.blocked], "groups": list(self.groups)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApozReport:
+        return cls(
+            tuple(
+                ClusterStats(c["root"], tuple(c["sources"]), c["size"], np.array(c["apoz"]), c["group"]) for c in data["clusters"]
+            ),
+            tuple((b[0], b[1]) for b in data["blocked"]),
+            tuple(data["groups"]),
+        )
 
     def group_summary(self) -> list[dict[str, object]]:
         out = []

@@ -1,0 +1,39 @@
+"""The compression disk cache: JSON entries by kind (apoz, accuracy) and key, shared by processes.
+
+Writes are atomic (a temporary file renamed over the entry), so concurrent workers never read half an
+entry; a damaged entry reads as missing and is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from explorer.compress import default_cache_dir
+
+
+class JsonCache:
+    def __init__(self, folder: Path | None = None, enabled: bool = True) -> None:
+        self.folder = folder or default_cache_dir()
+        self.enabled = enabled
+
+    def read(self, kind: str, key: str) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        path = self.folder / kind / f"{key}.json"
+        try:
+            loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.is_file() else None
+            return loaded
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged entry is recomputed
+
+    def write(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        folder = self.folder / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(payload, default=float))
+        tmp.replace(folder / f"{key}.json")  # atomic: concurrent workers never read half a file
