@@ -42,6 +42,9 @@ def legal_ip_params(ip_version: str) -> dict[str, Any]:
     return table
 
 
+DPU_CELL = "dpuczdx8g_0"
+
+
 def is_legal(value: int, rule: Any) -> bool:
     if isinstance(rule, Mapping):
         return int(rule["min"]) <= value <= int(rule["max"])
@@ -139,42 +142,31 @@ def _format_mhz(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 3)
 
 
-def block_design(spec: DpuSpec, board: Board) -> BlockDesign:
-    config = spec.config
-    require_legal(config, board.device)
-    data = bd_data()
-    ports = data["dpu_ports"]
-    family = board.family
-    ps = data["processing_system"][family]
-    ip = spec.ip
-    dpu_name = "dpuczdx8g_0"
-    ps_name = ps["cell"]
-    cores = config.cores
-    data_width = int(ports["data_width_bits"][family])
-
-    # -- masters -> PS slave ports ---------------------------------------------------------------------
-    masters: list[tuple[str, int, str]] = []  # (pin, width, kind)
-    for i in range(cores):
-        masters.append((ports["instruction_master"].format(i=i), int(ports["instruction_width_bits"]), "instruction"))
-    data_masters = [(m.format(i=i), data_width, "data") for i in range(cores) for m in ports["data_masters"]]
-    if config.softmax:
-        data_masters.append((ports["softmax_master"], data_width, "data"))
+def _assign_masters(
+    config: DpuConfig, ports: Mapping[str, Any], ps: Mapping[str, Any], data_width: int
+) -> dict[str, list[tuple[str, int]]]:
+    """PS slave port -> the DPU masters (pin, width) on it: instructions on the instruction port, data masters
+    spread flat over the data ports."""
     assignment: dict[str, list[tuple[str, int]]] = {}
-    for pin, width, _ in masters:
-        key = ps["instruction_ports"][0]
-        assignment.setdefault(key, []).append((pin, width))
-    for n, (pin, width, _) in enumerate(data_masters):
-        key = ps["data_ports"][n % len(ps["data_ports"])]
-        assignment.setdefault(key, []).append((pin, width))
+    for i in range(config.cores):
+        pin = ports["instruction_master"].format(i=i)
+        assignment.setdefault(ps["instruction_ports"][0], []).append((pin, int(ports["instruction_width_bits"])))
+    data_pins = [m.format(i=i) for i in range(config.cores) for m in ports["data_masters"]]
+    if config.softmax:
+        data_pins.append(ports["softmax_master"])
+    for n, pin in enumerate(data_pins):
+        assignment.setdefault(ps["data_ports"][n % len(ps["data_ports"])], []).append((pin, data_width))
+    return assignment
 
-    # -- clocks ---------------------------------------------------------------------------------------
-    reg_mhz = float(ps["register_clock"]["mhz"])
+
+def _clock_wizard(config: DpuConfig, family: str, ps: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The clocking wizard's CONFIG values and its 2x output ports (one per core when gated)."""
     dpu_mhz = float(config.clock_mhz)
     dsp_mhz = 2 * dpu_mhz  # dpu_2x_clk is exactly twice m_axi_dpu_aclk (docs/hardware.md §5)
-    dsp_ports = [f"clk_dsp{i}" for i in range(cores)] if config.clock_gating else ["clk_dsp"]
+    dsp_ports = [f"clk_dsp{i}" for i in range(config.cores)] if config.clock_gating else ["clk_dsp"]
     clock_ports: dict[str, float] = {"clk_dpu": dpu_mhz, **{p: dsp_mhz for p in dsp_ports}}
     wiz: dict[str, Any] = {
-        "PRIM_IN_FREQ": _format_mhz(reg_mhz),
+        "PRIM_IN_FREQ": _format_mhz(float(ps["register_clock"]["mhz"])),
         "RESET_TYPE": "ACTIVE_LOW",
         "RESET_PORT": "resetn",
         "USE_LOCKED": "true",
@@ -190,95 +182,117 @@ def block_design(spec: DpuSpec, board: Board) -> BlockDesign:
             wiz[f"CLKOUT{n}_MATCHED_ROUTING"] = "true"  # 1x and 2x edge-aligned (TRD, DSP48E2)
         if config.clock_gating and port != "clk_dpu":
             wiz[f"CLKOUT{n}_DRIVES"] = "Buffer_with_CE"
+    return wiz, dsp_ports
 
-    # One proc_sys_reset per clock domain: registers (PS clock), DPU 1x, DPU 2x. The gated per-core 2x
-    # clocks are one domain (same MMCM output frequency and phase); the DPU has a single dpu_2x_resetn.
-    cells: list[Cell] = [
-        Cell("dpu_clk_wiz", "clk_wiz", wiz),
-        Cell("rst_gen_reg", "proc_sys_reset"),
-        Cell("rst_gen_clk", "proc_sys_reset"),
-        Cell("rst_gen_clk_dsp", "proc_sys_reset"),
-    ]
-    irq_sources = [ports["interrupt"].format(i=i) for i in range(cores)]
-    if config.softmax:
-        irq_sources.append(ports["softmax_interrupt"])
-    cells.append(Cell("dpu_concat_irq", "xlconcat", {"NUM_PORTS": len(irq_sources)}))
 
-    nets: dict[str, list[str]] = {}
+@dataclass
+class _Netlist:
+    """Cells, nets and interface links as the block design is built (nets keep their first-connected order)."""
 
-    def connect(net: str, *pins: str) -> None:
-        nets.setdefault(net, []).extend(p for p in pins if p not in nets.get(net, []))
+    cells: list[Cell] = field(default_factory=list)
+    nets: dict[str, list[str]] = field(default_factory=dict)
+    intf: list[tuple[str, str]] = field(default_factory=list)
+    links: list[PortLink] = field(default_factory=list)
 
-    reg_clk = f"{ps_name}/{ps['register_clock']['pin']}"
-    reset = f"{ps_name}/{ps['reset']['pin']}"
-    connect("reg_clk", reg_clk, "dpu_clk_wiz/clk_in1", "rst_gen_reg/slowest_sync_clk", f"{dpu_name}/{ports['s_axi_clock']}")
-    connect("reg_clk", f"{ps_name}/{ps['register_master']['clock']}")
-    connect(
-        "ps_resetn",
-        reset,
-        "dpu_clk_wiz/resetn",
-        "rst_gen_reg/ext_reset_in",
-        "rst_gen_clk/ext_reset_in",
-        "rst_gen_clk_dsp/ext_reset_in",
-    )
-    connect("clk_locked", "dpu_clk_wiz/locked", "rst_gen_clk/dcm_locked", "rst_gen_clk_dsp/dcm_locked")
-    connect("dpu_clk", "dpu_clk_wiz/clk_dpu", "rst_gen_clk/slowest_sync_clk", f"{dpu_name}/{ports['m_axi_clock']}")
-    connect("dsp_clk", f"dpu_clk_wiz/{dsp_ports[0]}", "rst_gen_clk_dsp/slowest_sync_clk", f"{dpu_name}/{ports['dsp_clock']}")
+    def connect(self, net: str, *pins: str) -> None:
+        self.nets.setdefault(net, []).extend(p for p in pins if p not in self.nets.get(net, []))
+
+
+def _clocks_and_resets(
+    n: _Netlist, config: DpuConfig, ports: Mapping[str, Any], ps: Mapping[str, Any], dsp_ports: list[str], irqs: list[str]
+) -> None:
+    """Register clock and PS reset, the DPU 1x/2x clocks (gated per core in low-power mode), one reset per
+    domain, and the interrupts through the concat to the PS."""
+    dpu, ps_name, cores = DPU_CELL, ps["cell"], config.cores
+    n.connect("reg_clk", f"{ps_name}/{ps['register_clock']['pin']}", "dpu_clk_wiz/clk_in1", "rst_gen_reg/slowest_sync_clk")
+    n.connect("reg_clk", f"{dpu}/{ports['s_axi_clock']}", f"{ps_name}/{ps['register_master']['clock']}")
+    resets = ("dpu_clk_wiz/resetn", "rst_gen_reg/ext_reset_in", "rst_gen_clk/ext_reset_in", "rst_gen_clk_dsp/ext_reset_in")
+    n.connect("ps_resetn", f"{ps_name}/{ps['reset']['pin']}", *resets)
+    n.connect("clk_locked", "dpu_clk_wiz/locked", "rst_gen_clk/dcm_locked", "rst_gen_clk_dsp/dcm_locked")
+    n.connect("dpu_clk", "dpu_clk_wiz/clk_dpu", "rst_gen_clk/slowest_sync_clk", f"{dpu}/{ports['m_axi_clock']}")
+    n.connect("dsp_clk", f"dpu_clk_wiz/{dsp_ports[0]}", "rst_gen_clk_dsp/slowest_sync_clk", f"{dpu}/{ports['dsp_clock']}")
     if config.clock_gating:
         for i in range(1, cores):
-            connect(f"dsp_clk{i}", f"dpu_clk_wiz/{dsp_ports[i]}", f"{dpu_name}/{ports['gated_dsp_clock'][i]}")
+            n.connect(f"dsp_clk{i}", f"dpu_clk_wiz/{dsp_ports[i]}", f"{dpu}/{ports['gated_dsp_clock'][i]}")
         for i in range(cores):
             slice_name = f"dpu_clk_ce_slice{i}"
-            cells.append(Cell(slice_name, "xlslice", {"DIN_WIDTH": cores, "DIN_FROM": i, "DIN_TO": i}))
-            connect("dsp_clk_ce", f"{dpu_name}/{ports['gated_clock_enable']}", f"{slice_name}/Din")
-            connect(f"dsp_clk_ce{i}", f"{slice_name}/Dout", f"dpu_clk_wiz/{dsp_ports[i]}_ce")
-    connect("reg_resetn", "rst_gen_reg/peripheral_aresetn", f"{dpu_name}/{ports['s_axi_reset']}")
-    connect("dpu_resetn", "rst_gen_clk/peripheral_aresetn", f"{dpu_name}/{ports['m_axi_reset']}")
-    connect("dsp_resetn", "rst_gen_clk_dsp/peripheral_aresetn", f"{dpu_name}/{ports['dsp_reset']}")
-    for n, source in enumerate(irq_sources):
-        connect(f"irq{n}", f"{dpu_name}/{source}", f"dpu_concat_irq/In{n}")
-    connect("irq", "dpu_concat_irq/dout", f"{ps_name}/{ps['interrupt']['pin']}")
+            n.cells.append(Cell(slice_name, "xlslice", {"DIN_WIDTH": cores, "DIN_FROM": i, "DIN_TO": i}))
+            n.connect("dsp_clk_ce", f"{dpu}/{ports['gated_clock_enable']}", f"{slice_name}/Din")
+            n.connect(f"dsp_clk_ce{i}", f"{slice_name}/Dout", f"dpu_clk_wiz/{dsp_ports[i]}_ce")
+    n.connect("reg_resetn", "rst_gen_reg/peripheral_aresetn", f"{dpu}/{ports['s_axi_reset']}")
+    n.connect("dpu_resetn", "rst_gen_clk/peripheral_aresetn", f"{dpu}/{ports['m_axi_reset']}")
+    n.connect("dsp_resetn", "rst_gen_clk_dsp/peripheral_aresetn", f"{dpu}/{ports['dsp_reset']}")
+    for k, source in enumerate(irqs):
+        n.connect(f"irq{k}", f"{dpu}/{source}", f"dpu_concat_irq/In{k}")
+    n.connect("irq", "dpu_concat_irq/dout", f"{ps_name}/{ps['interrupt']['pin']}")
 
-    intf: list[tuple[str, str]] = [(f"{ps_name}/{ps['register_master']['port']}", f"{dpu_name}/{ports['register_slave']}")]
-    links: list[PortLink] = []
+
+def _masters_to_ps(n: _Netlist, ps: Mapping[str, Any], assignment: dict[str, list[tuple[str, int]]]) -> None:
+    """Each PS slave port takes its DPU masters directly, or through an axi_interconnect where several share
+    it or the widths differ."""
+    ps_name = ps["cell"]
     for key in [k for k in ps["slave_ports"] if k in assignment]:
         port = ps["slave_ports"][key]
         group = assignment[key]
         target = f"{ps_name}/{port['port']}"
-        connect("dpu_clk", f"{ps_name}/{port['clock']}")
+        n.connect("dpu_clk", f"{ps_name}/{port['clock']}")
         if len(group) == 1 and group[0][1] == int(port["width_bits"]):
-            intf.append((f"{dpu_name}/{group[0][0]}", target))
-            links.append(PortLink(key, port["port"], (group[0][0],), None))
+            n.intf.append((f"{DPU_CELL}/{group[0][0]}", target))
+            n.links.append(PortLink(key, port["port"], (group[0][0],), None))
             continue
         name = f"dpu_intc_{key.lower()}"
-        cells.append(Cell(name, "axi_interconnect", {"NUM_SI": len(group), "NUM_MI": 1}))
+        n.cells.append(Cell(name, "axi_interconnect", {"NUM_SI": len(group), "NUM_MI": 1}))
         for j, (pin, _) in enumerate(group):
-            intf.append((f"{dpu_name}/{pin}", f"{name}/S{j:02d}_AXI"))
-            connect("dpu_clk", f"{name}/S{j:02d}_ACLK")
-            connect("dpu_resetn", f"{name}/S{j:02d}_ARESETN")
-        intf.append((f"{name}/M00_AXI", target))
-        connect("dpu_clk", f"{name}/ACLK", f"{name}/M00_ACLK")
-        connect("dpu_resetn", f"{name}/M00_ARESETN")
-        connect("dpu_ic_resetn", "rst_gen_clk/interconnect_aresetn", f"{name}/ARESETN")
-        links.append(PortLink(key, port["port"], tuple(p for p, _ in group), name))
+            n.intf.append((f"{DPU_CELL}/{pin}", f"{name}/S{j:02d}_AXI"))
+            n.connect("dpu_clk", f"{name}/S{j:02d}_ACLK")
+            n.connect("dpu_resetn", f"{name}/S{j:02d}_ARESETN")
+        n.intf.append((f"{name}/M00_AXI", target))
+        n.connect("dpu_clk", f"{name}/ACLK", f"{name}/M00_ACLK")
+        n.connect("dpu_resetn", f"{name}/M00_ARESETN")
+        n.connect("dpu_ic_resetn", "rst_gen_clk/interconnect_aresetn", f"{name}/ARESETN")
+        n.links.append(PortLink(key, port["port"], tuple(p for p, _ in group), name))
 
-    ps_cell = Cell(ps_name, ps["ip"], _ps_port_params(ps, [link.key for link in links]))
-    dpu_cell = Cell(dpu_name, ip.vlnv, dpu_ip_params(spec), exact_vlnv=True)
+
+def block_design(spec: DpuSpec, board: Board) -> BlockDesign:
+    """The block design of `spec` on `board`: cells, CONFIG values, nets, AXI links and the address map."""
+    config = spec.config
+    require_legal(config, board.device)
+    data = bd_data()
+    ports, family = data["dpu_ports"], board.family
+    ps = data["processing_system"][family]
+    wiz, dsp_ports = _clock_wizard(config, family, ps)
+    irqs = [ports["interrupt"].format(i=i) for i in range(config.cores)]
+    if config.softmax:
+        irqs.append(ports["softmax_interrupt"])
+    # One proc_sys_reset per clock domain: registers (PS clock), DPU 1x, DPU 2x. The gated per-core 2x
+    # clocks are one domain (same MMCM output frequency and phase); the DPU has a single dpu_2x_resetn.
+    n = _Netlist(
+        cells=[
+            Cell("dpu_clk_wiz", "clk_wiz", wiz),
+            Cell("rst_gen_reg", "proc_sys_reset"),
+            Cell("rst_gen_clk", "proc_sys_reset"),
+            Cell("rst_gen_clk_dsp", "proc_sys_reset"),
+            Cell("dpu_concat_irq", "xlconcat", {"NUM_PORTS": len(irqs)}),
+        ],
+        intf=[(f"{ps['cell']}/{ps['register_master']['port']}", f"{DPU_CELL}/{ports['register_slave']}")],
+    )
+    _clocks_and_resets(n, config, ports, ps, dsp_ports, irqs)
+    _masters_to_ps(n, ps, _assign_masters(config, ports, ps, int(ports["data_width_bits"][family])))
     return BlockDesign(
         family=family,
-        ps=ps_cell,
-        dpu=dpu_cell,
-        cells=tuple(cells),
-        nets=tuple(Net(name, tuple(pins)) for name, pins in nets.items()),
-        intf_links=tuple(intf),
-        port_links=tuple(links),
+        ps=Cell(ps["cell"], ps["ip"], _ps_port_params(ps, [link.key for link in n.links])),
+        dpu=Cell(DPU_CELL, spec.ip.vlnv, dpu_ip_params(spec), exact_vlnv=True),
+        cells=tuple(n.cells),
+        nets=tuple(Net(name, tuple(pins)) for name, pins in n.nets.items()),
+        intf_links=tuple(n.intf),
+        port_links=tuple(n.links),
         automation_rule=ps["automation_rule"],
-        address_space=f"{ps_name}/{ps['address_space']}",
-        register_segment=f"{dpu_name}/{ports['register_slave']}/{ports['register_segment']}",
+        address_space=f"{ps['cell']}/{ps['address_space']}",
+        register_segment=f"{DPU_CELL}/{ports['register_slave']}/{ports['register_segment']}",
         register_offset=ps["register_offset"],
         register_range=ps["register_range"],
-        dpu_clock_mhz=dpu_mhz,
-        dsp_clock_mhz=dsp_mhz,
+        dpu_clock_mhz=float(config.clock_mhz),
+        dsp_clock_mhz=2 * float(config.clock_mhz),
     )
 
 
