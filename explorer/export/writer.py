@@ -93,8 +93,7 @@ def board_part_pattern(board_part: str) -> str:
     return ":".join([*parts[:3], "*"]) if len(parts) == 4 else board_part
 
 
-def export_design(request: ExportRequest, folder: Path, force: bool = False) -> ExportResult:
-    """Write the export of one design point into `folder`; returns the files written and the resource fit."""
+def _check_request(request: ExportRequest, folder: Path, force: bool) -> None:
     if request.flow not in FLOWS:
         raise ExplorerError(f"flow {request.flow!r}: choose one of {', '.join(FLOWS)}")
     check_project_name(request.project)
@@ -102,88 +101,29 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
         raise ExplorerError(f"--jobs {request.jobs}: give at least 1")
     if folder.exists() and any(folder.iterdir()) and not force:
         raise ExplorerError(f"{folder} exists and is not empty; choose another folder or pass --force")
-    db = load_database()
-    config, board = request.config, request.board
-    spec = resolve(config, db)
-    design = block_design(spec, board)  # checks the configuration is legal on this board
-    arch = arch_json(spec)
-    ip = spec.ip
-    artifact = artifact_name(request.project)
-    ip_repo = str(Path(request.ip_repo).expanduser().resolve()) if request.ip_repo else ""
-    values: dict[str, Any] = {
-        "cfg": config.to_dict(),
-        "board": board,
-        "board_part_pattern": board_part_pattern(board.board_part),
-        "design": design,
-        "fingerprint": arch.fingerprint_hex,
-        "target": arch.target,
-        "project": request.project,
-        "artifact": artifact,
-        "bd_name": BD_NAME,
-        "jobs": request.jobs,
-        "ip_repo": ip_repo,
-        "dpu_vlnv": ip.vlnv,
-        "vitis_ai": ip.vitis_ai,
-    }
-    files: dict[str, str] = {}
-    if request.flow == "vivado":
-        for name in ("build.tcl", "create_project.tcl", "block_design.tcl", "implement.tcl"):
-            files[name] = render(f"{name}.j2", **values)
-    else:
-        files["vitis/dpu_conf.vh"] = render_dpu_conf(spec, board)
-        files["vitis/prj_config"] = render("prj_config.j2", vitis=vitis_connectivity(config, board), **values)
-    files["deploy/arch.json"] = arch.file_text()
-    resources = estimate_resources(spec)
-    fit = check_fit(resources.total, board.device, request.ceilings)
-    manifest: dict[str, Any] = {
-        "schema": EXPORT_SCHEMA,
-        "generator": f"dpu-explorer {__version__}",
-        "flow": request.flow,
-        "board": board.name,
-        "part": board.part,
-        "project": request.project,
-        "artifact": artifact,
-        "dpu": config.to_dict(),
-        "ip_params": design.dpu.params,
-        "fingerprint": arch.fingerprint_hex,
-        "target": arch.target,
-        "estimate": {
-            "source": "model",
-            "resources": {k: resources.total.get(k) for k in ("lut", "ff", "bram36", "uram", "dsp")},
-            **{k: v for k, v in request.origin.get("metrics", {}).items() if k in ("fps_single", "fps_multi", "latency_ms")},
-        },
-        "origin": request.origin,
-    }
-    model = request.model
-    deploy: dict[str, Any] = {
-        "schema": "dpu-explorer/deploy/1",
-        "board": board.name,
-        "fingerprint": arch.fingerprint_hex,
-        "target": arch.target,
-        "origin": {k: request.origin[k] for k in ("study", "study_name", "trial") if k in request.origin},
-        "estimate": manifest["estimate"],
-        "model": None,
-    }
-    if model is not None:
-        deploy["model"] = {
-            "net_name": model.net_name,
-            "xmodel": f"compiled/{model.net_name}.xmodel",
-            "dpu_part": "model/dpu_part.onnx",
-            "cpu_part": "model/cpu_part.onnx" if model.cpu_part is not None else None,
-            "cpu_part_int8": "model/cpu_part_int8.onnx" if model.cpu_part_int8 is not None else None,
-            "cpu_precision": model.cpu_precision,
-            "inputs": model.inputs,
-            "cut_tensors": model.cut_tensors,
-            "outputs": model.outputs,
-            "split": model.split,
-            "calibration": "model/calibration.npz",
-        }
-    files["deploy/deploy.json"] = json.dumps(deploy, indent=1) + "\n"
-    files["deploy/compile.sh"] = render("compile.sh.j2", model=deploy["model"], **values)
-    files["README.md"] = render(
-        "README.md.j2", flow=request.flow, manifest=manifest, model=deploy["model"], origin=request.origin, **values
-    )
 
+
+def _deploy_model(model: ModelParts | None) -> dict[str, Any] | None:
+    """deploy.json's description of the model parts (None for a hardware-only export)."""
+    if model is None:
+        return None
+    return {
+        "net_name": model.net_name,
+        "xmodel": f"compiled/{model.net_name}.xmodel",
+        "dpu_part": "model/dpu_part.onnx",
+        "cpu_part": "model/cpu_part.onnx" if model.cpu_part is not None else None,
+        "cpu_part_int8": "model/cpu_part_int8.onnx" if model.cpu_part_int8 is not None else None,
+        "cpu_precision": model.cpu_precision,
+        "inputs": model.inputs,
+        "cut_tensors": model.cut_tensors,
+        "outputs": model.outputs,
+        "split": model.split,
+        "calibration": "model/calibration.npz",
+    }
+
+
+def _write_files(folder: Path, files: dict[str, str], model: ModelParts | None) -> list[Path]:
+    """The rendered files, the static deployment scripts and the model parts, written under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, text in files.items():
@@ -199,15 +139,88 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
     if model is not None:
         parts = folder / "deploy" / "model"
         parts.mkdir(parents=True, exist_ok=True)
-        onnx.save(model.dpu_part, str(parts / "dpu_part.onnx"))
-        written.append(parts / "dpu_part.onnx")
-        for name, part in (("cpu_part.onnx", model.cpu_part), ("cpu_part_int8.onnx", model.cpu_part_int8)):
+        for name, part in (
+            ("dpu_part.onnx", model.dpu_part),
+            ("cpu_part.onnx", model.cpu_part),
+            ("cpu_part_int8.onnx", model.cpu_part_int8),
+        ):
             if part is not None:
                 onnx.save(part, str(parts / name))
                 written.append(parts / name)
         np.savez(str(parts / "calibration.npz"), **model.calibration)  # type: ignore[arg-type]
         written.append(parts / "calibration.npz")
+    return written
+
+
+def export_design(request: ExportRequest, folder: Path, force: bool = False) -> ExportResult:
+    """Write the export of one design point into `folder`; returns the files written and the resource fit."""
+    _check_request(request, folder, force)
+    config, board = request.config, request.board
+    spec = resolve(config, load_database())
+    design = block_design(spec, board)  # checks the configuration is legal on this board
+    arch = arch_json(spec)
+    artifact = artifact_name(request.project)
+    values: dict[str, Any] = {
+        "cfg": config.to_dict(),
+        "board": board,
+        "board_part_pattern": board_part_pattern(board.board_part),
+        "design": design,
+        "fingerprint": arch.fingerprint_hex,
+        "target": arch.target,
+        "project": request.project,
+        "artifact": artifact,
+        "bd_name": BD_NAME,
+        "jobs": request.jobs,
+        "ip_repo": str(Path(request.ip_repo).expanduser().resolve()) if request.ip_repo else "",
+        "dpu_vlnv": spec.ip.vlnv,
+        "vitis_ai": spec.ip.vitis_ai,
+    }
+    files: dict[str, str] = {}
+    if request.flow == "vivado":
+        for name in ("build.tcl", "create_project.tcl", "block_design.tcl", "implement.tcl"):
+            files[name] = render(f"{name}.j2", **values)
+    else:
+        files["vitis/dpu_conf.vh"] = render_dpu_conf(spec, board)
+        files["vitis/prj_config"] = render("prj_config.j2", vitis=vitis_connectivity(config, board), **values)
+    files["deploy/arch.json"] = arch.file_text()
+    resources = estimate_resources(spec)
+    fit = check_fit(resources.total, board.device, request.ceilings)
+    estimate = {
+        "source": "model",
+        "resources": {k: resources.total.get(k) for k in ("lut", "ff", "bram36", "uram", "dsp")},
+        **{k: v for k, v in request.origin.get("metrics", {}).items() if k in ("fps_single", "fps_multi", "latency_ms")},
+    }
+    manifest: dict[str, Any] = {
+        "schema": EXPORT_SCHEMA,
+        "generator": f"dpu-explorer {__version__}",
+        "flow": request.flow,
+        "board": board.name,
+        "part": board.part,
+        "project": request.project,
+        "artifact": artifact,
+        "dpu": config.to_dict(),
+        "ip_params": design.dpu.params,
+        "fingerprint": arch.fingerprint_hex,
+        "target": arch.target,
+        "estimate": estimate,
+        "origin": request.origin,
+    }
+    deploy_model = _deploy_model(request.model)
+    deploy: dict[str, Any] = {
+        "schema": "dpu-explorer/deploy/1",
+        "board": board.name,
+        "fingerprint": arch.fingerprint_hex,
+        "target": arch.target,
+        "origin": {k: request.origin[k] for k in ("study", "study_name", "trial") if k in request.origin},
+        "estimate": estimate,
+        "model": deploy_model,
+    }
+    files["deploy/deploy.json"] = json.dumps(deploy, indent=1) + "\n"
+    files["deploy/compile.sh"] = render("compile.sh.j2", model=deploy_model, **values)
+    files["README.md"] = render(
+        "README.md.j2", flow=request.flow, manifest=manifest, model=deploy_model, origin=request.origin, **values
+    )
+    written = _write_files(folder, files, request.model)
     manifest["files"] = sorted(str(p.relative_to(folder)) for p in [*written, folder / "export.json"])
     (folder / "export.json").write_text(json.dumps(manifest, indent=1, default=float) + "\n", encoding="utf-8")
-    written.append(folder / "export.json")
-    return ExportResult(written, fit)
+    return ExportResult([*written, folder / "export.json"], fit)
