@@ -9,6 +9,7 @@ A split index `k` (see partition.py) keeps every layer at or after position k on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from explorer.graph.layers import Layer, ModelGraph, consumer_layers, producer_layers
@@ -100,103 +101,150 @@ def _same_shapes(layer: Layer) -> bool:
     return len(set(layer.input_shapes)) == 1
 
 
+@dataclass(frozen=True)
+class _Neighbours:
+    """Where each tensor comes from and goes to, for the rules that look at a layer's neighbours."""
+
+    graph: ModelGraph
+    made: dict[str, int]
+    users: dict[str, list[int]]
+
+
+def _channels(layer: Layer, lim: DpuLimits, what: str) -> str:
+    return "" if layer.out_channels <= lim.max_channels else f"{what} channels exceed {lim.max_channels}"
+
+
+def _dwconv_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if not lim.depthwise:
+        return "depthwise convolution is disabled in this DPU configuration"
+    if layer.params.get("multiplier", 1) != 1:
+        return f"depthwise multiplier {layer.params['multiplier']} (only 1 is supported)"
+    return _conv_problem(layer, lim, "depthwise convolution")
+
+
+def _deconv_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if layer.groups != 1:
+        return f"grouped deconvolution (groups={layer.groups}) is not supported"
+    problem = _window_problem(layer, 16, 10**9, "deconvolution")
+    if problem:
+        return problem
+    if layer.stride[1] * layer.out_channels > lim.max_channels:
+        return f"deconvolution stride_w*output_channel = {layer.stride[1] * layer.out_channels} exceeds {lim.max_channels}"
+    if layer.in_channels > lim.max_channels or layer.out_channels > lim.max_channels:
+        return f"deconvolution channels exceed {lim.max_channels}"
+    return ""
+
+
+def _fc_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if layer.in_channels > 2048 * lim.channel_parallel:
+        return f"fully connected input {layer.in_channels} exceeds 2048*channel_parallel = {2048 * lim.channel_parallel}"
+    src = n.made.get(layer.inputs[0]) if layer.inputs else None
+    if src is not None and n.graph.layers[src].kind in _SHAPE_ONLY:
+        shape = n.graph.layers[src].input_shapes[0]
+        if len(shape) == 4 and (shape[2] > 16 or shape[3] > 16):
+            return (
+                f"Flatten+FC becomes a global convolution with kernel {shape[2]}x{shape[3]}, beyond the 16x16 "
+                "convolution kernel limit (PG338 Table 1 note 2)"
+            )
+    return ""
+
+
+def _maxpool_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    return "" if not _window_problem(layer, 8, 8, "max pooling") else _max_reduce_problem(layer, lim)
+
+
+def _avgpool_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if not lim.avg_pool:
+        return "average pooling is disabled in this DPU configuration"
+    kh, kw = layer.kernel
+    if kh != kw or not 1 <= kh <= 8:
+        return f"average pooling kernel {kh}x{kw}: only square 2x2 to 8x8 is supported"
+    return _window_problem(layer, 8, 8, "average pooling") if layer.kind == "avgpool" else ""
+
+
+def _add_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if not 1 <= len(layer.inputs) <= 4:
+        return f"element-wise sum of {len(layer.inputs)} feature maps (1-4 supported)"
+    if not _same_shapes(layer):
+        return f"element-wise sum with broadcasting {[list(s) for s in layer.input_shapes]}"
+    return _channels(layer, lim, "element-wise sum")
+
+
+def _mul_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if not lim.elew_mult:
+        return "element-wise multiply is disabled in this DPU configuration"
+    if len(layer.inputs) != 2 or not _same_shapes(layer):
+        return f"element-wise multiply needs two feature maps of one shape, got {[list(s) for s in layer.input_shapes]}"
+    return _channels(layer, lim, "element-wise multiply")
+
+
+def _concat_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    rank = len(layer.output_shapes[0])
+    if layer.params.get("axis") not in (1, 1 - rank):
+        return f"concatenation along axis {layer.params.get('axis')} (only channels)"
+    return _channels(layer, lim, "concatenation output")
+
+
+def _reorg_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    block = int(layer.params["blocksize"])
+    channels = layer.in_channels if layer.params["direction"] == "space_to_depth" else layer.out_channels
+    if block * block * channels > lim.max_channels:
+        return f"reorg stride*stride*channels = {block * block * channels} exceeds {lim.max_channels}"
+    return ""
+
+
+def _upsample_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    if layer.params.get("mode") != "nearest":
+        return f"{layer.params.get('mode')} resize (the DPU upsamples by nearest neighbour only)"
+    (h, w), (oh, ow) = layer.input_shapes[0][2:4], layer.output_shapes[0][2:4]
+    return f"non-integer upsampling {h}x{w} -> {oh}x{ow}" if oh % h or ow % w else ""
+
+
+def _shape_only_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
+    out = layer.output_shapes[0]
+    nxt = [n.graph.layers[i] for t in layer.outputs for i in n.users.get(t, [])]
+    if len(out) == 2 and nxt and all(c.kind == "fc" for c in nxt):
+        return ""  # Flatten/Reshape before FC: the compiler folds it into the FC
+    shape = layer.input_shapes[0] if layer.input_shapes else ()
+    if len(shape) == 4 and shape[2] == shape[3] == 1:
+        return ""  # squeezing 1x1 spatial dims moves no data
+    return f"{layer.op_type} that changes the data layout runs on the CPU"
+
+
+# One rule per layer kind (PG338 Table 1 and its notes); a kind without a rule runs on the CPU.
+_RULES: dict[str, Callable[[Layer, DpuLimits, _Neighbours], str]] = {
+    "conv": lambda layer, lim, n: _conv_problem(layer, lim, "convolution"),
+    "dwconv": _dwconv_problem,
+    "gconv": lambda layer, lim, n: f"grouped convolution (groups={layer.groups}) is not in PG338 Table 1",
+    "deconv": _deconv_problem,
+    "fc": _fc_problem,
+    "maxpool": _maxpool_problem,
+    "global_maxpool": lambda layer, lim, n: _max_reduce_problem(layer, lim),
+    "avgpool": _avgpool_problem,
+    "global_avgpool": _avgpool_problem,
+    "add": _add_problem,
+    "mul": _mul_problem,
+    "concat": _concat_problem,
+    "reorg": _reorg_problem,
+    "upsample": _upsample_problem,
+    "softmax": lambda layer, lim, n: (
+        "" if lim.softmax else "softmax needs the softmax core (softmax: true, Zynq UltraScale+ only)"
+    ),
+    **dict.fromkeys(_SHAPE_ONLY, _shape_only_problem),
+    "batchnorm": lambda layer, lim, n: "BatchNormalization that is not folded into a preceding convolution",
+    "conv_dynamic": lambda layer, lim, n: f"{layer.op_type} with non-constant weights",
+    "matmul": lambda layer, lim, n: f"{layer.op_type} with non-constant weights",
+    "add_const": lambda layer, lim, n: f"{layer.op_type} with a constant operand (not a feature-map operation)",
+    "mul_const": lambda layer, lim, n: f"{layer.op_type} with a constant operand (not a feature-map operation)",
+}
+
+
 def _layer_problem(layer: Layer, lim: DpuLimits, graph: ModelGraph, made: dict[str, int], users: dict[str, list[int]]) -> str:
     """Why `layer` cannot run on the DPU ("" when it can). Activations are handled by the caller."""
-    kind = layer.kind
-    if kind == "conv":
-        return _conv_problem(layer, lim, "convolution")
-    if kind == "dwconv":
-        if not lim.depthwise:
-            return "depthwise convolution is disabled in this DPU configuration"
-        if layer.params.get("multiplier", 1) != 1:
-            return f"depthwise multiplier {layer.params['multiplier']} (only 1 is supported)"
-        return _conv_problem(layer, lim, "depthwise convolution")
-    if kind == "gconv":
-        return f"grouped convolution (groups={layer.groups}) is not in PG338 Table 1"
-    if kind == "deconv":
-        if layer.groups != 1:
-            return f"grouped deconvolution (groups={layer.groups}) is not supported"
-        problem = _window_problem(layer, 16, 10**9, "deconvolution")
-        if problem:
-            return problem
-        if layer.stride[1] * layer.out_channels > lim.max_channels:
-            return f"deconvolution stride_w*output_channel = {layer.stride[1] * layer.out_channels} exceeds {lim.max_channels}"
-        if layer.in_channels > lim.max_channels or layer.out_channels > lim.max_channels:
-            return f"deconvolution channels exceed {lim.max_channels}"
-        return ""
-    if kind == "fc":
-        if layer.in_channels > 2048 * lim.channel_parallel:
-            return f"fully connected input {layer.in_channels} exceeds 2048*channel_parallel = {2048 * lim.channel_parallel}"
-        src = made.get(layer.inputs[0]) if layer.inputs else None
-        if src is not None and graph.layers[src].kind in _SHAPE_ONLY:
-            shape = graph.layers[src].input_shapes[0]
-            if len(shape) == 4 and (shape[2] > 16 or shape[3] > 16):
-                return (
-                    f"Flatten+FC becomes a global convolution with kernel {shape[2]}x{shape[3]}, beyond the 16x16 "
-                    "convolution kernel limit (PG338 Table 1 note 2)"
-                )
-        return ""
-    if kind == "maxpool":
-        if not _window_problem(layer, 8, 8, "max pooling"):
-            return ""
-        return _max_reduce_problem(layer, lim)
-    if kind == "global_maxpool":
-        return _max_reduce_problem(layer, lim)
-    if kind in ("avgpool", "global_avgpool"):
-        if not lim.avg_pool:
-            return "average pooling is disabled in this DPU configuration"
-        kh, kw = layer.kernel
-        if kh != kw or not 1 <= kh <= 8:
-            return f"average pooling kernel {kh}x{kw}: only square 2x2 to 8x8 is supported"
-        return _window_problem(layer, 8, 8, "average pooling") if kind == "avgpool" else ""
-    if kind == "add":
-        if not 1 <= len(layer.inputs) <= 4:
-            return f"element-wise sum of {len(layer.inputs)} feature maps (1-4 supported)"
-        if not _same_shapes(layer):
-            return f"element-wise sum with broadcasting {[list(s) for s in layer.input_shapes]}"
-        return "" if layer.out_channels <= lim.max_channels else f"element-wise sum channels exceed {lim.max_channels}"
-    if kind == "mul":
-        if not lim.elew_mult:
-            return "element-wise multiply is disabled in this DPU configuration"
-        if len(layer.inputs) != 2 or not _same_shapes(layer):
-            return f"element-wise multiply needs two feature maps of one shape, got {[list(s) for s in layer.input_shapes]}"
-        return "" if layer.out_channels <= lim.max_channels else f"element-wise multiply channels exceed {lim.max_channels}"
-    if kind == "concat":
-        rank = len(layer.output_shapes[0])
-        if layer.params.get("axis") not in (1, 1 - rank):
-            return f"concatenation along axis {layer.params.get('axis')} (only channels)"
-        return "" if layer.out_channels <= lim.max_channels else f"concatenation output channels exceed {lim.max_channels}"
-    if kind == "reorg":
-        block = int(layer.params["blocksize"])
-        channels = layer.in_channels if layer.params["direction"] == "space_to_depth" else layer.out_channels
-        if block * block * channels > lim.max_channels:
-            return f"reorg stride*stride*channels = {block * block * channels} exceeds {lim.max_channels}"
-        return ""
-    if kind == "upsample":
-        if layer.params.get("mode") != "nearest":
-            return f"{layer.params.get('mode')} resize (the DPU upsamples by nearest neighbour only)"
-        (h, w), (oh, ow) = layer.input_shapes[0][2:4], layer.output_shapes[0][2:4]
-        if oh % h or ow % w:
-            return f"non-integer upsampling {h}x{w} -> {oh}x{ow}"
-        return ""
-    if kind == "softmax":
-        return "" if lim.softmax else "softmax needs the softmax core (softmax: true, Zynq UltraScale+ only)"
-    if kind in _SHAPE_ONLY:
-        out = layer.output_shapes[0]
-        nxt = [graph.layers[i] for t in layer.outputs for i in users.get(t, [])]
-        if len(out) == 2 and nxt and all(c.kind == "fc" for c in nxt):
-            return ""  # Flatten/Reshape before FC: the compiler folds it into the FC
-        shape = layer.input_shapes[0] if layer.input_shapes else ()
-        if len(shape) == 4 and shape[2] == shape[3] == 1:
-            return ""  # squeezing 1x1 spatial dims moves no data
-        return f"{layer.op_type} that changes the data layout runs on the CPU"
-    if kind == "batchnorm":
-        return "BatchNormalization that is not folded into a preceding convolution"
-    if kind in ("conv_dynamic", "matmul"):
-        return f"{layer.op_type} with non-constant weights"
-    if kind in ("add_const", "mul_const"):
-        return f"{layer.op_type} with a constant operand (not a feature-map operation)"
-    return f"operator {layer.op_type} is not supported by the DPU (PG338 Table 1)"
+    rule = _RULES.get(layer.kind)
+    if rule is None:
+        return f"operator {layer.op_type} is not supported by the DPU (PG338 Table 1)"
+    return rule(layer, lim, _Neighbours(graph, made, users))
 
 
 def _max_reduce_problem(layer: Layer, lim: DpuLimits) -> str:
