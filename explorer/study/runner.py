@@ -294,12 +294,14 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     return objective_values
 
 
-def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: StudyContext | None = None) -> int:
-    """Run trials until the study holds cfg.run.n_trials finished ones (or the timeout); returns trials run here."""
+def run_worker(
+    cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: StudyContext | None = None, parent: int | None = None
+) -> int:
+    """Run trials until the study holds cfg.run.n_trials finished ones (or the timeout); returns trials run here.
+    A spawned worker (`parent` given) stops when that process is gone."""
     ctx = ctx or StudyContext(cfg)
     study = open_study(cfg, ctx.space, worker)
     me = Worker.current()
-    parent = os.getppid()
     start = time.time()
     bar = Progress(cfg.run.n_trials, start, progress and worker == 0, finished_count(study))
     streak = FailureStreak()
@@ -309,7 +311,7 @@ def run_worker(cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: St
         bar.update(done, study)
         if done >= cfg.run.n_trials or (cfg.run.timeout is not None and time.time() - start >= cfg.run.timeout):
             break
-        if worker and os.getppid() != parent:
+        if parent is not None and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
         trial = study.ask()
         try:
@@ -346,12 +348,15 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _worker_entry(cfg: StudyConfig, worker: int) -> None:
-    """A worker process: its interrupts record the running trial; its errors are printed and end it non-zero."""
-    handle_termination()
+def _worker_entry(cfg: StudyConfig, worker: int, parent: int) -> None:
+    """A worker process: its interrupts record the running trial; its errors are printed and end it non-zero.
+    It dies with its parent: the death signal is armed first, and a parent already gone ends it at once."""
     _die_with_parent()
+    handle_termination()
+    if os.getppid() != parent:
+        sys.exit(130)  # the parent died while this process was starting
     try:
-        run_worker(cfg, worker, progress=False)
+        run_worker(cfg, worker, progress=False, parent=parent)
     except KeyboardInterrupt:
         sys.exit(130)
     except ExplorerError as exc:
@@ -368,7 +373,9 @@ def run_study(cfg: StudyConfig, workers: int = 1, progress: bool = True, ctx: St
     except OSError as exc:
         raise ExplorerError(f"cannot create the output folder {cfg.store.output}: {exc.strerror}") from None
     spawn = multiprocessing.get_context("spawn")
-    others = [spawn.Process(target=_worker_entry, args=(cfg, w), name=f"explore-worker-{w}") for w in range(1, workers)]
+    others = [
+        spawn.Process(target=_worker_entry, args=(cfg, w, os.getpid()), name=f"explore-worker-{w}") for w in range(1, workers)
+    ]
     for process in others:
         process.start()
     try:

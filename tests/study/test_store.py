@@ -132,3 +132,19 @@ def test_a_bad_storage_url_is_one_message() -> None:
 
     with pytest.raises(ExplorerError, match=re.escape("storage 'sqlite:////nonexistent-dir/x.db' cannot be opened")):
         open_storage("sqlite:////nonexistent-dir/x.db")
+
+
+def test_a_worker_whose_parent_died_while_it_started_stops_at_once(tmp_path: Path) -> None:
+    """The race the orphan check closes: the parent is gone before the worker armed its death signal."""
+    import multiprocessing
+
+    from explorer.study.runner import _worker_entry
+
+    cfg = small_study(tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    worker = multiprocessing.get_context("spawn").Process(target=_worker_entry, args=(cfg, 1, gone.pid))
+    worker.start()
+    worker.join(timeout=120)
+    assert worker.exitcode == 130
+    assert not (cfg.store.output / "study.journal").exists()  # it ran nothing
