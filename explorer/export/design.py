@@ -131,11 +131,24 @@ def _ps_port_params(ps: Mapping[str, Any], used: list[str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for block in ("register_clock", "reset", "interrupt", "register_master"):
         params.update(ps[block].get("params", {}))
+    params.update(ps.get("after_preset", {}))  # masters the board preset enables and the design does not use
     for key in used:
         port = ps["slave_ports"][key]
         params[port["enable"]] = 1
         params[port["width_param"]] = port["width_bits"]
     return params
+
+
+def check_vivado_clock(config: DpuConfig, board: Board) -> None:
+    """The Vivado flow clocks the PS slave ports with the DPU clock, so the DPU clock may not exceed what
+    they take (hw/block_design.yaml `slave_port_max_mhz`); the TRD would add a second PL clock instead."""
+    limit = float(bd_data()["processing_system"][board.family]["slave_port_max_mhz"])
+    if config.clock_mhz > limit:
+        raise ExplorerError(
+            f"a {config.clock_mhz:g} MHz DPU clock is above the {limit:g} MHz the PS slave ports run at in this "
+            f"Vivado design (the Vitis AI TRD moves them to a second PL clock from 334 MHz on, which dpu-explorer "
+            f"does not build yet); choose clock_mhz <= {limit:g}, or export --flow vitis"
+        )
 
 
 def _format_mhz(value: float) -> float | int:
@@ -165,8 +178,9 @@ def _clock_wizard(config: DpuConfig, family: str, ps: Mapping[str, Any]) -> tupl
     dsp_mhz = 2 * dpu_mhz  # dpu_2x_clk is exactly twice m_axi_dpu_aclk (docs/hardware.md §5)
     dsp_ports = [f"clk_dsp{i}" for i in range(config.cores)] if config.clock_gating else ["clk_dsp"]
     clock_ports: dict[str, float] = {"clk_dpu": dpu_mhz, **{p: dsp_mhz for p in dsp_ports}}
+    # No PRIM_IN_FREQ: the wizard takes pl_clk0's real frequency (99.999001 MHz on the KR260 dump) from the
+    # connected clock, which avoids the frequency-mismatch message BD 41-238 (KR260 TRD v4.1 dump).
     wiz: dict[str, Any] = {
-        "PRIM_IN_FREQ": _format_mhz(float(ps["register_clock"]["mhz"])),
         "RESET_TYPE": "ACTIVE_LOW",
         "RESET_PORT": "resetn",
         "USE_LOCKED": "true",
@@ -214,11 +228,8 @@ def _clocks_and_resets(
     if config.clock_gating:
         for i in range(1, cores):
             n.connect(f"dsp_clk{i}", f"dpu_clk_wiz/{dsp_ports[i]}", f"{dpu}/{ports['gated_dsp_clock'][i]}")
-        for i in range(cores):
-            slice_name = f"dpu_clk_ce_slice{i}"
-            n.cells.append(Cell(slice_name, "xlslice", {"DIN_WIDTH": cores, "DIN_FROM": i, "DIN_TO": i}))
-            n.connect("dsp_clk_ce", f"{dpu}/{ports['gated_clock_enable']}", f"{slice_name}/Din")
-            n.connect(f"dsp_clk_ce{i}", f"{slice_name}/Dout", f"dpu_clk_wiz/{dsp_ports[i]}_ce")
+        for i in range(cores):  # each core's own clock-enable output drives its gated 2x clock
+            n.connect(f"dsp_clk_ce{i}", f"{dpu}/{ports['gated_clock_enable'][i]}", f"dpu_clk_wiz/{dsp_ports[i]}_ce")
     n.connect("reg_resetn", "rst_gen_reg/peripheral_aresetn", f"{dpu}/{ports['s_axi_reset']}")
     n.connect("dpu_resetn", "rst_gen_clk/peripheral_aresetn", f"{dpu}/{ports['m_axi_reset']}")
     n.connect("dsp_resetn", "rst_gen_clk_dsp/peripheral_aresetn", f"{dpu}/{ports['dsp_reset']}")
@@ -320,5 +331,5 @@ def vitis_connectivity(config: DpuConfig, board: Board) -> dict[str, Any]:
     clocks = [(hz, f"DPUCZDX8G_{c}.aclk") for c in range(1, config.cores + 1)]
     clocks += [(2 * hz, f"DPUCZDX8G_{c}.ap_clk_2") for c in range(1, config.cores + 1)]
     if config.softmax:
-        clocks.append((hz, "sfm_xrt_top_1.ap_clk"))  # INFERRED: the softmax kernel on the DPU's 1x clock
+        clocks.append((hz, "sfm_xrt_top_1.aclk"))  # prj_config_102_3dpu; package_sfm_kernel.tcl `-clock aclk`
     return {"sp": sp, "clocks": clocks, "cores": config.cores, "softmax": config.softmax}

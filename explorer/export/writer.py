@@ -20,7 +20,7 @@ import onnx
 from explorer import __version__
 from explorer.datafiles import data_path
 from explorer.errors import ExplorerError
-from explorer.export.design import block_design, vitis_connectivity
+from explorer.export.design import block_design, check_vivado_clock, vitis_connectivity
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.hardware.database import Board, load_database
 from explorer.hardware.dpu_conf import render_dpu_conf
@@ -158,6 +158,8 @@ def export_design(request: ExportRequest, folder: Path, force: bool = False) -> 
     config, board = request.config, request.board
     spec = resolve(config, load_database())
     design = block_design(spec, board)  # checks the configuration is legal on this board
+    if request.flow == "vivado":
+        check_vivado_clock(config, board)
     arch = arch_json(spec)
     artifact = artifact_name(request.project)
     values: dict[str, Any] = {

@@ -138,6 +138,7 @@ def check_design(model: DesignModel, cfg: DpuConfig, family: str) -> None:
     [
         ("ultra96v2", {"arch": "B1600", "clock_mhz": 200}),
         ("zcu102", {"arch": "B4096", "cores": 4, "softmax": True, "clock_gating": True, "clock_mhz": 325}),
+        ("zcu102", {"arch": "B2304", "cores": 2, "clock_gating": True, "clock_mhz": 333}),
         ("kv260", {"arch": "B4096", "cores": 1, "uram_per_core": 40, "ram_usage": "high"}),
         ("zcu104", {"arch": "B2304", "cores": 2, "ip_version": "3.4", "depthwise": False, "alu_parallel": 0}),
         ("pynq-z2", {"arch": "B800", "clock_mhz": 150}),
@@ -174,8 +175,12 @@ def test_missing_ip_repo_and_board_files(tmp_path: Path) -> None:
     folder = export(tmp_path, "zcu104", arch="B4096")
     with pytest.raises(AssertionError, match="set DPU_IP_REPO"):
         run_build(folder, env_repo="")
-    model = run_build(folder, env_repo=str(tmp_path), have_boards=False)
-    assert model.project["board_part"] == "" and "apply_board_preset 0" in model.automation[0][1]
+    # without the board files the PS would keep the IP's defaults and not boot: the build stops and says how to install them
+    with pytest.raises(
+        AssertionError,
+        match=r"board part xilinx.com:zcu104:part0:1.1 is not installed.*xhub::install \[xhub::get_xitems \*zcu104\*\]",
+    ):
+        run_build(folder, env_repo=str(tmp_path), have_boards=False)
 
 
 def test_ip_repo_given_at_export_time(tmp_path: Path) -> None:

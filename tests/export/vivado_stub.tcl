@@ -120,8 +120,9 @@ proc stub::pins {cell} {
                 lappend net sfm_interrupt
             }
             if {[stub::param $cell CLK_GATING_ENA 0]} {
+                # one gated 2x clock and one clock-enable output per core (component.xml, trd_bd.tcl)
                 lappend net dpu_2x_clk_ce
-                for {set i 1} {$i < $cores} {incr i} { lappend net dpu${i}_2x_clk }
+                for {set i 1} {$i < $cores} {incr i} { lappend net dpu${i}_2x_clk dpu${i}_2x_clk_ce }
             }
         }
         clk_wiz {

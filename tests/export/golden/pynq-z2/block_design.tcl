@@ -59,7 +59,6 @@ set_property -dict [list \
 # -- clocking, resets, interrupts, interconnects -----------------------------------------------------
 create_bd_cell -type ip -vlnv [dpu_explorer_ipdef clk_wiz] dpu_clk_wiz
 set_property -dict [list \
-    CONFIG.PRIM_IN_FREQ 100 \
     CONFIG.RESET_TYPE ACTIVE_LOW \
     CONFIG.RESET_PORT resetn \
     CONFIG.USE_LOCKED true \

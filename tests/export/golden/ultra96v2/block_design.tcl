@@ -27,6 +27,8 @@ set_property -dict [list \
     CONFIG.PSU__USE__FABRIC__RST 1 \
     CONFIG.PSU__USE__IRQ0 1 \
     CONFIG.PSU__USE__M_AXI_GP2 1 \
+    CONFIG.PSU__USE__M_AXI_GP0 0 \
+    CONFIG.PSU__USE__M_AXI_GP1 0 \
     CONFIG.PSU__USE__S_AXI_GP2 1 \
     CONFIG.PSU__SAXIGP2__DATA_WIDTH 128 \
     CONFIG.PSU__USE__S_AXI_GP3 1 \
@@ -58,7 +60,6 @@ set_property -dict [list \
 # -- clocking, resets, interrupts, interconnects -----------------------------------------------------
 create_bd_cell -type ip -vlnv [dpu_explorer_ipdef clk_wiz] dpu_clk_wiz
 set_property -dict [list \
-    CONFIG.PRIM_IN_FREQ 100 \
     CONFIG.RESET_TYPE ACTIVE_LOW \
     CONFIG.RESET_PORT resetn \
     CONFIG.USE_LOCKED true \

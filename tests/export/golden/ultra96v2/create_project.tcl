@@ -9,14 +9,15 @@ set project_name dpu_explorer
 set project_dir [file join $dpu_explorer_dir vivado]
 create_project $project_name $project_dir -part xczu3eg-sbva484-1-i -force
 
-# The board part brings the PS presets (DDR, MIO). Without the board files installed, the project
-# still builds for the part, but the PS keeps Vivado's defaults: install the board files first.
+# The board part brings the PS presets (DDR, MIO). Without them the PS keeps the IP's defaults and the
+# bitstream would not boot the board (the TRD hard-codes MIO and DDR instead), so a missing board part
+# stops the build with the way to install it.
 set use_board_preset 0
 if {[llength [get_board_parts -quiet -latest_file_version "avnet.com:Ultra96v2:part0:*"]] > 0} {
     set_property board_part [lindex [get_board_parts -quiet -latest_file_version "avnet.com:Ultra96v2:part0:*"] 0] [current_project]
     set use_board_preset 1
 } else {
-    puts "WARNING: board part avnet.com:Ultra96v2:part0:1.2 is not installed; the PS gets no board preset (install the board files from the Xilinx board store)"
+    error "dpu-explorer: the board part avnet.com:Ultra96v2:part0:1.2 is not installed, and without its presets the PS would not boot the board. Install it from Vivado's board store (Tools > Vivado Store > Boards, or: xhub::refresh_catalog \[xhub::get_xstores xilinx_board_store\]; xhub::install \[xhub::get_xitems *ultra96-v2*\]), then build again"
 }
 
 # The DPUCZDX8G IP is not in Vivado's own catalog: it comes with the Vitis AI DPU TRD
