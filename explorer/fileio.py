@@ -35,7 +35,11 @@ def load_mapping_file(path: str | Path) -> Any:
         except json.JSONDecodeError as exc:
             raise ExplorerError(f"{file}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     try:
-        return yaml.safe_load(text)  # the pure-Python loader: its messages say more than libyaml's
+        return safe_load(text)
+    except yaml.YAMLError:
+        pass
+    try:  # a broken file: the pure-Python loader says more about where and why than libyaml
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
