@@ -246,8 +246,9 @@ SUGGESTED_ATTR = "suggested"  # set once a trial's parameters are all recorded
 UNKNOWN_WORKER_WAIT_S = 10.0  # how long a trial that has not yet named its worker is waited for
 
 
-def find_twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
-    """An earlier trial with the same parameters that completed; None when the design point is new.
+def find_twin(study: optuna.Study, trial: optuna.Trial, design: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial with the same parameters and design point (`design`: a study file edited between runs
+    may map the same parameters to another design) that completed; None when the design point is new.
 
     Concurrent workers never evaluate one design point twice: a trial waits for every lower-numbered
     trial of a live worker that has not yet recorded its parameters, or that has the same ones and is
@@ -260,7 +261,9 @@ def find_twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTr
             if other.number == trial.number:
                 continue
             if other.state == optuna.trial.TrialState.COMPLETE and other.params == params and METRICS in other.user_attrs:
-                return other
+                if TrialRecord.read(other).design_point == design:
+                    return other
+                continue
             if other.state != optuna.trial.TrialState.RUNNING or other.number > trial.number:
                 continue
             owner = Worker.from_dict(other.user_attrs.get(WORKER_ATTR))
@@ -318,16 +321,17 @@ def run_worker(
             trial.set_user_attr(WORKER_ATTR, me.to_dict())
             values = suggest(trial, ctx.space, ctx.facts)
             trial.set_user_attr(SUGGESTED_ATTR, True)
-            twin = find_twin(study, trial)
+            point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
+            twin = find_twin(study, trial, point.to_dict())
             if twin is not None:
                 reuse_twin(study, trial, twin)
             else:
-                point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
                 study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
             streak.success()
         except KeyboardInterrupt as exc:
-            record_failure(trial, interrupt_reason(exc))
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            with contextlib.suppress(RuntimeError):  # the interrupt may come after the trial was told
+                record_failure(trial, interrupt_reason(exc))
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         except Exception as exc:  # a failed trial is recorded with its reason; the study goes on
             reason = str(exc) if isinstance(exc, ExplorerError) else f"{type(exc).__name__}: {exc}"
