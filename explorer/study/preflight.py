@@ -127,8 +127,8 @@ def check_fit_possible(cfg: StudyConfig, ctx: StudyContext) -> FitVerdict:
         count,
         None,
         f"no configuration of the search space fits the {device.name} of {board.name} ({count} configurations "
-        f"checked; resources are estimates): {cause}{closest}. Allow smaller architectures or fewer cores in search_space, or raise "
-        "constraints.ceilings",
+        f"checked; resources are estimates): {cause}{closest}. Allow smaller architectures or fewer cores in "
+        "search_space, or raise constraints.ceilings",
     )
 
 
