@@ -240,10 +240,12 @@ def storage_for(storage: str) -> optuna.storages.BaseStorage | str:
     path = path.resolve()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExplorerError(f"cannot create the folder of the journal {path}: {exc.strerror}") from None
+    note = None
+    if os.access(path.parent, os.W_OK):  # a read-only study is read as it is: Optuna skips a torn last line
         with locked(path):
             note = repair_journal(path)
-    except PermissionError:
-        note = None  # a read-only study: Optuna's reader skips a torn last line by itself
     if note:
         print(f"note: {note}", file=sys.stderr)
     from optuna.storages.journal import JournalFileBackend
