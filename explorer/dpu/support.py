@@ -233,7 +233,12 @@ _RULES: dict[str, Callable[[Layer, DpuLimits, _Neighbours], str]] = {
     **dict.fromkeys(_SHAPE_ONLY, _shape_only_problem),
     "batchnorm": lambda layer, lim, n: "BatchNormalization that is not folded into a preceding convolution",
     "conv_dynamic": lambda layer, lim, n: f"{layer.op_type} with non-constant weights",
-    "matmul": lambda layer, lim, n: f"{layer.op_type} with non-constant weights",
+    "matmul": lambda layer, lim, n: (
+        f"{layer.op_type} with constant weights on a rank-{layer.params.get('input_rank')} input (the DPU's fully "
+        "connected layer takes a flattened (N, features) input)"
+        if layer.params.get("constant_weights")
+        else f"{layer.op_type} with non-constant weights"
+    ),
     "add_const": lambda layer, lim, n: f"{layer.op_type} with a constant operand (not a feature-map operation)",
     "mul_const": lambda layer, lim, n: f"{layer.op_type} with a constant operand (not a feature-map operation)",
 }

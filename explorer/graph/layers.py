@@ -169,6 +169,7 @@ def _classify(
         # the DPU's FC takes a flattened (N, features) input; batched products stay a MatMul
         w = consts.get(node.input[1]) if len(node.input) > 1 else None
         rank = len(shapes.get(node.input[0], ()))
+        params.update(constant_weights=w is not None, input_rank=rank)
         return ("fc" if w is not None and w.ndim == 2 and rank == 2 else "matmul"), params
     if op == "MaxPool":
         return "maxpool", params

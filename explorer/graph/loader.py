@@ -59,6 +59,11 @@ def parse_input_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
             raise ExplorerError(f"--input-shape {spec!r}: expected NAME=1x3x224x224 or 1x3x224x224") from exc
         if not shape or any(d <= 0 for d in shape):
             raise ExplorerError(f"--input-shape {spec!r}: dimensions must be positive integers")
+        if len(shape) > 1 and shape[0] != 1:
+            raise ExplorerError(
+                f"--input-shape {spec!r}: batch {shape[0]}; the estimate is per image (the DPU runs one frame at a "
+                "time per core, and threads give the throughput): give batch 1"
+            )
         out[name.strip() if sep else ""] = shape
     return out
 

@@ -18,6 +18,7 @@ from explorer.graph.loader import infer_shapes_light
 from explorer.graph.util import (
     attr_float,
     attr_int,
+    attr_ints,
     attribute,
     consumers,
     initializers,
@@ -165,10 +166,41 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ReduceMean over both spatial axes of a 4-D tensor -> GlobalAveragePool (then Flatten without keepdims).
+
+    How the dynamo exporter writes a global average pool; the vendor flow rewrites it the same way
+    (AMD Quark `ConvertReduceMeanToGlobalAvgPool`). Numerically exact.
+    """
+    out = _copy(model)
+    shapes = static_shapes(out)
+    consts = initializers(out)
+    nodes: list[onnx.NodeProto] = []
+    for node in out.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "ReduceMean" and node.input else None
+        axes = attr_ints(node, "axes")
+        if axes is None and len(node.input) > 1 and node.input[1] in consts:  # opset 18: axes as an input
+            axes = [int(a) for a in consts[node.input[1]].ravel()]
+        if shape is None or len(shape) != 4 or axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+            nodes.append(node)
+            continue
+        name = node.name or node.output[0]
+        if attr_int(node, "keepdims", 1):
+            nodes.append(onnx.helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output), name=name))
+        else:
+            pooled = f"{node.output[0]}__global_pool"
+            nodes.append(onnx.helper.make_node("GlobalAveragePool", [node.input[0]], [pooled], name=name))
+            nodes.append(onnx.helper.make_node("Flatten", [pooled], list(node.output), name=f"{name}__flatten", axis=1))
+    _set_nodes(out, nodes)
+    _drop_unused_initializers(out)
+    return out
+
+
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes_light(model)
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, identity removal and BatchNorm folding, then shapes re-inferred."""
-    return infer(fold_batchnorm(remove_identities(fold_constants(model))))
+    """Constant folding, identity removal, spatial ReduceMean as a global pool and BatchNorm folding, then
+    shapes re-inferred."""
+    return infer(fold_batchnorm(reduce_mean_to_global_pool(remove_identities(fold_constants(model)))))

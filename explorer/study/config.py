@@ -224,6 +224,14 @@ def _model(c: _Checker, raw: Any, base: Path) -> ModelSection:
                 "model.input_shape",
                 f"expected a list of positive integers (e.g. [1, 3, 224, 224]) or {{input name: list}}, got {shape!r}",
             )
+        batched = [dims for dims in input_shape.values() if len(dims) > 1 and dims[0] != 1]
+        if batched:
+            c.add(
+                "model.input_shape",
+                f"batch {batched[0][0]}: the study's estimates are per image (the DPU runs one frame at a time per "
+                "core); give batch 1",
+            )
+            input_shape = {}
         raw, where = raw.get("path"), "model.path"
     if not c.typed(raw, (str,), where, "a file path"):
         return ModelSection(Path(), input_shape)

@@ -114,3 +114,30 @@ def test_eltwise_and_concat_supported() -> None:
     graph = single(lambda b: b.concat([b.add(b.conv("input", 16, k=1), b.conv("input", 16, k=1)), b.conv("input", 8, k=1)]))
     placed = place_layers(graph, resolve(V41))
     assert all(p.device == DPU for p in placed)
+
+
+def test_a_matmul_reason_tells_constant_weights_from_dynamic_ones() -> None:
+    """A batched MatMul with constant weights is on the CPU for its input rank, not for 'non-constant weights'."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from explorer.graph.layers import analyze
+    from explorer.graph.loader import prepare_model
+    from explorer.graph.passes import normalize
+    from explorer.hardware.config import DpuConfig, resolve
+
+    w = numpy_helper.from_array(np.ones((16, 4), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["const_w"]), helper.make_node("MatMul", ["const_w", "dyn"], ["out"])],
+        "matmuls",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 16]),
+            helper.make_tensor_value_info("dyn", TensorProto.FLOAT, [1, 4, 2]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 2])],
+        [w],
+    )
+    model = analyze(normalize(prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))))
+    reasons = [p.reason for p in place_layers(model, resolve(DpuConfig()))]
+    assert reasons[0].startswith("MatMul with constant weights on a rank-3 input")
+    assert reasons[1] == "MatMul with non-constant weights"

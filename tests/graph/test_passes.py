@@ -78,3 +78,44 @@ def test_fold_batchnorm_skips_shared_conv_output() -> None:
     x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0], rtol=1e-5)
     assert len(fold_batchnorm(prepare_model(tiny_resnet())).graph.node) < len(prepare_model(tiny_resnet()).graph.node)
+
+
+def _conv_reduce_mean(keepdims: int, axes_as_input: bool) -> onnx.ModelProto:
+    """Conv -> ReduceMean over H, W (how torch.onnx's dynamo exporter writes a global average pool)."""
+    rng = np.random.default_rng(3)
+    weight = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1])]
+    inits = [weight]
+    if axes_as_input:  # opset 18
+        inits.append(numpy_helper.from_array(np.array([-2, -1], dtype=np.int64), "axes"))
+        nodes.append(helper.make_node("ReduceMean", ["c", "axes"], ["out"], keepdims=keepdims))
+        opset = 18
+    else:
+        nodes.append(helper.make_node("ReduceMean", ["c"], ["out"], axes=[2, 3], keepdims=keepdims))
+        opset = 13
+    out_shape = [1, 8, 1, 1] if keepdims else [1, 8]
+    graph = helper.make_graph(
+        nodes,
+        "reduce_mean",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, out_shape)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_spatial_reduce_mean_becomes_a_global_pool_exactly() -> None:
+    from explorer.dpu.support import place_layers
+    from explorer.graph.layers import analyze
+    from explorer.hardware.config import DpuConfig, resolve
+
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    for keepdims, axes_as_input in ((1, False), (0, False), (1, True)):
+        model = prepare_model(_conv_reduce_mean(keepdims, axes_as_input))
+        rewritten = normalize(model)
+        ops = [n.op_type for n in rewritten.graph.node]
+        assert "ReduceMean" not in ops and "GlobalAveragePool" in ops
+        np.testing.assert_allclose(run(rewritten, x)[0], run(model, x)[0], rtol=1e-5, atol=1e-6)
+        graph = analyze(rewritten)
+        pool = next(i for i, layer in enumerate(graph.layers) if layer.kind == "global_avgpool")
+        assert place_layers(graph, resolve(DpuConfig()))[pool].device == "DPU"  # as the GlobalAveragePool export is
