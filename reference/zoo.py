@@ -20,7 +20,8 @@ OPSET = 13
 class NetBuilder:
     """Builds an NCHW ONNX graph layer by layer, tracking shapes so weights can be sized."""
 
-    def __init__(self, name: str, input_shape: Sequence[int] = (1, 3, 224, 224), seed: int = 0) -> None:
+    def __init__(self, name: str, input_shape: Sequence[int] = (1, 3, 224, 224), seed: int = 0, opset: int = OPSET) -> None:
+        self.opset = opset
         self.name = name
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
@@ -191,7 +192,7 @@ class NetBuilder:
             [helper.make_tensor_value_info(o, TensorProto.FLOAT, list(self.shape[o])) for o in outputs],
             initializer=self.inits,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dpu-explorer.zoo")
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], producer_name="dpu-explorer.zoo")
         model.ir_version = 8
         return model
 

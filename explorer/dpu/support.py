@@ -41,6 +41,7 @@ class DpuLimits:
     softmax: bool
     conv_leakyrelu: bool
     alu_leakyrelu: bool
+    hard_activations: bool = False  # HardSigmoid/HardSwish fused into a convolution (IP 4.x, hw/dpu_ip.yaml)
 
     @property
     def max_channels(self) -> int:
@@ -59,6 +60,7 @@ def limits_for(spec: DpuSpec) -> DpuLimits:
         softmax=config.softmax,
         conv_leakyrelu=config.relu_type == "relu_leakyrelu_relu6",
         alu_leakyrelu=v4 and config.alu_leakyrelu,
+        hard_activations=spec.ip.conv_hard_activations,
     )
 
 
@@ -268,8 +270,14 @@ def _activation_problem(
 ) -> tuple[str, str]:
     """(problem, note) for an activation: it must follow a DPU layer it can be fused into."""
     kind = layer.kind
-    if kind not in ("relu", "relu6", "leakyrelu"):
-        return f"activation {layer.op_type} is not supported by the DPU (ReLU, ReLU6, LeakyReLU only)", ""
+    hard = kind in ("hardsigmoid", "hardswish")
+    if kind not in ("relu", "relu6", "leakyrelu") and not (hard and lim.hard_activations):
+        if hard:
+            return f"{layer.op_type} runs on the DPU from IP 4.0 (Vitis AI 2.5) on; this design point is IP 3.x", ""
+        return (
+            f"activation {layer.op_type} is not supported by the DPU (ReLU, ReLU6, LeakyReLU; HardSigmoid, HardSwish on IP 4.x)",
+            "",
+        )
     src = made.get(layer.inputs[0]) if layer.inputs else None
     if src is None:
         return "activation on a graph input (nothing to fuse it into)", ""
@@ -290,6 +298,8 @@ def _activation_problem(
             return "LeakyReLU after element-wise sum is not supported", ""
         if not lim.conv_leakyrelu:
             return "LeakyReLU needs relu_type relu_leakyrelu_relu6", ""
+    elif hard and engine != "conv":
+        return f"{layer.op_type} is fused only into a convolution or fully connected layer, not after {producer.kind}", ""
     elif engine == "eltwise" and kind != "relu":
         return "only ReLU can follow an element-wise sum on the DPU", ""
     return "", f"fused into {producer.name}"

@@ -98,6 +98,7 @@ class IpVersion:
     registry: str
     pool_parallel_rule: str = ""
     save_argmax: bool = False
+    conv_hard_activations: bool = False  # HardSigmoid/HardSwish as activations of a convolution (IP 4.x)
 
     @property
     def is_v4(self) -> bool:
@@ -247,6 +248,7 @@ def _parse_ip(raw: Mapping[str, Any]) -> DpuIpData:
             registry=str(v["registry"]),
             pool_parallel_rule=str(v.get("pool_parallel_rule", "")),
             save_argmax=bool(v.get("save_argmax", False)),
+            conv_hard_activations=bool(v.get("conv_hard_activations", False)),
         )
         for ver, v in raw["ip_versions"].items()
     }

@@ -16,8 +16,8 @@ V41 = DpuConfig()
 V34_MIN = DpuConfig(ip_version="3.4", depthwise=False, avg_pool=False, elew_mult=False, save_argmax=False, relu_type="relu_relu6")
 
 
-def single(build: Callable[[NetBuilder], str], shape: tuple[int, ...] = (1, 16, 32, 32)) -> ModelGraph:
-    b = NetBuilder("t", shape, seed=0)
+def single(build: Callable[[NetBuilder], str], shape: tuple[int, ...] = (1, 16, 32, 32), opset: int = 13) -> ModelGraph:
+    b = NetBuilder("t", shape, seed=0, opset=opset)
     return graph_from_model(b.build([build(b)]))
 
 
@@ -141,3 +141,23 @@ def test_a_matmul_reason_tells_constant_weights_from_dynamic_ones() -> None:
     reasons = [p.reason for p in place_layers(model, resolve(DpuConfig()))]
     assert reasons[0].startswith("MatMul with constant weights on a rank-3 input")
     assert reasons[1] == "MatMul with non-constant weights"
+
+
+@pytest.mark.parametrize("op", ["HardSwish", "HardSigmoid"])
+def test_hard_activations_run_on_ip_4x_after_a_convolution_only(op: str) -> None:
+    def after_conv(b: NetBuilder) -> str:
+        y = b.conv("input", 16, k=3, act=None)
+        return b._node(op, [y], b.shape[y])
+
+    def after_sum(b: NetBuilder) -> str:
+        x = b.conv("input", 16, k=3, act=None)
+        s = b.add(x, b.conv("input", 16, k=3, act=None))
+        return b._node(op, [s], b.shape[s])
+
+    kind = op.lower()
+    device, why = placement_of(single(after_conv, opset=14), kind)
+    assert device == DPU and why.startswith("fused into")  # IP 4.1 (UG1414 3.x, Vitis AI 2.5+)
+    device, why = placement_of(single(after_conv, opset=14), kind, V34_MIN)
+    assert device == CPU and "from IP 4.0" in why
+    device, why = placement_of(single(after_sum, opset=14), kind)
+    assert device == CPU and "not after add" in why  # not right after an element-wise sum
