@@ -166,6 +166,42 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def batchnorm_to_depthwise(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A BatchNormalization that follows no convolution (pre-activation blocks: BN -> ReLU -> Conv) becomes a
+    depthwise 1x1 convolution with the same per-channel scale and bias (AMD Quark `ConvertBNToConv`), which
+    the DPU runs when depthwise convolution is available. Exact up to float rounding. Run after `fold_batchnorm`."""
+    out = _copy(model)
+    consts = initializers(out)
+    shapes = static_shapes(out)
+    nodes: list[onnx.NodeProto] = []
+    added: dict[str, np.ndarray] = {}
+    for node in out.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "BatchNormalization" and node.input else None
+        if (
+            shape is None
+            or len(shape) != 4
+            or (len(node.output) > 1 and any(node.output[1:]))
+            or any(name not in consts for name in node.input[1:5])
+        ):
+            nodes.append(node)
+            continue
+        scale, bias, mean, var = (consts[name].astype(np.float64) for name in node.input[1:5])
+        factor = scale / np.sqrt(var + attr_float(node, "epsilon", 1e-5))
+        name = node.name or node.output[0]
+        w_name, b_name = f"{name}_W_depthwise", f"{name}_B_depthwise"
+        added[w_name] = factor.reshape(-1, 1, 1, 1).astype(np.float32)
+        added[b_name] = (bias - mean * factor).astype(np.float32)
+        nodes.append(
+            helper.make_node(
+                "Conv", [node.input[0], w_name, b_name], [node.output[0]], name=name, group=int(shape[1]), kernel_shape=[1, 1]
+            )
+        )
+    _set_nodes(out, nodes)
+    out.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in added.items())
+    _drop_unused_initializers(out)
+    return out
+
+
 def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
     """ReduceMean over both spatial axes of a 4-D tensor -> GlobalAveragePool (then Flatten without keepdims).
 
@@ -201,6 +237,6 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, identity removal, spatial ReduceMean as a global pool and BatchNorm folding, then
-    shapes re-inferred."""
-    return infer(fold_batchnorm(reduce_mean_to_global_pool(remove_identities(fold_constants(model)))))
+    """Constant folding, identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
+    convolution before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred."""
+    return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(remove_identities(fold_constants(model))))))

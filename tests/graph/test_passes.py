@@ -119,3 +119,41 @@ def test_spatial_reduce_mean_becomes_a_global_pool_exactly() -> None:
         graph = analyze(rewritten)
         pool = next(i for i, layer in enumerate(graph.layers) if layer.kind == "global_avgpool")
         assert place_layers(graph, resolve(DpuConfig()))[pool].device == "DPU"  # as the GlobalAveragePool export is
+
+
+def test_a_standalone_batchnorm_becomes_a_depthwise_convolution() -> None:
+    """Pre-activation blocks (BN -> ReLU -> Conv): the BN follows no convolution, so it cannot be folded."""
+    from explorer.dpu.support import place_layers
+    from explorer.graph.layers import analyze
+    from explorer.hardware.config import DpuConfig, resolve
+
+    rng = np.random.default_rng(5)
+    params = [
+        numpy_helper.from_array(rng.uniform(0.5, 2, 4).astype(np.float32), "scale"),
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "bias"),
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "mean"),
+        numpy_helper.from_array(rng.uniform(0.5, 2, 4).astype(np.float32), "var"),
+        numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("BatchNormalization", ["input", "scale", "bias", "mean", "var"], ["bn"], epsilon=1e-3),
+            helper.make_node("Relu", ["bn"], ["r"]),
+            helper.make_node("Conv", ["r", "w"], ["out"], pads=[1, 1, 1, 1]),
+        ],
+        "preact",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8, 8])],
+        params,
+    )
+    model = prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    rewritten = normalize(model)
+    assert [n.op_type for n in rewritten.graph.node] == ["Conv", "Relu", "Conv"]
+    x = np.random.default_rng(2).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(rewritten, x)[0], run(model, x)[0], rtol=1e-4, atol=1e-4)
+    layers = analyze(rewritten)
+    assert layers.layers[0].kind == "dwconv"
+    assert [p.device for p in place_layers(layers, resolve(DpuConfig()))] == ["DPU", "DPU", "DPU"]
+    no_dw = DpuConfig(ip_version="3.4", depthwise=False, elew_mult=False, save_argmax=False)
+    placed = place_layers(layers, resolve(no_dw))
+    assert placed[0].device == "CPU" and "depthwise convolution is disabled" in placed[0].reason
