@@ -95,6 +95,39 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _noop_slice(node: onnx.NodeProto, shape: list[int], consts: dict[str, np.ndarray]) -> bool:
+    """A Slice that keeps every element: start 0, end past the dimension, step 1 on each sliced axis."""
+    if len(node.input) < 3 or any(name and name not in consts for name in node.input[1:]):
+        return False
+    starts, ends = consts[node.input[1]].ravel(), consts[node.input[2]].ravel()
+    axes = consts[node.input[3]].ravel() if len(node.input) > 3 and node.input[3] else np.arange(len(starts))
+    steps = consts[node.input[4]].ravel() if len(node.input) > 4 and node.input[4] else np.ones(len(starts), dtype=np.int64)
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        dim = shape[int(axis) % len(shape)]
+        if step != 1 or (start % dim if start < 0 else start) != 0 or (end if end >= 0 else end + dim) < dim:
+            return False
+    return True
+
+
+def noops_to_identity(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Slices that keep everything and one-way Splits become Identity (removed next by `remove_identities`);
+    exporters leave them behind, and each would otherwise be a CPU island. Exact."""
+    out = _copy(model)
+    consts = initializers(out)
+    shapes = static_shapes(out)
+    nodes = []
+    for node in out.graph.node:
+        shape = shapes.get(node.input[0]) if node.input else None
+        noop = shape is not None and (
+            (node.op_type == "Slice" and _noop_slice(node, list(shape), consts))
+            or (node.op_type == "Split" and len(node.output) == 1)
+        )
+        nodes.append(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name) if noop else node)
+    _set_nodes(out, nodes)
+    _drop_unused_initializers(out)
+    return out
+
+
 def remove_identities(model: onnx.ModelProto) -> onnx.ModelProto:
     out = _copy(model)
     outputs = _graph_outputs(out)
@@ -237,6 +270,7 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
+    """Constant folding, no-op Slice/Split and identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
     convolution before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred."""
-    return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(remove_identities(fold_constants(model))))))
+    cleaned = remove_identities(noops_to_identity(fold_constants(model)))
+    return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))

@@ -157,3 +157,25 @@ def test_a_standalone_batchnorm_becomes_a_depthwise_convolution() -> None:
     no_dw = DpuConfig(ip_version="3.4", depthwise=False, elew_mult=False, save_argmax=False)
     placed = place_layers(layers, resolve(no_dw))
     assert placed[0].device == "CPU" and "depthwise convolution is disabled" in placed[0].reason
+
+
+def test_noop_slices_and_one_way_splits_are_removed() -> None:
+    ints = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["input"], ["r"]),
+            helper.make_node("Slice", ["r", "s0", "e_big", "ax"], ["whole"]),  # 0..INT_MAX on H and W
+            helper.make_node("Split", ["whole"], ["one"], axis=1),
+            helper.make_node("Slice", ["one", "s0", "e_half", "ax"], ["half"]),  # a real slice stays
+            helper.make_node("Relu", ["half"], ["out"]),
+        ],
+        "slices",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])],
+        [ints("s0", [0, 0]), ints("e_big", [2**62, 2**62]), ints("e_half", [4, 4]), ints("ax", [2, 3])],
+    )
+    model = prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    cleaned = normalize(model)
+    assert [n.op_type for n in cleaned.graph.node] == ["Relu", "Slice", "Relu"]
+    x = np.random.default_rng(4).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(cleaned, x)[0], run(model, x)[0])
