@@ -269,8 +269,22 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes_light(model)
 
 
+FOLD_ROUNDS = 8  # a YOLOv8 C2f `chunk` (Shape -> Gather -> Add -> Div -> Mul -> Split) needs several
+
+
+def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Constant folding and shape inference, again and again until nothing more folds: a tensor whose shape
+    is known only once an earlier Reshape's shape input became constant lets its own Shape fold next round."""
+    for _ in range(FOLD_ROUNDS):
+        before = len(model.graph.node)
+        model = infer(fold_constants(model))
+        if len(model.graph.node) == before:
+            break
+    return model
+
+
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Constant folding, no-op Slice/Split and identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
     convolution before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred."""
-    cleaned = remove_identities(noops_to_identity(fold_constants(model)))
+    cleaned = remove_identities(noops_to_identity(fold_to_fixed_point(model)))
     return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))

@@ -6,7 +6,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from explorer.graph.loader import prepare_model
-from explorer.graph.passes import fold_batchnorm, fold_constants, normalize, remove_identities
+from explorer.graph.passes import fold_batchnorm, fold_constants, infer, normalize, remove_identities
 from tests.models import tiny_resnet
 
 
@@ -179,3 +179,35 @@ def test_noop_slices_and_one_way_splits_are_removed() -> None:
     assert [n.op_type for n in cleaned.graph.node] == ["Relu", "Slice", "Relu"]
     x = np.random.default_rng(4).standard_normal((1, 4, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(run(cleaned, x)[0], run(model, x)[0])
+
+
+def test_constant_folding_runs_to_a_fixed_point() -> None:
+    """A Split whose sizes come from the shape of a tensor that a computed Reshape makes (as a C2f `chunk`
+    exports): its sizes fold only after the Reshape's output shape is inferred in a second round."""
+    from explorer.graph.layers import analyze
+
+    ints = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    graph = helper.make_graph(
+        [
+            helper.make_node("Shape", ["input"], ["s"]),
+            helper.make_node("Reshape", ["input", "s"], ["y"]),
+            helper.make_node("Shape", ["y"], ["ys"]),
+            helper.make_node("Gather", ["ys", "one"], ["c"]),
+            helper.make_node("Div", ["c", "two"], ["h"]),
+            helper.make_node("Concat", ["h", "h"], ["sizes"], axis=0),
+            helper.make_node("Split", ["y", "sizes"], ["a", "b"], axis=1),
+            helper.make_node("Add", ["a", "b"], ["out"]),
+        ],
+        "chunk",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 4, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])],
+        [ints("one", [1]), ints("two", [2])],
+    )
+    model = prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    once = infer(fold_constants(model))
+    assert "Shape" in [n.op_type for n in once.graph.node]  # one round leaves the second Shape unfolded
+    folded = normalize(model)
+    assert [n.op_type for n in folded.graph.node] == ["Reshape", "Split", "Add"]
+    assert [layer.kind for layer in analyze(folded).layers][-1] == "add"
+    x = np.random.default_rng(6).standard_normal((1, 8, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0])
