@@ -128,6 +128,26 @@ def noops_to_identity(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def absorb_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A quantized (QDQ) model as its float graph, for placement and timing: each QuantizeLinear ->
+    DequantizeLinear pair on an activation becomes an Identity (the DPU computes in int8 anyway; the pairs
+    only carry the scales), and constant weights behind a DequantizeLinear fold to float. The vendor flow
+    hands the compiler such a QDQ model; without this every pair would be a CPU island. Not for measuring
+    accuracy: the quantization is what that measures."""
+    out = fold_constants(model)  # DequantizeLinear of constant int8 weights -> float weights
+    made = {o: n for n in out.graph.node for o in n.output}
+    nodes = []
+    for node in out.graph.node:
+        source = made.get(node.input[0]) if node.op_type == "DequantizeLinear" and node.input else None
+        if source is not None and source.op_type == "QuantizeLinear":
+            node = helper.make_node("Identity", [source.input[0]], [node.output[0]], name=node.name)
+        nodes.append(node)
+    read = {name for n in nodes for name in n.input} | _graph_outputs(out)
+    _set_nodes(out, [n for n in nodes if n.op_type != "QuantizeLinear" or n.output[0] in read])
+    _drop_unused_initializers(out)
+    return remove_identities(out)
+
+
 def remove_identities(model: onnx.ModelProto) -> onnx.ModelProto:
     out = _copy(model)
     outputs = _graph_outputs(out)

@@ -9,7 +9,7 @@ import onnx
 
 from explorer.graph.layers import ModelGraph, analyze
 from explorer.graph.loader import SHAPE_FLAG, check_runnable, load_model, prepare_model
-from explorer.graph.passes import normalize
+from explorer.graph.passes import absorb_qdq, normalize
 
 
 def graph_from_model(
@@ -25,6 +25,7 @@ def graph_from_model(
 
 
 def load_graph(path: str | Path, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ModelGraph:
+    """The layer table `explore estimate` places and times: a quantized (QDQ) model as its float graph."""
     model = load_model(path, input_shapes)
     check_runnable(model, source=str(path))
-    return analyze(normalize(model))
+    return analyze(normalize(absorb_qdq(model)))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -211,3 +213,26 @@ def test_constant_folding_runs_to_a_fixed_point() -> None:
     assert [layer.kind for layer in analyze(folded).layers][-1] == "add"
     x = np.random.default_rng(6).standard_normal((1, 8, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0])
+
+
+def test_a_qdq_model_is_placed_as_its_float_graph(tmp_path: Path) -> None:
+    """The project's own int8 output (QDQ pairs on every activation, int8 weights) gets the float model's
+    partition: one DPU subgraph, not one island per QuantizeLinear/DequantizeLinear."""
+    from explorer.compress.quantize import quantize
+    from explorer.data.loaders import Dataset
+    from explorer.dpu.partition import partition
+    from explorer.dpu.support import place_layers
+    from explorer.graph.prepare import graph_from_model, load_graph
+    from explorer.hardware.config import DpuConfig, resolve
+
+    float_graph = graph_from_model(tiny_resnet())
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    nodes = {layer.outputs[0] for layer in float_graph.layers}
+    qdq = quantize(float_graph.model, nodes, Dataset({"input": x}, {}, "rand", "r"), "minmax").model
+    assert sum(n.op_type == "QuantizeLinear" for n in qdq.graph.node) > 5
+    onnx.save(qdq, str(tmp_path / "int8.onnx"))
+    spec = resolve(DpuConfig())
+    placed = load_graph(tmp_path / "int8.onnx")
+    assert [layer.kind for layer in placed.layers] == [layer.kind for layer in float_graph.layers]
+    subgraphs = partition(placed, place_layers(placed, spec)).subgraphs
+    assert len([s for s in subgraphs if s.device == "DPU"]) == 1
