@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -106,20 +107,48 @@ class JournalLock(BaseJournalFileLock):
         self.stale_after = stale_after
         self.owner = json.dumps(Worker.current().to_dict())
 
-    def _read_owner(self) -> Worker | None:
+    def _identity(self, path: str) -> tuple[int, int, str] | None:
+        """What tells one lock file from the next: inode and modification time (inodes are reused at once)
+        and the content (the owner, or an Optuna symlink lock's target)."""
         try:
-            return Worker.from_dict(json.loads(Path(self.path).read_text()))
-        except (OSError, ValueError):
-            return None  # a symlink lock of Optuna's own, or a lock being written
+            st = os.lstat(path)  # lstat: a dangling symlink lock is still seen
+            if stat.S_ISLNK(st.st_mode):
+                content = os.readlink(path)
+            else:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    content = handle.read()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, content
 
-    def _break(self, why: str) -> bool:
-        """Remove a stale lock (atomically: only one breaker wins); True when this process removed it."""
+    def _inspect(self) -> tuple[tuple[int, int, str], Worker | None] | None:
+        """(identity, owner) of the lock file as it is now; None when there is none."""
+        identity = self._identity(self.path)
+        if identity is None:
+            return None
+        try:
+            owner = Worker.from_dict(json.loads(identity[2]))
+        except ValueError:
+            owner = None  # an Optuna symlink lock, or a lock being written
+        return identity, owner
+
+    def _break(self, identity: tuple[int, int, str], why: str) -> bool:
+        """Remove the stale lock judged by `identity`; True when this process removed it. Only one breaker's
+        rename succeeds; one that finds it took a newer lock (another process broke the stale one and took
+        the lock meanwhile) puts it back."""
         aside = f"{self.path}.{os.getpid()}.broken"
         try:
             os.rename(self.path, aside)
-            os.unlink(aside)
         except OSError:
             return False
+        try:
+            if self._identity(aside) != identity:
+                with contextlib.suppress(OSError):
+                    os.link(aside, self.path, follow_symlinks=False)  # restore it, unless a lock is there again
+                return False
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
         print(f"note: released the lock {self.path}: {why}", file=sys.stderr)
         return True
 
@@ -135,20 +164,17 @@ class JournalLock(BaseJournalFileLock):
                 with os.fdopen(fd, "w") as handle:
                     handle.write(self.owner)
                 return True
-            owner = self._read_owner()
-            if owner is not None and owner.alive() is False:
-                if self._break(f"its owner, {owner}, is gone"):
-                    continue
-            else:
-                try:
-                    stamp: Any = os.lstat(self.path).st_mtime  # lstat: a dangling symlink lock is still seen
-                except OSError:
-                    stamp = None  # released meanwhile: try again after the pause
-                if stamp is not None and stamp != seen:
-                    seen, since = stamp, time.monotonic()
-                elif stamp is not None and time.monotonic() - since > self.stale_after:
+            found = self._inspect()
+            if found is not None:
+                identity, owner = found
+                if owner is not None and owner.alive() is False:
+                    if self._break(identity, f"its owner, {owner}, is gone"):
+                        continue
+                elif identity != seen:
+                    seen, since = identity, time.monotonic()
+                elif time.monotonic() - since > self.stale_after:
                     why = f"unchanged for {self.stale_after:.0f} s and its owner cannot be checked ({owner or 'unknown'})"
-                    if self._break(why):
+                    if self._break(identity, why):
                         continue
             time.sleep(delay)  # every path that did not take or break the lock pauses: no spinning
             delay = min(delay * 2, 0.25)

@@ -148,3 +148,26 @@ def test_a_worker_whose_parent_died_while_it_started_stops_at_once(tmp_path: Pat
     worker.join(timeout=120)
     assert worker.exitcode == 130
     assert not (cfg.store.output / "study.journal").exists()  # it ran nothing
+
+
+def test_breaking_a_stale_lock_never_takes_a_newer_one(tmp_path: Path) -> None:
+    """Two processes judge the same dead owner's lock stale; the first breaks it and takes the lock. The
+    second's break must find that the file it renamed is not the one it judged, and put it back."""
+    import json
+
+    from explorer.study.store import JournalLock
+
+    journal = tmp_path / "study.journal"
+    lock_file = tmp_path / "study.journal.lock"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock_file.write_text(json.dumps(Worker(Worker.current().host, gone.pid, None).to_dict()))
+    late = JournalLock(str(journal))
+    judged = late._inspect()
+    assert judged is not None and judged[1] is not None and judged[1].alive() is False
+    first = JournalLock(str(journal))
+    assert first.acquire()  # breaks the stale lock and takes it
+    taken = lock_file.read_text()
+    assert not late._break(judged[0], "stale")  # the late breaker renamed the new lock, and restores it
+    assert lock_file.read_text() == taken and not list(tmp_path.glob("*.broken"))
+    first.release()
