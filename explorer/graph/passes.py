@@ -112,12 +112,14 @@ def _noop_slice(node: onnx.NodeProto, shape: list[int], consts: dict[str, np.nda
 def noops_to_identity(model: onnx.ModelProto) -> onnx.ModelProto:
     """Slices that keep everything and one-way Splits become Identity (removed next by `remove_identities`);
     exporters leave them behind, and each would otherwise be a CPU island. Exact."""
+    if not any(n.op_type in ("Slice", "Split") for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
     out = _copy(model)
     consts = initializers(out)
     shapes = static_shapes(out)
     nodes = []
     for node in out.graph.node:
-        shape = shapes.get(node.input[0]) if node.input else None
+        shape = shapes.get(node.input[0]) if node.input and node.op_type in ("Slice", "Split") else None
         noop = shape is not None and (
             (node.op_type == "Slice" and _noop_slice(node, list(shape), consts))
             or (node.op_type == "Split" and len(node.output) == 1)
@@ -223,6 +225,8 @@ def batchnorm_to_depthwise(model: onnx.ModelProto) -> onnx.ModelProto:
     """A BatchNormalization that follows no convolution (pre-activation blocks: BN -> ReLU -> Conv) becomes a
     depthwise 1x1 convolution with the same per-channel scale and bias (AMD Quark `ConvertBNToConv`), which
     the DPU runs when depthwise convolution is available. Exact up to float rounding. Run after `fold_batchnorm`."""
+    if not any(n.op_type == "BatchNormalization" for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
     out = _copy(model)
     consts = initializers(out)
     shapes = static_shapes(out)
@@ -261,12 +265,17 @@ def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
     How the dynamo exporter writes a global average pool; the vendor flow rewrites it the same way
     (AMD Quark `ConvertReduceMeanToGlobalAvgPool`). Numerically exact.
     """
+    if not any(n.op_type == "ReduceMean" for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
     out = _copy(model)
     shapes = static_shapes(out)
     consts = initializers(out)
     nodes: list[onnx.NodeProto] = []
     for node in out.graph.node:
-        shape = shapes.get(node.input[0]) if node.op_type == "ReduceMean" and node.input else None
+        if node.op_type != "ReduceMean" or not node.input:
+            nodes.append(node)
+            continue
+        shape = shapes.get(node.input[0])
         axes = attr_ints(node, "axes")
         if axes is None and len(node.input) > 1 and node.input[1] in consts:  # opset 18: axes as an input
             axes = [int(a) for a in consts[node.input[1]].ravel()]

@@ -236,3 +236,12 @@ def test_a_qdq_model_is_placed_as_its_float_graph(tmp_path: Path) -> None:
     assert [layer.kind for layer in placed.layers] == [layer.kind for layer in float_graph.layers]
     subgraphs = partition(placed, place_layers(placed, spec)).subgraphs
     assert len([s for s in subgraphs if s.device == "DPU"]) == 1
+
+
+def test_a_pass_with_nothing_to_rewrite_returns_its_input() -> None:
+    """The deployment-flow passes copy the model (weights included) only when they change something."""
+    from explorer.graph.passes import batchnorm_to_depthwise, noops_to_identity, reduce_mean_to_global_pool
+
+    model = normalize(prepare_model(tiny_resnet()))  # no ReduceMean, Slice, Split or BatchNormalization left
+    for rewrite in (reduce_mean_to_global_pool, noops_to_identity, batchnorm_to_depthwise):
+        assert rewrite(model) is model
