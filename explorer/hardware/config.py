@@ -237,11 +237,6 @@ class DpuSpec:
     uram_banks: Banks  # banks moved to UltraRAM: weights first, then bias, then image (INFERRED, docs/hardware.md §2.4)
 
     @property
-    def has_depthwise(self) -> bool:
-        """IP 4.x's ALU always has depthwise, average pool and element-wise multiply."""
-        return self.ip.is_v4 or self.config.depthwise
-
-    @property
     def uram_replaceable_banks(self) -> int:
         """How many banks of a core UltraRAM can replace (URAM_N_USER caps it)."""
         return min(self.tables.uram_n_user_max // self.uram_per_bank, self.banks.total)

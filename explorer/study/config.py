@@ -26,7 +26,6 @@ from explorer.study.search_space import SearchSpace, board_facts, check_space, l
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid", "gp")
 DIRECTIONS = ("minimize", "maximize")
-CALIBRATIONS = CALIBRATION_METHODS
 PERF_METRICS = {
     "fps_single": "maximize",
     "fps_multi": "maximize",
@@ -452,8 +451,8 @@ def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
     quant = c.mapping(raw, "quantization")
     c.keys(quant, ("calibration",), "quantization")
     calibration = quant.get("calibration", "minmax")
-    if calibration not in CALIBRATIONS:
-        c.add("quantization.calibration", f"expected one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
+    if calibration not in CALIBRATION_METHODS:
+        c.add("quantization.calibration", f"expected one of {', '.join(CALIBRATION_METHODS)}, got {calibration!r}")
     return QuantizationSection(str(calibration))
 
 
