@@ -173,9 +173,11 @@ def _trial_folder(study: str, trial: int) -> Path:
 
 
 def _trial(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    from explorer.export.parsers import trial_number
+
+    if not trial_number(value):
         raise ExplorerError(f"{what} must be a trial number (an integer >= 0), got {value!r}")
-    return value
+    return int(value)
 
 
 def _fmt(value: Any) -> str:
