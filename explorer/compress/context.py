@@ -143,7 +143,7 @@ class CompressionContext:
             if cached is not None:
                 report = ApozReport.from_dict(cached)
             else:
-                report = measure_apoz(self.eval_model, self.calibration, groups)
+                report = measure_apoz(self.graph.model, self.calibration, groups)  # batch 1: bounded memory
                 self.cache.write("apoz", key, report.to_dict())
             self._apoz[groups] = report
         return self._apoz[groups]
@@ -224,7 +224,9 @@ class CompressionContext:
             return self._memory[key]
         model = eval_model
         if quant_nodes:
-            model = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused).model
+            model = quantize(
+                eval_model, quant_nodes, self.calibration, options.calibration, fused, calibration_model=graph.model
+            ).model
         outputs = run_model(model, self.data.inputs)
         reference = self.float_outputs()
         result = CompressResult(
@@ -249,7 +251,7 @@ class CompressionContext:
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         if not quant_nodes:
             return graph.model
-        q = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused)
+        q = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused, calibration_model=graph.model)
         inputs = {i.name for i in graph.model.graph.input}
         return _insert_qdq(graph.model, q.activation_fix, q.weight_fix, inputs, {o.name for o in graph.model.graph.output})
 

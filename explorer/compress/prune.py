@@ -24,7 +24,7 @@ from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError
 from explorer.graph.loader import infer_shapes_light
 from explorer.graph.util import attr_int, initializers, static_shapes, topological_order
-from explorer.runtime import run_model
+from explorer.runtime import stream_model
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,11 @@ def measure_apoz(model: onnx.ModelProto, data: Dataset, groups: int = 4, batch: 
     zeros: dict[str, np.ndarray | None] = {t: None for t in tensors}
     total = 0
     if tensors:
-        for start in range(0, len(data), batch):
-            feeds = {k: v[start : start + batch] for k, v in data.inputs.items()}
-            outs = run_model(model, feeds, extra_outputs=tensors)
+        for count, outs in stream_model(model, data.inputs, extra_outputs=tensors, batch=batch):
             for t in tensors:
                 z = (outs[t] == 0).sum(axis=(0, 2, 3)) if outs[t].ndim == 4 else (outs[t] == 0).sum(axis=0)
                 zeros[t] = z if zeros[t] is None else zeros[t] + z
-            total += len(next(iter(feeds.values())))
+            total += count
     n_groups = max(1, min(groups, len(units))) if units else 1
     names = tuple(f"g{i}" for i in range(n_groups))
     stats = []

@@ -6,6 +6,8 @@ onnxruntime then runs. Activation fix positions are calibrated on data by min-ma
 range covers max|x|), percentile (covers the given percentile of |x|) or MSE (the f, among the min-max one
 and two finer ones, with the least squared error, as vai_q's MinMSE). Tensors consumed only by an
 activation fused into their producer are not quantized between the two (the DPU never writes them).
+Calibration streams: the model runs over the calibration set in memory-bounded chunks and each tensor
+keeps only its statistics (`TensorStats`), never every sample's intermediates.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from explorer.compress import CALIBRATION_METHODS
 from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError
 from explorer.graph.util import initializers
-from explorer.runtime import run_model
+from explorer.runtime import stream_model
 
 METHODS = CALIBRATION_METHODS
 QMIN, QMAX = -128, 127
@@ -43,19 +45,48 @@ def fake_quant(x: np.ndarray, fix: int) -> np.ndarray:
     return np.clip(np.round(x / scale), QMIN, QMAX) * scale
 
 
-def choose_fix(values: np.ndarray, method: str, percentile: float = 99.99) -> int:
+def choose_fix(values: np.ndarray, method: str, percentile: float = 99.99, max_abs: float | None = None) -> int:
+    """The fix position of a tensor from its values (or a uniform sample of them, with the whole tensor's
+    `max_abs`, which min-max and the MSE search's coarsest candidate need exactly)."""
     a = np.abs(values.astype(np.float64).ravel())
     if a.size == 0:
         return 7
+    top = float(a.max()) if max_abs is None else max_abs
     if method == "minmax":
-        return fix_for_range(float(a.max()))
+        return fix_for_range(top)
     if method == "percentile":
         return fix_for_range(float(np.percentile(a, percentile)))
     if method == "mse":
-        base = fix_for_range(float(a.max()))
+        base = fix_for_range(top)
         errors = {f: float(np.mean((values - fake_quant(values, f)) ** 2)) for f in (base, base + 1, base + 2)}
         return min(errors, key=lambda f: (errors[f], f))
     raise ExplorerError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
+
+
+class TensorStats:
+    """Streaming calibration statistics of one activation tensor: the exact max |x| and, for percentile and
+    MSE, a uniform sample of at most `_SAMPLES` values drawn chunk by chunk (each chunk in proportion to its
+    share of the calibration set). Memory is bounded whatever the number of samples."""
+
+    def __init__(self, method: str, total_samples: int, rng: np.random.Generator) -> None:
+        self.method, self.total, self.rng = method, total_samples, rng
+        self.max_abs = 0.0
+        self.parts: list[np.ndarray] = []
+
+    def update(self, values: np.ndarray, samples: int) -> None:
+        if values.size:
+            self.max_abs = max(self.max_abs, float(np.max(np.abs(values))))
+        if self.method == "minmax" or not values.size:
+            return
+        flat = values.ravel()
+        want = math.ceil(_SAMPLES * samples / max(1, self.total))
+        self.parts.append(flat.copy() if flat.size <= want else self.rng.choice(flat, want, replace=False))
+
+    def fix(self, percentile: float) -> int:
+        if self.method == "minmax":
+            return fix_for_range(self.max_abs)
+        values = np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.float32)
+        return choose_fix(values, self.method, percentile, self.max_abs)
 
 
 @dataclass(frozen=True)
@@ -63,11 +94,6 @@ class QuantizedModel:
     model: onnx.ModelProto
     activation_fix: dict[str, int]
     weight_fix: dict[str, int]
-
-
-def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    flat = values.ravel()
-    return flat if flat.size <= _SAMPLES else rng.choice(flat, _SAMPLES, replace=False)
 
 
 def quantize(
@@ -78,8 +104,12 @@ def quantize(
     fused_outputs: Collection[str] = (),
     percentile: float = 99.99,
     seed: int = 0,
+    calibration_model: onnx.ModelProto | None = None,
 ) -> QuantizedModel:
-    """A QDQ copy of `model` in which the nodes named in `quantized_nodes` (by first output) run on int8."""
+    """A QDQ copy of `model` in which the nodes named in `quantized_nodes` (by first output) run on int8.
+
+    `calibration_model` (the same graph, e.g. at batch 1 where `model` has a fixed evaluation batch) is the
+    one run for the statistics: its chunk holds fewer samples' intermediates."""
     if method not in METHODS:
         raise ExplorerError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
     consts = initializers(model)
@@ -94,13 +124,20 @@ def quantize(
                 continue
             if name in graph_inputs or name in producers:
                 tensors.append(name)
-    # calibration: the float model's activations on the calibration set
-    outputs = run_model(model, calibration.inputs, extra_outputs=[t for t in tensors if t not in graph_inputs])
+    # calibration: the float model's activations on the calibration set, chunk by chunk
     rng = np.random.default_rng(seed)
-    activation_fix: dict[str, int] = {}
+    stats = {t: TensorStats(method, len(calibration), rng) for t in tensors}
+    extra = [t for t in tensors if t not in graph_inputs]
+    runner = model
+    if calibration_model is not None and set(extra) <= {o for n in calibration_model.graph.node for o in n.output}:
+        runner = calibration_model
+    for count, outputs in stream_model(runner, calibration.inputs, extra_outputs=extra):
+        for t in extra:
+            stats[t].update(outputs[t], count)
     for t in tensors:
-        values = calibration.inputs[t] if t in graph_inputs else outputs[t]
-        activation_fix[t] = choose_fix(_sample(values, rng) if method != "minmax" else values, method, percentile)
+        if t in graph_inputs:
+            stats[t].update(calibration.inputs[t], len(calibration))
+    activation_fix = {t: stats[t].fix(percentile) for t in tensors}
     weight_fix: dict[str, int] = {}
     for node in nodes:
         for index in WEIGHT_OPS.get(node.op_type, ()):

@@ -61,3 +61,22 @@ def test_quantized_convolution_matches_integer_reference() -> None:
     expected = np.clip(np.round(acc * 2.0 ** (fy - fx - fw)), -128, 127) * 2.0**-fy
     assert shift >= 0
     np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+def test_streaming_statistics_match_the_whole_tensor() -> None:
+    from explorer.compress.quantize import TensorStats
+
+    values = np.random.default_rng(5).standard_normal((40, 5000)).astype(np.float32) * 3
+    values[17, 3] = 50.0  # one outlier, in one chunk only
+    for method in ("minmax", "mse", "percentile"):
+        stats = TensorStats(method, len(values), np.random.default_rng(0))
+        for start in range(0, 40, 7):
+            stats.update(values[start : start + 7], len(values[start : start + 7]))
+        assert stats.max_abs == 50.0
+        assert stats.fix(99.99) == choose_fix(values, method, 99.99), method
+    kept = sum(part.size for part in stats.parts)
+    assert kept <= values.size  # a 200k-value tensor is kept whole; larger ones are sampled
+    big = TensorStats("mse", 1000, np.random.default_rng(0))
+    for _ in range(100):
+        big.update(np.ones((10, 10_000), dtype=np.float32), 10)
+    assert sum(part.size for part in big.parts) <= 200_000
