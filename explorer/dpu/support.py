@@ -42,6 +42,8 @@ class DpuLimits:
     conv_leakyrelu: bool
     alu_leakyrelu: bool
     hard_activations: bool = False  # HardSigmoid/HardSwish fused into a convolution (IP 4.x, hw/dpu_ip.yaml)
+    alu_hard_activations: bool = False  # ... and into a depthwise convolution (the ISA1 ALU's hsigmoid)
+    pool_kernel_max: int = 8  # average-pool kernel: 2-8 in PG338 Table 1; 1-256 on the ISA1 ALU
 
     @property
     def max_channels(self) -> int:
@@ -61,6 +63,8 @@ def limits_for(spec: DpuSpec) -> DpuLimits:
         conv_leakyrelu=config.relu_type == "relu_leakyrelu_relu6",
         alu_leakyrelu=v4 and config.alu_leakyrelu,
         hard_activations=spec.ip.conv_hard_activations,
+        alu_hard_activations=spec.ip.alu_hard_activations,
+        pool_kernel_max=spec.ip.alu_kernel_max,
     )
 
 
@@ -159,9 +163,11 @@ def _avgpool_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
     if not lim.avg_pool:
         return "average pooling is disabled in this DPU configuration"
     kh, kw = layer.kernel
-    if kh != kw or not 1 <= kh <= 8:
-        return f"average pooling kernel {kh}x{kw}: only square 2x2 to 8x8 is supported"
-    return _window_problem(layer, 8, 8, "average pooling") if layer.kind == "avgpool" else ""
+    top = lim.pool_kernel_max
+    if kh != kw or not 1 <= kh <= top:
+        where = "PG338 Table 1 (IP 3.x)" if top <= 8 else "the IP 4.x ALU"
+        return f"average pooling kernel {kh}x{kw}: only square 2x2 to {top}x{top} is supported by {where}"
+    return _window_problem(layer, top, 8 if top <= 8 else top, "average pooling") if layer.kind == "avgpool" else ""
 
 
 def _add_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
@@ -298,7 +304,7 @@ def _activation_problem(
             return "LeakyReLU after element-wise sum is not supported", ""
         if not lim.conv_leakyrelu:
             return "LeakyReLU needs relu_type relu_leakyrelu_relu6", ""
-    elif hard and engine != "conv":
+    elif hard and not (engine == "conv" or (engine == "dw" and lim.alu_hard_activations)):
         return f"{layer.op_type} is fused only into a convolution or fully connected layer, not after {producer.kind}", ""
     elif engine == "eltwise" and kind != "relu":
         return "only ReLU can follow an element-wise sum on the DPU", ""

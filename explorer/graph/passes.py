@@ -298,17 +298,17 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes_light(model)
 
 
-FOLD_ROUNDS = 8  # a YOLOv8 C2f `chunk` (Shape -> Gather -> Add -> Div -> Mul -> Split) needs several
+FOLD_ROUNDS = 32  # each YOLOv8 C2f `chunk` (Shape -> Gather -> Add -> Div -> Mul -> Slice) in a chain needs a round
 
 
 def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
     """Constant folding and shape inference, again and again until nothing more folds: a tensor whose shape
     is known only once an earlier Reshape's shape input became constant lets its own Shape fold next round."""
     for _ in range(FOLD_ROUNDS):
-        before = len(model.graph.node)
+        before = (len(model.graph.node), len(static_shapes(model)))
         model = infer(fold_constants(model))
-        if len(model.graph.node) == before:
-            break
+        if (len(model.graph.node), len(static_shapes(model))) == before:
+            break  # nothing folded and no shape learnt: a fixed point
     return model
 
 

@@ -99,6 +99,8 @@ class IpVersion:
     pool_parallel_rule: str = ""
     save_argmax: bool = False
     conv_hard_activations: bool = False  # HardSigmoid/HardSwish as activations of a convolution (IP 4.x)
+    alu_kernel_max: int = 8  # pooling kernel limit: PG338 Table 1 on 3.x, the ALU's 256 on 4.x
+    alu_hard_activations: bool = False  # HardSigmoid/HardSwish after a depthwise convolution (ALU hsigmoid, 4.x)
 
     @property
     def is_v4(self) -> bool:
@@ -249,6 +251,8 @@ def _parse_ip(raw: Mapping[str, Any]) -> DpuIpData:
             pool_parallel_rule=str(v.get("pool_parallel_rule", "")),
             save_argmax=bool(v.get("save_argmax", False)),
             conv_hard_activations=bool(v.get("conv_hard_activations", False)),
+            alu_kernel_max=int(v.get("alu_kernel_max", 8)),
+            alu_hard_activations=bool(v.get("alu_hard_activations", False)),
         )
         for ver, v in raw["ip_versions"].items()
     }

@@ -35,7 +35,6 @@ def placement_of(graph: ModelGraph, kind: str, config: DpuConfig = V41) -> tuple
         (lambda b: b.conv("input", 16, k=3, p=3, act=None), "conv", "padding"),
         (lambda b: b.conv("input", 16, k=3, s=2, dilation=2, act=None), "conv", "dilated convolution needs stride 1"),
         (lambda b: b.conv("input", 8, k=1, groups=2, act=None), "gconv", "grouped convolution"),
-        (lambda b: b.avgpool("input", k=9, s=1), "avgpool", "only square 2x2 to 8x8"),
         (lambda b: b.maxpool("input", k=9, s=2), "maxpool", "max-reduce"),
         (lambda b: b.upsample("input", 2, mode="linear"), "upsample", "nearest neighbour only"),
         (lambda b: b.act("input", "sigmoid"), "sigmoid", "not supported by the DPU"),
@@ -144,7 +143,7 @@ def test_a_matmul_reason_tells_constant_weights_from_dynamic_ones() -> None:
 
 
 @pytest.mark.parametrize("op", ["HardSwish", "HardSigmoid"])
-def test_hard_activations_run_on_ip_4x_after_a_convolution_only(op: str) -> None:
+def test_hard_activations_run_on_ip_4x_after_a_convolution_or_depthwise_only(op: str) -> None:
     def after_conv(b: NetBuilder) -> str:
         y = b.conv("input", 16, k=3, act=None)
         return b._node(op, [y], b.shape[y])
@@ -161,3 +160,20 @@ def test_hard_activations_run_on_ip_4x_after_a_convolution_only(op: str) -> None
     assert device == CPU and "from IP 4.0" in why
     device, why = placement_of(single(after_sum, opset=14), kind)
     assert device == CPU and "not after add" in why  # not right after an element-wise sum
+
+    def after_depthwise(b: NetBuilder) -> str:
+        y = b.dwconv("input", act=None)
+        return b._node(op, [y], b.shape[y])
+
+    device, why = placement_of(single(after_depthwise, opset=14), kind)  # the ISA1 ALU has hsigmoid
+    assert device == DPU and why.startswith("fused into")
+
+
+def test_average_pools_beyond_8x8_run_on_the_ip_4x_alu_only() -> None:
+    graph = single(lambda b: b.avgpool("input", k=9, s=1))
+    assert placement_of(graph, "avgpool")[0] == DPU  # ISA1 ALU: kernel 1-256
+    device, why = placement_of(graph, "avgpool", DpuConfig(ip_version="3.4"))
+    assert device == CPU and "only square 2x2 to 8x8 is supported by PG338 Table 1 (IP 3.x)" in why
+    big = single(lambda b: b.global_avgpool("input"), shape=(1, 16, 20, 20))
+    assert placement_of(big, "global_avgpool")[0] == DPU
+    assert placement_of(big, "global_avgpool", DpuConfig(ip_version="3.4"))[0] == CPU
