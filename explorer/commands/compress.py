@@ -123,6 +123,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     print(format_table(["metric", "float", "compressed"], rows, [False, True, True]))
     print("fidelity to the float model: " + ", ".join(f"{k} {v:.4f}" for k, v in result.fidelity.items()))
     print(f"parameters {result.params_before:,} -> {result.params_after:,}; MACs {result.macs_before:,} -> {result.macs_after:,}")
+    if result.dpu_arithmetic:
+        print("DPU arithmetic emulated (AMD Quark's DPU simulation; docs/deployment_flow.md):")
+        for line in result.dpu_arithmetic:
+            print(f"  {line}")
     if result.pruned_channels:
         print(f"pruned channels: {sum(result.pruned_channels.values())} in {len(result.pruned_channels)} convolution(s)")
     if args.output:

@@ -33,7 +33,7 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: DPU arithmetic emulated, dpu_arithmetic recorded
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
 CPU_INT8_KINDS = {
@@ -88,11 +88,17 @@ class CompressResult:
     macs_after: int
     pruned_channels: dict[str, int]
     key: str
+    dpu_arithmetic: list[str] = field(default_factory=list)  # what of the DPU's integer arithmetic was emulated
     cached: bool = False
     source: str = "measured: onnxruntime on this machine"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def dpu_outputs(graph: ModelGraph, placements: tuple[Placement, ...]) -> set[str]:
+    """The first outputs of the layers placed on the DPU (how the quantizer names nodes)."""
+    return {graph.layers[i].outputs[0] for i, p in enumerate(placements) if p.device == DPU and graph.layers[i].outputs}
 
 
 def file_digest(path: Path) -> str:
@@ -177,7 +183,7 @@ class CompressionContext:
         """(first outputs of the nodes to quantize, outputs consumed only by fused activations)."""
         if options.quantize == "none":
             return set(), set()
-        chosen = {graph.layers[i].outputs[0] for i, p in enumerate(placements) if p.device == DPU and graph.layers[i].outputs}
+        chosen = dpu_outputs(graph, placements)
         if options.quantize == "all":
             chosen |= {layer.outputs[0] for layer in graph.layers if layer.kind in CPU_INT8_KINDS and layer.outputs}
         fused: set[str] = set()
@@ -222,11 +228,18 @@ class CompressionContext:
         if cached is not None:
             self._memory[key] = CompressResult(**{**cached, "cached": True})
             return self._memory[key]
-        model = eval_model
+        model, arithmetic = eval_model, []
         if quant_nodes:
-            model = quantize(
-                eval_model, quant_nodes, self.calibration, options.calibration, fused, calibration_model=graph.model
-            ).model
+            q = quantize(
+                eval_model,
+                quant_nodes,
+                self.calibration,
+                options.calibration,
+                fused,
+                calibration_model=graph.model,
+                dpu_nodes=dpu_outputs(graph, placements),
+            )
+            model, arithmetic = q.model, list(q.dpu_arithmetic)
         outputs = run_model(model, self.data.inputs)
         reference = self.float_outputs()
         result = CompressResult(
@@ -239,6 +252,7 @@ class CompressionContext:
             macs_after=graph.total_macs,
             pruned_channels={name: int(self._width(name) - len(keep)) for name, keep in kept.items()},
             key=key,
+            dpu_arithmetic=arithmetic,
         )
         self.cache.write("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
         self._memory[key] = CompressResult(**{**result.to_dict(), "cached": True})
@@ -251,7 +265,15 @@ class CompressionContext:
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         if not quant_nodes:
             return graph.model
-        q = quantize(eval_model, quant_nodes, self.calibration, options.calibration, fused, calibration_model=graph.model)
+        q = quantize(
+            eval_model,
+            quant_nodes,
+            self.calibration,
+            options.calibration,
+            fused,
+            calibration_model=graph.model,
+            dpu_nodes=dpu_outputs(graph, placements),
+        )
         inputs = {i.name for i in graph.model.graph.input}
         return _insert_qdq(graph.model, q.activation_fix, q.weight_fix, inputs, {o.name for o in graph.model.graph.output})
 

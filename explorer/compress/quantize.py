@@ -22,6 +22,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from explorer.compress import CALIBRATION_METHODS
+from explorer.compress.dpu_arithmetic import align_fix_positions, emulate
 from explorer.data.loaders import Dataset
 from explorer.errors import ExplorerError
 from explorer.graph.util import initializers
@@ -94,6 +95,7 @@ class QuantizedModel:
     model: onnx.ModelProto
     activation_fix: dict[str, int]
     weight_fix: dict[str, int]
+    dpu_arithmetic: tuple[str, ...] = ()  # what of the DPU's integer arithmetic the model emulates
 
 
 def quantize(
@@ -105,13 +107,24 @@ def quantize(
     percentile: float = 99.99,
     seed: int = 0,
     calibration_model: onnx.ModelProto | None = None,
+    dpu_nodes: Collection[str] | None = None,
 ) -> QuantizedModel:
     """A QDQ copy of `model` in which the nodes named in `quantized_nodes` (by first output) run on int8.
 
     `calibration_model` (the same graph, e.g. at batch 1 where `model` has a fixed evaluation batch) is the
-    one run for the statistics: its chunk holds fewer samples' intermediates."""
+    one run for the statistics: its chunk holds fewer samples' intermediates. The nodes named in `dpu_nodes`
+    compute as the DPU does (LeakyReLU slope, HardSigmoid and average-pool scaling, aligned fix positions;
+    compress/dpu_arithmetic.py)."""
     if method not in METHODS:
         raise ExplorerError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
+    applied: tuple[str, ...] = ()
+    if dpu_nodes is not None:
+        emulated = emulate(model, dpu_nodes)
+        model, applied = emulated.model, emulated.applied
+        if calibration_model is not None:
+            calibration_model = emulate(calibration_model, dpu_nodes).model
+        quantized_nodes = {*quantized_nodes, *emulated.inner}
+        fused_outputs = {*fused_outputs, *emulated.inner}
     consts = initializers(model)
     nodes = [n for n in model.graph.node if n.output and n.output[0] in quantized_nodes]
     graph_inputs = {i.name for i in model.graph.input if i.name not in consts}
@@ -138,6 +151,8 @@ def quantize(
         if t in graph_inputs:
             stats[t].update(calibration.inputs[t], len(calibration))
     activation_fix = {t: stats[t].fix(percentile) for t in tensors}
+    if dpu_nodes is not None:
+        applied += align_fix_positions(model, dpu_nodes, activation_fix)
     weight_fix: dict[str, int] = {}
     for node in nodes:
         for index in WEIGHT_OPS.get(node.op_type, ()):
@@ -149,7 +164,8 @@ def quantize(
         if len(indices) == 2 and len(node.input) > 2 and node.input[2] in weight_fix and node.input[0] in activation_fix:
             accumulator = activation_fix[node.input[0]] + weight_fix[node.input[1]]
             weight_fix[node.input[2]] = min(weight_fix[node.input[2]], accumulator)
-    return QuantizedModel(_insert_qdq(model, activation_fix, weight_fix, graph_inputs, graph_outputs), activation_fix, weight_fix)
+    qdq = _insert_qdq(model, activation_fix, weight_fix, graph_inputs, graph_outputs)
+    return QuantizedModel(qdq, activation_fix, weight_fix, applied)
 
 
 def _insert_qdq(
