@@ -45,7 +45,7 @@ def average_scale(kh: int, kw: int) -> float:
     if kh > 255 or kw > 255:
         return 1.0
     if kh == kw and kh in _AVGPOOL_TABLE:
-        return _AVGPOOL_TABLE[kh]
+        return float(_AVGPOOL_TABLE[kh])
     area = kh * kw
     best = min(range(7 + math.ceil(math.log2(area))), key=lambda n: abs(round(2**n / area) / 2**n - 1 / area))
     return round(2**best / area) / 2**best * area
@@ -92,7 +92,7 @@ def emulate(model: onnx.ModelProto, dpu_outputs: Collection[str]) -> Emulated:
                 shape = shapes.get(node.input[0], ())
                 kh, kw = (shape[2], shape[3]) if len(shape) == 4 else (0, 0)
             else:
-                kh, kw = (list(attr_ints(node, "kernel_shape") or [0, 0]) + [0, 0])[:2]
+                kh, kw = [*(attr_ints(node, "kernel_shape") or []), 0, 0][:2]
             factor = average_scale(kh, kw) if kh and kw else 1.0
             what = "average pooling as x k/2^n (ConvertAvgPoolToDPUVersion)"
         if factor == 1.0:
