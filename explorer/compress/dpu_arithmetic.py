@@ -47,8 +47,8 @@ def average_scale(kh: int, kw: int) -> float:
     if kh == kw and kh in _AVGPOOL_TABLE:
         return float(_AVGPOOL_TABLE[kh])
     area = kh * kw
-    best = min(range(7 + math.ceil(math.log2(area))), key=lambda n: abs(round(2**n / area) / 2**n - 1 / area))
-    return round(2**best / area) / 2**best * area
+    best = min(range(7 + math.ceil(math.log2(area))), key=lambda n: abs(round(2.0**n / area) / 2.0**n - 1 / area))
+    return float(round(2.0**best / area) / 2.0**best * area)
 
 
 @dataclass(frozen=True)
