@@ -128,3 +128,13 @@ def json_number(value: float) -> float | int | None:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
+
+
+HARD_HELP = (
+    "convert Sigmoid to HardSigmoid and SiLU/Swish to HardSwish first, as the vendor quantizer can "
+    "(DPU activations on IP 4.x); changes the numbers: the accuracy is measured on the converted model"
+)
+
+
+def add_hard_activations_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hard-activations", action="store_true", help=HARD_HELP)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from explorer.commands.common import add_dpu_options, dpu_config_from_args, print_json
+from explorer.commands.common import add_dpu_options, add_hard_activations_option, dpu_config_from_args, print_json
 from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, default_cache_dir
 from explorer.errors import ExplorerError
 from explorer.tables import format_table
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--split", type=int, help="cut index: layers from it on run on the CPU")
     p.add_argument("--board", help="board whose DPU configuration decides the partition (default: a full-featured ZU+ DPU)")
     add_dpu_options(p)
+    add_hard_activations_option(p)
     p.add_argument("-o", "--output", help="write the compressed model (batch 1, QDQ) here")
     p.add_argument("--cache-dir", default=None, help=f"accuracy cache (default {default_cache_dir()})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the accuracy cache")
@@ -64,6 +65,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         load_evaluator(args.evaluator),
         Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not args.no_cache,
+        hard=args.hard_activations,
     )
     if args.apoz:
         report = ctx.apoz(args.prune_groups)

@@ -6,7 +6,14 @@ import argparse
 import math
 from typing import TYPE_CHECKING, Any
 
-from explorer.commands.common import add_board_option, add_dpu_options, dpu_config_from_args, json_number, print_json
+from explorer.commands.common import (
+    add_board_option,
+    add_dpu_options,
+    add_hard_activations_option,
+    dpu_config_from_args,
+    json_number,
+    print_json,
+)
 from explorer.commands.hw import resources_payload
 from explorer.errors import ExplorerError
 from explorer.hardware.database import load_database
@@ -34,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="[NAME=]1x3x224x224",
         help="static input shape, for models with dynamic dimensions",
     )
+    add_hard_activations_option(p)
     p.add_argument("--list-splits", action="store_true", help="list the cut points and the tensors crossing each")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_estimate)
@@ -101,7 +109,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from explorer.graph.prepare import load_graph
     from explorer.perf.estimate import EstimateOptions, Estimator
 
-    graph = load_graph(args.model, parse_input_shapes(args.input_shape))
+    graph = load_graph(args.model, parse_input_shapes(args.input_shape), hard=args.hard_activations)
     if args.list_splits:
         _print_splits(graph)
         return 0

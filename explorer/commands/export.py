@@ -125,7 +125,7 @@ def _study_request(args: argparse.Namespace) -> Any:
     from explorer.export.model import model_parts
     from explorer.export.writer import ExportRequest, artifact_name
     from explorer.hardware.database import load_database
-    from explorer.study.design_metrics import compress_options, model_input_names, study_calibration
+    from explorer.study.design_metrics import STUDY_SHAPE_KEY, compress_options, model_input_names, study_calibration
     from explorer.study.record import select_trial
     from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
@@ -150,7 +150,14 @@ def _study_request(args: argparse.Namespace) -> Any:
         # The same calibration data as the study, so that APoZ (and the pruning) is the trial's, from its cache.
         calibration = study_calibration(cfg, model_input_names(cfg))
         compression = CompressionContext(
-            cfg.model.path, calibration, calibration, load_evaluator(cfg.data.evaluator, cfg.base_dir), cfg.store.output / "cache"
+            cfg.model.path,
+            calibration,
+            calibration,
+            load_evaluator(cfg.data.evaluator, cfg.base_dir),
+            cfg.store.output / "cache",
+            input_shapes=cfg.model.input_shape,
+            shape_option=STUDY_SHAPE_KEY,
+            hard=cfg.quantization.hard_activations,
         )
         parts = model_parts(
             compression, compress_options(point, cfg.quantization.calibration), artifact_name(Path(cfg.model.path).stem)

@@ -28,7 +28,7 @@ from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import Evaluator, fidelity_metrics
 from explorer.graph.layers import ModelGraph, analyze
 from explorer.graph.loader import SHAPE_FLAG, graph_inputs, prepare_model, read_model
-from explorer.graph.passes import normalize
+from explorer.graph.passes import hard_activations, normalize
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
@@ -122,7 +122,10 @@ class CompressionContext:
         use_cache: bool = True,
         input_shapes: Mapping[str, Sequence[int]] | None = None,
         shape_option: str = SHAPE_FLAG,
+        hard: bool = False,
     ) -> None:
+        """`hard`: Sigmoid/SiLU become HardSigmoid/HardSwish (graph/passes.py `hard_activations`); the model is
+        placed, timed and quantized converted, and its accuracy compared with the unconverted float model."""
         self.path = Path(model_path)
         raw = read_model(self.path)
         self.raw = raw
@@ -130,11 +133,14 @@ class CompressionContext:
         self.data, self.calibration, self.evaluator = data, calibration, evaluator
         self.cache = JsonCache(cache_dir, use_cache)
         # batch 1: placements and latency
-        self.graph = graph_from_model(raw, input_shapes, source=str(self.path), option=shape_option)
+        self.hard = hard
+        self.graph = graph_from_model(raw, input_shapes, source=str(self.path), option=shape_option, hard=hard)
         inputs = graph_inputs(raw)
         batch = None if raw.graph.input and fixed_batch(raw) else EVAL_BATCH
         shapes = {i.name: [batch or 1, *self.graph.shapes[i.name][1:]] for i in inputs}
-        self.eval_model = normalize(prepare_model(raw, shapes, source=str(self.path)))  # batch B: evaluation
+        prepared = prepare_model(raw, shapes, source=str(self.path))
+        self.eval_model = normalize(hard_activations(prepared) if hard else prepared)  # batch B: evaluation
+        self.reference_model = normalize(prepared) if hard else self.eval_model  # the float model as given
         self._apoz: dict[int, ApozReport] = {}
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._pruned: dict[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
@@ -174,7 +180,7 @@ class CompressionContext:
     # -- evaluation ----------------------------------------------------------------------------------------
     def float_outputs(self) -> dict[str, np.ndarray]:
         if self._float_outputs is None:
-            self._float_outputs = run_model(self.eval_model, self.data.inputs)
+            self._float_outputs = run_model(self.reference_model, self.data.inputs)
         return self._float_outputs
 
     def quantized_nodes(
@@ -206,6 +212,7 @@ class CompressionContext:
             "data": self.data.digest,
             "calibration_data": self.calibration.digest,
             "evaluator": self.evaluator.name,
+            "hard_activations": self.hard,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 

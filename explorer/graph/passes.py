@@ -14,7 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from explorer.graph.loader import infer_shapes_light
+from explorer.graph.loader import default_opset, infer_shapes_light
 from explorer.graph.util import (
     attr_float,
     attr_int,
@@ -291,6 +291,61 @@ def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
             nodes.append(onnx.helper.make_node("Flatten", [pooled], list(node.output), name=f"{name}__flatten", axis=1))
     _set_nodes(out, nodes)
     _drop_unused_initializers(out)
+    return out
+
+
+HARD_SIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # the DPU's hsigmoid: relu6(x + 3) / 6 (as the vendor writes it)
+
+
+def _is_dpu_hard_sigmoid(node: onnx.NodeProto) -> bool:
+    return (
+        node.op_type == "HardSigmoid"
+        and abs(attr_float(node, "alpha", 0.2) - HARD_SIGMOID["alpha"]) < 1e-6
+        and abs(attr_float(node, "beta", 0.5) - HARD_SIGMOID["beta"]) < 1e-6
+    )
+
+
+def hard_activations(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Sigmoid -> HardSigmoid(1/6, 1/2) (AMD Quark `ConvertSigmoidToHardSigmoid`), then x * HardSigmoid(x) ->
+    HardSwish (opset 14 on), so SiLU/Swish becomes HardSwish: activations the DPU runs on IP 4.x.
+
+    CHANGES THE NUMBERS (sigmoid's slope at 0 is 1/4, HardSigmoid's 1/6): an option of the study
+    (`quantization.hard_activations`) and of `explore estimate`/`compress` (`--hard-activations`), never applied
+    silently; with it on, the accuracy is measured on the converted model."""
+    if not any(n.op_type == "Sigmoid" or _is_dpu_hard_sigmoid(n) for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
+    out = _copy(model)
+    nodes = [
+        helper.make_node("HardSigmoid", list(n.input), list(n.output), name=n.name, alpha=1.0 / 6.0, beta=0.5)
+        if n.op_type == "Sigmoid"
+        else n
+        for n in out.graph.node
+    ]
+    if default_opset(out) >= 14:
+        readers = consumers(nodes)
+        made = producers(nodes)
+        fused: set[int] = set()
+        kept_outputs = _graph_outputs(out)
+
+        def gate_of(x: str, h: str) -> int | None:
+            """The HardSigmoid(x) node that produces `h` for this Mul alone, if it is one."""
+            gate = made.get(h)
+            alone = h not in kept_outputs and len(readers[h]) == 1
+            return (
+                gate if gate is not None and alone and _is_dpu_hard_sigmoid(nodes[gate]) and nodes[gate].input[0] == x else None
+            )
+
+        for i, node in enumerate(nodes):
+            if node.op_type != "Mul" or len(node.input) != 2:
+                continue
+            for x, h in (node.input, node.input[::-1]):
+                gate = gate_of(x, h)
+                if gate is not None:
+                    nodes[i] = helper.make_node("HardSwish", [x], list(node.output), name=node.name)
+                    fused.add(gate)
+                    break
+        nodes = [n for i, n in enumerate(nodes) if i not in fused]
+    _set_nodes(out, nodes)
     return out
 
 

@@ -117,6 +117,7 @@ class EstimatorSection:
 @dataclass(frozen=True)
 class QuantizationSection:
     calibration: str  # minmax | percentile | mse
+    hard_activations: bool = False  # Sigmoid/SiLU -> HardSigmoid/HardSwish before placement (changes the numbers)
 
 
 @dataclass(frozen=True)
@@ -449,11 +450,14 @@ def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
 
 def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
     quant = c.mapping(raw, "quantization")
-    c.keys(quant, ("calibration",), "quantization")
+    c.keys(quant, ("calibration", "hard_activations"), "quantization")
     calibration = quant.get("calibration", "minmax")
     if calibration not in CALIBRATION_METHODS:
         c.add("quantization.calibration", f"expected one of {', '.join(CALIBRATION_METHODS)}, got {calibration!r}")
-    return QuantizationSection(str(calibration))
+    hard = quant.get("hard_activations", False)
+    if not isinstance(hard, bool):
+        c.add("quantization.hard_activations", f"expected true or false, got {hard!r}")
+    return QuantizationSection(str(calibration), hard is True)
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -84,6 +84,7 @@ class StudyContext:
             cache_dir or cfg.store.output / "cache",
             input_shapes=cfg.model.input_shape,
             shape_option=STUDY_SHAPE_KEY,
+            hard=cfg.quantization.hard_activations,
         )
         self.layers = len(self.compression.graph.layers)
         self.space: SearchSpace = cfg.space.bind(self.layers)

@@ -245,3 +245,42 @@ def test_a_pass_with_nothing_to_rewrite_returns_its_input() -> None:
     model = normalize(prepare_model(tiny_resnet()))  # no ReduceMean, Slice, Split or BatchNormalization left
     for rewrite in (reduce_mean_to_global_pool, noops_to_identity, batchnorm_to_depthwise):
         assert rewrite(model) is model
+
+
+def _silu_net(opset: int) -> onnx.ModelProto:
+    """conv -> SiLU (x * sigmoid(x)) -> a lone Sigmoid: what a PyTorch SiLU and an SE gate export to."""
+    weight = numpy_helper.from_array(np.random.default_rng(3).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Sigmoid", ["c"], ["s"]),
+            helper.make_node("Mul", ["c", "s"], ["silu"]),
+            helper.make_node("Sigmoid", ["silu"], ["out"]),
+        ],
+        "silu",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [weight],
+    )
+    return prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+
+
+def test_hard_activations_are_an_explicit_conversion() -> None:
+    """Sigmoid -> HardSigmoid(1/6, 1/2), and x * HardSigmoid(x) -> HardSwish (opset 14 on): what the vendor
+    quantizer's ConvertSigmoidToHardSigmoid gives, and what the DPU runs on IP 4.x. It changes the numbers."""
+    from explorer.graph.passes import hard_activations
+
+    model = _silu_net(14)
+    hard = hard_activations(model)
+    assert [n.op_type for n in hard.graph.node] == ["Conv", "HardSwish", "HardSigmoid"]
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32) * 4
+    from explorer.runtime import run_model
+
+    c = run_model(model, {"input": x}, ["c"])["c"]
+    hswish = c * np.clip(c / 6 + 0.5, 0, 1)
+    np.testing.assert_allclose(run(hard, x)[0], np.clip(hswish / 6 + 0.5, 0, 1), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(run(model, x)[0], run(hard, x)[0], atol=1e-3)  # not exact: never silent
+    older = hard_activations(_silu_net(13))  # no HardSwish before opset 14: HardSigmoid and Mul stay
+    assert [n.op_type for n in older.graph.node] == ["Conv", "HardSigmoid", "Mul", "HardSigmoid"]
+    relu_only = tiny_resnet()
+    assert hard_activations(relu_only) is relu_only  # nothing to convert: the input itself
