@@ -17,6 +17,7 @@ from explorer.commands.common import (
 from explorer.commands.hw import resources_payload
 from explorer.errors import ExplorerError
 from explorer.hardware.database import load_database
+from explorer.perf import RUNTIMES
 from explorer.tables import format_table
 
 if TYPE_CHECKING:  # onnx and the latency model load when the command runs, not when the command line starts
@@ -42,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="static input shape, for models with dynamic dimensions",
     )
     add_hard_activations_option(p)
+    p.add_argument(
+        "--runtime",
+        choices=tuple(RUNTIMES),
+        default="vart",
+        help="what runs the model on the board: VART (any number of DPU subgraphs) or DPU-PYNQ (exactly one)",
+    )
     p.add_argument("--list-splits", action="store_true", help="list the cut points and the tensors crossing each")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_estimate)
@@ -124,7 +131,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     db = load_database()
     board = db.board(args.board)
     config = dpu_config_from_args(args, board, db)
-    options = EstimateOptions(threads=args.threads, pre_ms=args.pre_ms, post_ms=args.post_ms, cpu_precision=args.cpu_precision)
+    options = EstimateOptions(args.threads, args.pre_ms, args.post_ms, args.cpu_precision, args.runtime)
     est = Estimator(graph, board, db=db).estimate(config, args.split, options)
     payload = estimate_payload(graph, est)
     payload["resources"] = resources_payload(args)
@@ -146,7 +153,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"board {board.name} ({board.device.name}), DPU IP {config.ip_version} {config.arch} x {config.cores} "
         f"@ {config.clock_mhz:g} MHz, split {'none' if args.split is None else args.split}"
     )
-    print(f"\npartition: {len(est.subgraphs)} subgraph(s)")
+    print(f"\npartition: {len(est.subgraphs)} subgraph(s), {est.dpu_subgraphs} on the DPU (runtime {est.runtime})")
     print(
         format_table(
             ["#", "device", "layers", "time ms", "host ms", "inputs", "outputs"],
@@ -194,4 +201,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     )
     if res["hint"]:
         print(f"hint: {res['hint']}")
+    if est.runtime_problem:
+        print(f"infeasible: {est.runtime_problem}")
     return 0

@@ -22,6 +22,7 @@ from explorer.dpu.support import CPU, DPU, Placement, limits_for, place_layers
 from explorer.graph.layers import ModelGraph
 from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.perf import runtime_problem
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
 from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry
 from explorer.perf.params import LatencyParams, load_params
@@ -33,6 +34,7 @@ class EstimateOptions:
     pre_ms: float = 0.0  # per-frame pre-processing on the Arm, given by the user
     post_ms: float = 0.0
     cpu_precision: str = "fp32"  # precision of the CPU part: fp32 or int8
+    runtime: str = "vart"  # what runs the model on the board: vart | pynq (see RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,21 @@ class PerfEstimate:
     partition: Partition
     source: str = "model"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    runtime: str = "vart"
+
+    @property
+    def dpu_subgraphs(self) -> int:
+        return len(self.partition.dpu_subgraphs)
+
+    @property
+    def runtime_problem(self) -> str:
+        return runtime_problem(self.runtime, self.dpu_subgraphs)
 
     def summary(self) -> dict[str, Any]:
         return {
+            "dpu_subgraphs": self.dpu_subgraphs,
+            "runtime": self.runtime,
+            "runtime_problem": self.runtime_problem,
             "latency_ms": self.latency_ms,
             "fps_single": self.fps_single,
             "fps_multi": self.fps_multi,
@@ -198,4 +212,5 @@ class Estimator:
             layers=tuple(layers),
             subgraphs=tuple(subs),
             partition=part,
+            runtime=opts.runtime,
         )

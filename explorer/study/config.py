@@ -22,6 +22,7 @@ from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
 from explorer.fileio import load_mapping_file
 from explorer.hardware.database import RESOURCE_KINDS, Board, load_database
 from explorer.hardware.resources import DEFAULT_CEILINGS
+from explorer.perf import RUNTIMES
 from explorer.study.search_space import SearchSpace, board_facts, check_space, load_space, resolve_space_file
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid", "gp")
@@ -36,6 +37,7 @@ PERF_METRICS = {
     "peak_gops": "maximize",
     "macs": "minimize",
     "params": "minimize",
+    "dpu_subgraphs": "minimize",  # each is a runner call with its own host time; DPU-PYNQ runs exactly one
 }
 RESOURCE_METRICS = {kind: "minimize" for kind in RESOURCE_KINDS}
 TOP_KEYS = (
@@ -112,6 +114,7 @@ class EstimatorSection:
     threads: int | None
     pre_ms: float
     post_ms: float
+    runtime: str = "vart"  # vart | pynq: DPU-PYNQ runs exactly one DPU subgraph (a constraint of the study)
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,11 @@ def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -
 
 def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
     est = c.mapping(raw, "estimator")
-    c.keys(est, ("threads", "pre_ms", "post_ms"), "estimator")
+    c.keys(est, ("threads", "pre_ms", "post_ms", "runtime"), "estimator")
+    runtime = est.get("runtime", "vart")
+    if runtime not in RUNTIMES:
+        c.add("estimator.runtime", f"expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        runtime = "vart"
     threads = est.get("threads")
     if threads is not None and not _positive_int(threads):
         c.add("estimator.threads", f"expected a positive integer, got {threads!r}")
@@ -445,7 +452,7 @@ def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
             c.add(f"estimator.{name}", f"expected milliseconds (>= 0), got {value!r}")
             value = 0.0
         times[name] = float(value)
-    return EstimatorSection(threads, times["pre_ms"], times["post_ms"])
+    return EstimatorSection(threads, times["pre_ms"], times["post_ms"], str(runtime))
 
 
 def _quantization(c: _Checker, raw: Any) -> QuantizationSection:

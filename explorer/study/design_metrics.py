@@ -113,7 +113,9 @@ class StudyContext:
         perf = estimator.estimate(
             point.dpu,
             point.split,
-            EstimateOptions(cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision),
+            EstimateOptions(
+                cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision, cfg.estimator.runtime
+            ),
         )
         values: dict[str, float] = {
             "fps_single": perf.fps_single,
@@ -122,6 +124,7 @@ class StudyContext:
             "dpu_ms": perf.dpu_ms,
             "cpu_ms": perf.cpu_ms,
             "dpu_utilization": perf.dpu_utilization,
+            "dpu_subgraphs": float(perf.dpu_subgraphs),
             "peak_gops": peak_gops(spec),
             "macs": float(accuracy.macs_after),
             "params": float(accuracy.params_after),
@@ -135,6 +138,8 @@ class StudyContext:
         constraints: dict[str, float] = {}
         if cfg.constraints.fit:
             constraints["resources"] = fit.constraint_value()
+        if cfg.estimator.runtime == "pynq":  # DPU-PYNQ runs exactly one DPU subgraph (perf/estimate.py RUNTIMES)
+            constraints["runtime_subgraphs"] = float(abs(perf.dpu_subgraphs - 1))
         for bound in cfg.constraints.bounds:
             value = values.get(bound.metric)
             if value is None:

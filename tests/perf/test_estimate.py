@@ -70,6 +70,19 @@ def test_each_dpu_subgraph_costs_a_host_invocation() -> None:
     assert result.host_ms == pytest.approx(sum(s.host_ms for s in dpu_subs))
 
 
+def test_dpu_pynq_runs_exactly_one_dpu_subgraph() -> None:
+    """DPU-PYNQ's DpuOverlay takes a model with one DPU subgraph (DPU-PYNQ issues #72, #102); VART any number."""
+    est = Estimator(graph_from_model(unsupported_middle()), KV260)
+    vart = est.estimate(DpuConfig())
+    pynq = est.estimate(DpuConfig(), options=EstimateOptions(runtime="pynq"))
+    assert vart.dpu_subgraphs == pynq.dpu_subgraphs == 2
+    assert vart.runtime_problem == "" and vart.summary()["dpu_subgraphs"] == 2
+    assert "exactly one DPU subgraph" in pynq.runtime_problem and "this partition has 2" in pynq.runtime_problem
+    first = min(i for i, p in enumerate(pynq.partition.placements) if p.device == "CPU")
+    cut = est.estimate(DpuConfig(), split=first, options=EstimateOptions(runtime="pynq"))
+    assert cut.dpu_subgraphs == 1 and cut.runtime_problem == ""  # a split that leaves one DPU part
+
+
 def test_layer_bounds() -> None:
     geo = geometry(resolve(DpuConfig()), KV260)
     # a 3x3 convolution with many channels on a small map is compute-bound; a 1x1 with few channels on a

@@ -16,12 +16,12 @@ from explorer.study.store import finished_count
 EXAMPLE = Path(__file__).parents[2] / "examples" / "pose"
 
 
-def small_study(tmp_path: Path, **extra: object) -> StudyConfig:
+def small_study(tmp_path: Path, more: str = "", **extra: object) -> StudyConfig:
     text = (
         f"model: {EXAMPLE / 'mobilepose_dsnt.onnx'}\ndata: pose-synth:12:3\ncalibration_data: pose-synth:6:2\n"
         "board: kv260\nsampler: random\nn_trials: 5\noutput: out\n"
         "objectives:\n  - {metric: fps_multi, direction: maximize}\n  - {metric: euclidean_error, direction: minimize}\n"
-    )
+    ) + more
     path = tmp_path / "study.yaml"
     path.write_text(text)
     return load_study(path).with_run(**extra)
@@ -42,6 +42,20 @@ def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
     # rerunning the same study with a larger budget resumes it
     study = run_study(cfg.with_run(n_trials=7), progress=False)
     assert finished_count(study) == 7 and len(study.trials) == 7
+
+
+def test_a_pynq_study_keeps_designs_with_one_dpu_subgraph(tmp_path: Path) -> None:
+    """`estimator.runtime: pynq`: a design point whose partition has other than one DPU subgraph is infeasible."""
+    from explorer.study.runner import load_records
+
+    cfg = small_study(tmp_path, "estimator: {runtime: pynq}\n").with_run(n_trials=3)
+    run_study(cfg, progress=False)
+    done = [r for r in load_records(cfg) if r.state == "COMPLETE"]
+    assert done
+    for record in done:
+        subgraphs = record.metrics["dpu_subgraphs"]
+        assert record.constraints["runtime_subgraphs"] == abs(subgraphs - 1)
+        assert record.feasible == (subgraphs == 1 and record.constraints["resources"] <= 0)
 
 
 @pytest.mark.slow
