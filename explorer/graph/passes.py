@@ -130,6 +130,53 @@ def noops_to_identity(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _split_sizes(node: onnx.NodeProto, dim: int, consts: dict[str, np.ndarray]) -> list[int] | None:
+    """The sizes of a Split's parts: its `split` input (opset 13 on) or attribute, else equal parts."""
+    if len(node.input) > 1 and node.input[1]:
+        return [int(v) for v in consts[node.input[1]].ravel()] if node.input[1] in consts else None
+    sizes = attr_ints(node, "split")
+    if sizes:
+        return [int(v) for v in sizes]
+    parts = len(node.output)
+    if parts == 0:
+        return None
+    step = -(-dim // parts)  # opset 18 `num_outputs`: equal parts, the last one smaller
+    return [min(step, dim - i * step) for i in range(parts)]
+
+
+def split_to_slices(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A Split with known sizes becomes one Slice per part (AMD Quark `ConvertSplitToSlice`). The TorchScript
+    exporter writes a `chunk` as two Slices and the dynamo exporter as one Split: after this both are the same
+    graph, so they get the same placement and timing. Exact."""
+    if not any(n.op_type == "Split" and len(n.output) > 1 for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
+    out = _copy(model)
+    consts = initializers(out)
+    shapes = static_shapes(out)
+    nodes: list[onnx.NodeProto] = []
+    added: dict[str, np.ndarray] = {}
+    for node in out.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "Split" and len(node.output) > 1 else None
+        axis = attr_int(node, "axis", 0) % len(shape) if shape else 0
+        sizes = _split_sizes(node, shape[axis], consts) if shape else None
+        if shape is None or sizes is None or len(sizes) != len(node.output):
+            nodes.append(node)
+            continue
+        name = node.name or node.output[0]
+        start = 0
+        for i, (size, part) in enumerate(zip(sizes, node.output, strict=True)):
+            bounds = [f"{name}__slice{i}_{what}" for what in ("starts", "ends", "axes")]
+            for key, value in zip(bounds, (start, start + size, axis), strict=True):
+                added[key] = np.array([value], dtype=np.int64)
+            if part:
+                nodes.append(helper.make_node("Slice", [node.input[0], *bounds], [part], name=f"{name}__slice{i}"))
+            start += size
+    _set_nodes(out, nodes)
+    out.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in added.items())
+    _drop_unused_initializers(out)
+    return out
+
+
 def absorb_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     """A quantized (QDQ) model as its float graph, for placement and timing: each QuantizeLinear ->
     DequantizeLinear pair on an activation becomes an Identity (the DPU computes in int8 anyway; the pairs
@@ -368,7 +415,7 @@ def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, no-op Slice/Split and identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
+    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
     convolution before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred."""
-    cleaned = remove_identities(noops_to_identity(fold_to_fixed_point(model)))
+    cleaned = remove_identities(noops_to_identity(split_to_slices(fold_to_fixed_point(model))))
     return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))

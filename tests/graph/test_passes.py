@@ -209,7 +209,7 @@ def test_constant_folding_runs_to_a_fixed_point() -> None:
     once = infer(fold_constants(model))
     assert "Shape" in [n.op_type for n in once.graph.node]  # one round leaves the second Shape unfolded
     folded = normalize(model)
-    assert [n.op_type for n in folded.graph.node] == ["Reshape", "Split", "Add"]
+    assert [n.op_type for n in folded.graph.node] == ["Reshape", "Slice", "Slice", "Add"]  # the Split as Slices
     assert [layer.kind for layer in analyze(folded).layers][-1] == "add"
     x = np.random.default_rng(6).standard_normal((1, 8, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0])
@@ -284,3 +284,38 @@ def test_hard_activations_are_an_explicit_conversion() -> None:
     assert [n.op_type for n in older.graph.node] == ["Conv", "HardSigmoid", "Mul", "HardSigmoid"]
     relu_only = tiny_resnet()
     assert hard_activations(relu_only) is relu_only  # nothing to convert: the input itself
+
+
+def test_splits_become_slices_exactly() -> None:
+    """Quark's ConvertSplitToSlice: sizes as input (opset 13), as attribute (opset 11) or equal parts (opset 18)."""
+    from explorer.graph.passes import split_to_slices
+
+    def split_net(opset: int) -> onnx.ModelProto:
+        extra: dict[str, object] = {}
+        inputs, inits = ["input"], []
+        if opset == 11:
+            extra["split"] = [2, 6]
+        elif opset == 13:
+            inputs.append("sizes")
+            inits.append(numpy_helper.from_array(np.array([2, 6], dtype=np.int64), "sizes"))
+        else:
+            extra["num_outputs"] = 2  # equal parts: 4 and 4
+        graph = helper.make_graph(
+            [helper.make_node("Split", inputs, ["a", "b"], axis=1, **extra), helper.make_node("Relu", ["b"], ["c"])],
+            "split",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 4, 4])],
+            [
+                helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 4 if opset == 18 else 2, 4, 4]),
+                helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4 if opset == 18 else 6, 4, 4]),
+            ],
+            inits,
+        )
+        return prepare_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+
+    x = np.random.default_rng(8).standard_normal((1, 8, 4, 4)).astype(np.float32)
+    for opset in (11, 13, 18):
+        model = split_net(opset)
+        sliced = infer(split_to_slices(model))
+        assert [n.op_type for n in sliced.graph.node] == ["Slice", "Slice", "Relu"], opset
+        for got, want in zip(run(sliced, x), run(model, x), strict=True):
+            np.testing.assert_array_equal(got, want)
