@@ -415,7 +415,8 @@ def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, spatial ReduceMean as a global pool, BatchNorm folded into the
-    convolution before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred."""
+    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, spatial ReduceMean as a
+    global pool, BatchNorm folded into the convolution before it (or, standing alone, made a depthwise 1x1
+    convolution), then shapes re-inferred."""
     cleaned = remove_identities(noops_to_identity(split_to_slices(fold_to_fixed_point(model))))
     return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))
