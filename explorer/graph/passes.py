@@ -352,14 +352,43 @@ def _is_dpu_hard_sigmoid(node: onnx.NodeProto) -> bool:
     )
 
 
+def fuse_hard_swish(model: onnx.ModelProto) -> onnx.ModelProto:
+    """x * HardSigmoid(x) (alpha 1/6, beta 1/2) -> HardSwish, where the gate feeds only that Mul (opset 14 on;
+    older exporters write PyTorch's Hardswish so). HardSwish is defined as exactly this product: exact."""
+    if default_opset(model) < 14 or not any(_is_dpu_hard_sigmoid(n) for n in model.graph.node):
+        return model  # nothing to rewrite: no copy
+    out = _copy(model)
+    nodes = list(out.graph.node)
+    readers, made, kept_outputs = consumers(nodes), producers(nodes), _graph_outputs(out)
+
+    def gate_of(x: str, h: str) -> int | None:
+        """The HardSigmoid(x) node that produces `h` for this Mul alone, if it is one."""
+        gate = made.get(h)
+        alone = h not in kept_outputs and len(readers[h]) == 1
+        return gate if gate is not None and alone and _is_dpu_hard_sigmoid(nodes[gate]) and nodes[gate].input[0] == x else None
+
+    fused: set[int] = set()
+    for i, node in enumerate(nodes):
+        if node.op_type != "Mul" or len(node.input) != 2:
+            continue
+        for x, h in (node.input, node.input[::-1]):
+            gate = gate_of(x, h)
+            if gate is not None:
+                nodes[i] = helper.make_node("HardSwish", [x], list(node.output), name=node.name)
+                fused.add(gate)
+                break
+    _set_nodes(out, [n for i, n in enumerate(nodes) if i not in fused])
+    return out
+
+
 def hard_activations(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Sigmoid -> HardSigmoid(1/6, 1/2) (AMD Quark `ConvertSigmoidToHardSigmoid`), then x * HardSigmoid(x) ->
-    HardSwish (opset 14 on), so SiLU/Swish becomes HardSwish: activations the DPU runs on IP 4.x.
+    """Sigmoid -> HardSigmoid(1/6, 1/2) (AMD Quark `ConvertSigmoidToHardSigmoid`), then `fuse_hard_swish`, so
+    SiLU/Swish (x * sigmoid(x)) becomes HardSwish: activations the DPU runs on IP 4.x.
 
     CHANGES THE NUMBERS (sigmoid's slope at 0 is 1/4, HardSigmoid's 1/6): an option of the study
     (`quantization.hard_activations`) and of `explore estimate`/`compress` (`--hard-activations`), never applied
     silently; with it on, the accuracy is measured on the converted model."""
-    if not any(n.op_type == "Sigmoid" or _is_dpu_hard_sigmoid(n) for n in model.graph.node):
+    if not any(n.op_type == "Sigmoid" for n in model.graph.node):
         return model  # nothing to rewrite: no copy
     out = _copy(model)
     nodes = [
@@ -368,32 +397,8 @@ def hard_activations(model: onnx.ModelProto) -> onnx.ModelProto:
         else n
         for n in out.graph.node
     ]
-    if default_opset(out) >= 14:
-        readers = consumers(nodes)
-        made = producers(nodes)
-        fused: set[int] = set()
-        kept_outputs = _graph_outputs(out)
-
-        def gate_of(x: str, h: str) -> int | None:
-            """The HardSigmoid(x) node that produces `h` for this Mul alone, if it is one."""
-            gate = made.get(h)
-            alone = h not in kept_outputs and len(readers[h]) == 1
-            return (
-                gate if gate is not None and alone and _is_dpu_hard_sigmoid(nodes[gate]) and nodes[gate].input[0] == x else None
-            )
-
-        for i, node in enumerate(nodes):
-            if node.op_type != "Mul" or len(node.input) != 2:
-                continue
-            for x, h in (node.input, node.input[::-1]):
-                gate = gate_of(x, h)
-                if gate is not None:
-                    nodes[i] = helper.make_node("HardSwish", [x], list(node.output), name=node.name)
-                    fused.add(gate)
-                    break
-        nodes = [n for i, n in enumerate(nodes) if i not in fused]
     _set_nodes(out, nodes)
-    return out
+    return fuse_hard_swish(out)
 
 
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -415,8 +420,9 @@ def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, spatial ReduceMean as a
+    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, x * HardSigmoid(x) as
+    HardSwish, spatial ReduceMean as a
     global pool, BatchNorm folded into the convolution before it (or, standing alone, made a depthwise 1x1
     convolution), then shapes re-inferred."""
-    cleaned = remove_identities(noops_to_identity(split_to_slices(fold_to_fixed_point(model))))
+    cleaned = fuse_hard_swish(remove_identities(noops_to_identity(split_to_slices(fold_to_fixed_point(model)))))
     return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))

@@ -319,3 +319,14 @@ def test_splits_become_slices_exactly() -> None:
         assert [n.op_type for n in sliced.graph.node] == ["Slice", "Slice", "Relu"], opset
         for got, want in zip(run(sliced, x), run(model, x), strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_x_times_its_hard_sigmoid_is_a_hard_swish_exactly() -> None:
+    """How older exporters write PyTorch's Hardswish; normalisation fuses it (ONNX defines HardSwish so)."""
+    from explorer.graph.passes import hard_activations
+
+    unfused = hard_activations(_silu_net(13))  # HardSigmoid + Mul: no HardSwish before opset 14 ...
+    unfused.opset_import[0].version = 14  # ... as an exporter writes it at opset 14 all the same
+    assert [n.op_type for n in normalize(unfused).graph.node] == ["Conv", "HardSwish", "HardSigmoid"]
+    x = np.random.default_rng(9).standard_normal((1, 3, 8, 8)).astype(np.float32) * 4
+    np.testing.assert_allclose(run(normalize(unfused), x)[0], run(unfused, x)[0], rtol=1e-6, atol=1e-6)
