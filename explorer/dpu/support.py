@@ -164,10 +164,21 @@ def _avgpool_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:
         return "average pooling is disabled in this DPU configuration"
     kh, kw = layer.kernel
     top = lim.pool_kernel_max
+    if layer.kind == "global_avgpool" and max(kh, kw) > top and max(*split_pool(kh), *split_pool(kw)) <= top:
+        return ""  # two pools within the limit: an exact rewrite (AMD Quark `SplitLargeKernelPool`)
     if kh != kw or not 1 <= kh <= top:
         where = "PG338 Table 1 (IP 3.x)" if top <= 8 else "the IP 4.x ALU"
         return f"average pooling kernel {kh}x{kw}: only square 2x2 to {top}x{top} is supported by {where}"
     return _window_problem(layer, top, 8 if top <= 8 else top, "average pooling") if layer.kind == "avgpool" else ""
+
+
+def split_pool(side: int) -> tuple[int, int]:
+    """A global pool's side as two factors, the first the largest at most its square root (AMD Quark
+    `SplitLargeKernelPool`: an average pool of kernel and stride k1, then a global pool over the k2 x k2 rest)."""
+    first = math.isqrt(side)
+    while first > 1 and side % first:
+        first -= 1
+    return (first, side // first) if first > 1 else (1, side)
 
 
 def _add_problem(layer: Layer, lim: DpuLimits, n: _Neighbours) -> str:

@@ -176,4 +176,8 @@ def test_average_pools_beyond_8x8_run_on_the_ip_4x_alu_only() -> None:
     assert device == CPU and "only square 2x2 to 8x8 is supported by PG338 Table 1 (IP 3.x)" in why
     big = single(lambda b: b.global_avgpool("input"), shape=(1, 16, 20, 20))
     assert placement_of(big, "global_avgpool")[0] == DPU
-    assert placement_of(big, "global_avgpool", DpuConfig(ip_version="3.4"))[0] == CPU
+    # IP 3.x: 20x20 splits exactly into a 4x4 pool then a 5x5 global pool (Quark SplitLargeKernelPool) ...
+    assert placement_of(big, "global_avgpool", DpuConfig(ip_version="3.4"))[0] == DPU
+    prime = single(lambda b: b.global_avgpool("input"), shape=(1, 16, 13, 13))  # ... 13x13 has no such split
+    device, why = placement_of(prime, "global_avgpool", DpuConfig(ip_version="3.4"))
+    assert device == CPU and "2x2 to 8x8" in why
