@@ -39,12 +39,20 @@ class Evaluator:
                 f"evaluator {self.name!r} needs label array(s) {', '.join(missing)} in the data; found "
                 f"{', '.join(labels) or 'none'}"
             )
-        return self.function(outputs, labels)
+        try:
+            return self.function(outputs, labels)
+        except ExplorerError:
+            raise
+        except Exception as exc:  # the evaluator's own failure: say on what
+            shapes = "; ".join(f"{name} {list(np.shape(value))}" for name, value in outputs.items())
+            raise ExplorerError(
+                f"evaluator {self.name!r} failed on the model's outputs ({shapes}): {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _pick(outputs: Mapping[str, np.ndarray], names: tuple[str, ...], ndim: int | None = None) -> np.ndarray | None:
     for name in names:
-        if name in outputs:
+        if name in outputs and (ndim is None or outputs[name].ndim == ndim):
             return outputs[name]
     if ndim is not None:
         for value in outputs.values():
@@ -65,7 +73,8 @@ def evaluate_pose(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.nda
 def evaluate_classification(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict[str, float]:
     logits = _pick(outputs, ("logits", "output", "probs"), ndim=2)
     if logits is None:
-        raise ExplorerError(f"classification evaluator: no (N, classes) output among {', '.join(outputs)}")
+        shapes = "; ".join(f"{name} {list(value.shape)}" for name, value in outputs.items())
+        raise ExplorerError(f"classification evaluator: no (N, classes) output among the model's outputs ({shapes})")
     truth = labels["labels"].reshape(-1).astype(np.int64)
     order = np.argsort(-logits, axis=1)
     top5 = order[:, : min(5, logits.shape[1])]

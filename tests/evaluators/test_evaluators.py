@@ -5,7 +5,7 @@ import pytest
 
 from explorer.data.pose_synth import make_pose_dataset
 from explorer.errors import ExplorerError
-from explorer.evaluators.builtin import fidelity_metrics, load_evaluator
+from explorer.evaluators.builtin import Evaluator, fidelity_metrics, load_evaluator
 from explorer.evaluators.pose import gaussian_heatmaps, pose_metrics
 
 
@@ -49,3 +49,16 @@ def test_user_evaluator_and_errors() -> None:
         load_evaluator("posee")
     with pytest.raises(ExplorerError, match="needs label array"):
         load_evaluator("pose")({"coords": np.zeros((1, 16, 2))}, {})
+
+
+def test_an_evaluator_that_does_not_fit_the_outputs_says_so() -> None:
+    """A detector's (N, 20, 80) output named `output` is no classifier's (N, classes): a message, no traceback."""
+    classify = load_evaluator("classification")
+    labels = {"labels": np.zeros(2, dtype=np.int64)}
+    with pytest.raises(ExplorerError, match=r"no \(N, classes\) output among the model's outputs \(output \[2, 20, 80\]\)"):
+        classify({"output": np.zeros((2, 20, 80), dtype=np.float32)}, labels)
+    broken = Evaluator("broken", lambda outputs, labels: {"x": 1.0 / 0}, {"x": "maximize"})
+    with pytest.raises(
+        ExplorerError, match=r"evaluator 'broken' failed on the model's outputs \(y \[2, 3\]\): ZeroDivisionError"
+    ):
+        broken({"y": np.zeros((2, 3))}, {})
