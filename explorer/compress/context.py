@@ -27,7 +27,7 @@ from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import Evaluator, fidelity_metrics
 from explorer.graph.layers import ModelGraph, analyze
-from explorer.graph.loader import SHAPE_FLAG, graph_inputs, prepare_model, read_model
+from explorer.graph.loader import SHAPE_FLAG, ModelError, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import hard_activations, normalize
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
@@ -128,6 +128,13 @@ class CompressionContext:
         placed, timed and quantized converted, and its accuracy compared with the unconverted float model."""
         self.path = Path(model_path)
         raw = read_model(self.path)
+        quantized = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in raw.graph.node)
+        if quantized:
+            raise ModelError(
+                f"{self.path}: the model is already quantized ({quantized} QuantizeLinear/DequantizeLinear nodes); "
+                "give the float model: the explorer quantizes it as the DPU does (`explore estimate` takes a "
+                "quantized model, for placement and timing)"
+            )
         self.raw = raw
         self.digest = file_digest(self.path)
         self.data, self.calibration, self.evaluator = data, calibration, evaluator

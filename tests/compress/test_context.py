@@ -73,6 +73,15 @@ def test_export_is_batch_one_qdq(ctx: CompressionContext) -> None:
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 
 
+def test_an_already_quantized_model_is_refused(ctx: CompressionContext, tmp_path: Path) -> None:
+    """Quantizing a QDQ model again would measure a doubly quantized model: the message asks for the float one."""
+    from explorer.errors import ExplorerError
+
+    onnx.save(ctx.export(CompressOptions(quantize="dpu")), tmp_path / "int8.onnx")
+    with pytest.raises(ExplorerError, match=r"int8.onnx: the model is already quantized \(\d+ QuantizeLinear"):
+        CompressionContext(tmp_path / "int8.onnx", ctx.data, ctx.calibration, ctx.evaluator, cache_dir=tmp_path / "c2")
+
+
 def test_unknown_evaluator_name() -> None:
     from explorer.errors import ExplorerError
 
