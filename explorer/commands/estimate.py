@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default="vart",
         help="what runs the model on the board: VART (any number of DPU subgraphs) or DPU-PYNQ (exactly one)",
     )
+    p.add_argument(
+        "--calibration",
+        metavar="PROFILE.yaml",
+        help="latency parameters fitted to this board's measurements (`explore calibrate`); default: the shipped fit",
+    )
     p.add_argument("--list-splits", action="store_true", help="list the cut points and the tensors crossing each")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_estimate)
@@ -132,7 +137,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     board = db.board(args.board)
     config = dpu_config_from_args(args, board, db)
     options = EstimateOptions(args.threads, args.pre_ms, args.post_ms, args.cpu_precision, args.runtime)
-    est = Estimator(graph, board, db=db).estimate(config, args.split, options)
+    params, calibration = None, "shipped fit"
+    if args.calibration:
+        from explorer.perf.calibrate import read_profile
+
+        profile = read_profile(args.calibration)
+        params, calibration = profile.params(board), profile.label
+    est = Estimator(graph, board, params, db=db).estimate(config, args.split, options)
     payload = estimate_payload(graph, est)
     payload["resources"] = resources_payload(args)
     payload["model"] = {
@@ -142,6 +153,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         "weight_bytes": graph.total_weight_bytes,
     }
     payload["split"] = args.split
+    payload["calibration"] = calibration
     if args.json:
         print_json(payload)
         return 0
@@ -186,8 +198,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             ["#", "layer", "kind", "device", "time ms", "GOPS", "bound"], rows, [True, False, False, False, True, True, False]
         )
     )
+    print(f"\nlatency parameters: {calibration}")
     print(
-        f"\ntotals (source: model, estimates): latency {_fmt(est.latency_ms)} ms = DPU {_fmt(est.dpu_ms)} + host "
+        f"totals (source: model, estimates): latency {_fmt(est.latency_ms)} ms = DPU {_fmt(est.dpu_ms)} + host "
         f"{_fmt(est.host_ms)} + CPU {_fmt(est.cpu_ms)} + pre/post {_fmt(est.pre_ms + est.post_ms)}"
     )
     print(

@@ -13,6 +13,7 @@ times) is computed once per Estimator; placements are cached by the limits they 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,13 @@ class Estimator:
         self._placements: dict[tuple[Any, ...], tuple[Placement, ...]] = {}
         self._partitions: dict[tuple[Any, ...], Partition] = {}
         self._cpu_ms: dict[tuple[int, str], list[float]] = {}
+
+    def with_params(self, params: LatencyParams) -> Estimator:
+        """The same model and board under other latency parameters, sharing the placements and partitions
+        (they do not depend on the parameters); calibration evaluates many parameter sets this way."""
+        other = copy.copy(self)
+        other.params, other._cpu_ms = params, {}
+        return other
 
     def _key(self, spec: DpuSpec, split: int | None) -> tuple[Any, ...]:
         return (limits_for(spec), split)

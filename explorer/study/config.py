@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from explorer.compress import CALIBRATION_METHODS
-from explorer.errors import ConfigError, Problem, UnknownNameError, did_you_mean, unknown_keys
+from explorer.errors import ConfigError, ExplorerError, Problem, UnknownNameError, did_you_mean, unknown_keys
 from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
 from explorer.fileio import load_mapping_file
 from explorer.hardware.database import RESOURCE_KINDS, Board, load_database
@@ -115,6 +115,7 @@ class EstimatorSection:
     pre_ms: float
     post_ms: float
     runtime: str = "vart"  # vart | pynq: DPU-PYNQ runs exactly one DPU subgraph (a constraint of the study)
+    calibration: Path | None = None  # a profile of `explore calibrate` for this board; None: the shipped fit
 
 
 @dataclass(frozen=True)
@@ -434,9 +435,22 @@ def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -
     return StoreSection(str(url), output, str(study_name))
 
 
-def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
+def _estimator(c: _Checker, raw: Any, base: Path, board: Board | None) -> EstimatorSection:
     est = c.mapping(raw, "estimator")
-    c.keys(est, ("threads", "pre_ms", "post_ms", "runtime"), "estimator")
+    c.keys(est, ("threads", "pre_ms", "post_ms", "runtime", "calibration"), "estimator")
+    profile = est.get("calibration")
+    calibration = None
+    if profile is not None and c.typed(profile, (str,), "estimator.calibration", "the path of a calibration profile"):
+        from explorer.perf.calibrate import read_profile
+
+        calibration = (base / profile).resolve()
+        try:
+            loaded = read_profile(calibration)
+            if board is not None:
+                loaded.params(board)
+        except ExplorerError as exc:
+            c.add("estimator.calibration", str(exc))
+            calibration = None
     runtime = est.get("runtime", "vart")
     if runtime not in RUNTIMES:
         c.add("estimator.runtime", f"expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -452,7 +466,7 @@ def _estimator(c: _Checker, raw: Any) -> EstimatorSection:
             c.add(f"estimator.{name}", f"expected milliseconds (>= 0), got {value!r}")
             value = 0.0
         times[name] = float(value)
-    return EstimatorSection(threads, times["pre_ms"], times["post_ms"], str(runtime))
+    return EstimatorSection(threads, times["pre_ms"], times["post_ms"], str(runtime), calibration)
 
 
 def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
@@ -485,7 +499,7 @@ def load_study(path: str | Path) -> StudyConfig:
     constraints = _constraints(c, raw.get("constraints"), metrics)
     run = _run(c, raw)
     store = _store(c, raw, base, file.stem)
-    estimator = _estimator(c, raw.get("estimator"))
+    estimator = _estimator(c, raw.get("estimator"), base, board)
     quantization = _quantization(c, raw.get("quantization"))
     if c.problems or board is None or space is None:
         raise ConfigError(str(file), c.problems)

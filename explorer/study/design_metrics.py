@@ -19,7 +19,9 @@ from explorer.hardware.config import resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
+from explorer.perf.calibrate import read_profile
 from explorer.perf.estimate import EstimateOptions, Estimator
+from explorer.perf.params import LatencyParams
 from explorer.study.config import StudyConfig
 from explorer.study.record import DesignDetails, SubgraphSummary
 from explorer.study.search_space import DesignPoint, SearchSpace, board_facts
@@ -90,6 +92,9 @@ class StudyContext:
         self.space: SearchSpace = cfg.space.bind(self.layers)
         self.facts = board_facts(self.board)
         self._estimators: dict[tuple[Any, ...], Estimator] = {}
+        self.params: LatencyParams | None = None  # the shipped fit unless the study names a calibration profile
+        if cfg.estimator.calibration is not None:
+            self.params = read_profile(cfg.estimator.calibration).params(self.board)
 
     def options(self, point: DesignPoint) -> CompressOptions:
         return compress_options(point, self.cfg.quantization.calibration)
@@ -98,7 +103,7 @@ class StudyContext:
         key = options.pruning_key
         if key not in self._estimators:
             _, graph, _ = self.compression.pruned(options)
-            self._estimators[key] = Estimator(graph, self.board, db=self.db)
+            self._estimators[key] = Estimator(graph, self.board, self.params, db=self.db)
         return self._estimators[key]
 
     def metrics(self, point: DesignPoint) -> Metrics:

@@ -108,3 +108,18 @@ def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) ->
     tty = Progress(10, start=0.0, enabled=True, interactive=True)
     tty.update(5, study)
     assert capsys.readouterr().err.startswith("\r[" + "#" * 15)
+
+
+def test_a_study_times_with_its_calibration_profile(tmp_path: Path) -> None:
+    """`estimator: {calibration: PROFILE}`: the study's latency model is the profile's, not the shipped fit."""
+    from explorer.compress.context import CompressOptions
+
+    (tmp_path / "kv260.yaml").write_text(
+        "kind: dpu-explorer latency calibration profile\nboard: KV260\nparameters: {arm_speed: 0.5, ddr_efficiency: 0.5}\n"
+    )
+    base = StudyContext(small_study(tmp_path)).estimator(CompressOptions())
+    calibrated = StudyContext(small_study(tmp_path, "estimator: {calibration: kv260.yaml}\n"))
+    fitted = calibrated.estimator(CompressOptions())
+    assert fitted.params.ddr_efficiency == 0.5 and base.params.ddr_efficiency != 0.5
+    kind = calibrated.board.cpu.kind
+    assert fitted.params.cpu[kind].relative_speed == 0.5 * base.params.cpu[kind].relative_speed

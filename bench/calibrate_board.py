@@ -1,0 +1,95 @@
+"""`explore calibrate` on published rows: fit a profile to some rows of one board, predict the others.
+
+Cases (rows of reference/published_rows.yaml, docs/calibration.md):
+- KV260 (Model Zoo, 1 x B4096 @ 300): fit on ResNet-50 and MobileNetV2 (single and multi), predict
+  Inception-v1 and YOLOv3;
+- ZCU102 (Model Zoo, 3 x B4096 @ 281): the same split;
+- ZCU102 (PG338 Table 13, 3 x B4096 @ 287, 16 threads; rows the shipped fit never saw): fit on ResNet-50
+  and Inception-v1, predict the other three.
+The shipped fit already saw the first two boards' rows, so there the profile can gain little; the third
+case is the one a user with a new board is in. Each fitted row also gets its leave-one-out prediction.
+
+Run: python bench/calibrate_board.py
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ sits beside bench/
+
+from explorer.hardware.database import load_database
+from explorer.perf.calibrate import Predictor, apply, fit_profile
+from explorer.perf.measurements import read_measurements
+from explorer.perf.params import load_params
+from reference.published import ROWS, Row
+from reference.zoo import REFERENCE_MODELS
+
+CASES = (
+    ("KV260 Model Zoo", "kv260", "KV260", ("ResNet-50", "MobileNetV2,"), ("Inception-v1", "YOLOv3")),
+    ("ZCU102 Model Zoo @281", "zcu102", "3xB4096@281", ("ResNet-50", "MobileNetV2,"), ("Inception-v1", "YOLOv3")),
+    ("ZCU102 PG338 Table 13 @287", "zcu102", "3xB4096@287", ("ResNet-50", "Inception-v1"), ("MobileNetV2", "SSD", "YOLOv3")),
+)
+
+
+def write_csv(rows: list[Row], folder: Path, name: str) -> Path:
+    fields = sorted({k for row in rows for k in row.dpu})
+    path = folder / f"{name}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "fps", "threads", *fields, "source"])
+        for row in rows:
+            model = folder / f"{row.model}.onnx"
+            if not model.exists():
+                onnx.save(REFERENCE_MODELS[row.model](), str(model))
+            writer.writerow([model.name, row.published, row.threads or 1, *(row.dpu.get(f, "") for f in fields), row.source])
+    return path
+
+
+def main() -> None:
+    db = load_database()
+    base = load_params()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for title, board_name, tag, fit_names, held_names in CASES:
+            board = db.board(board_name)
+            chosen = [r for r in ROWS if tag in r.name and r.metric.startswith("fps")]
+            fit_rows = [r for r in chosen if r.name.startswith(fit_names)]
+            held_rows = [r for r in chosen if r.name.startswith(held_names)]
+            fit = read_measurements(write_csv(fit_rows, folder, f"{board_name}_fit"))
+            held = read_measurements(write_csv(held_rows, folder, f"{board_name}_held"))
+            profile = fit_profile(board, fit, db)
+            predictor = Predictor(board, held, db)
+            before = predictor.predict(base)
+            after = predictor.predict(apply(base, board, profile.values))
+            print(f"\n{title}: fitted to {len(fit)} rows, predicting {len(held)} held-out rows")
+            print(f"  {'row':56s} {'measured':>9s} {'before':>8s} {'after':>8s} {'left out':>8s}")
+            for r, report in zip(fit_rows, profile.rows, strict=True):
+                loo = report.error(report.leave_one_out)
+                print(
+                    f"  fit  {r.name:51s} {r.published:9.1f} {report.error(report.before):+8.1%} "
+                    f"{report.error(report.after):+8.1%} {loo:+8.1%}"
+                )
+            errs_before, errs_after = [], []
+            for r, b, a in zip(held_rows, before, after, strict=True):
+                eb, ea = (b - r.published) / r.published, (a - r.published) / r.published
+                errs_before.append(abs(eb))
+                errs_after.append(abs(ea))
+                print(f"  held {r.name:51s} {r.published:9.1f} {eb:+8.1%} {ea:+8.1%}")
+            medians = profile.medians()
+            print(
+                f"  median |error| held-out: before {statistics.median(errs_before):.1%}, after "
+                f"{statistics.median(errs_after):.1%}; fitted rows left out: {medians['leave_one_out']:.1%} "
+                f"(before {medians['before']:.1%})"
+            )
+            print("  profile: " + ", ".join(f"{k} {profile.shipped[k]:.4g}->{v:.4g}" for k, v in profile.values.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Calibration profiles: the latency model's board-level parameters fitted to a user's measurements (issue #14).
+
+The shipped parameters (hw/latency_model.yaml) were fitted to published numbers; a board the fit has not seen
+can differ systematically (DDR speed and contention, the Arm's clock and OS, the runtime's per-call cost).
+`fit_profile` refits six board-level parameters to measured rows by regularised least squares toward the
+shipped fit:
+
+    minimise  sum_i (log(predicted_i / measured_i) / NOISE)^2  +  sum_j (u_j / PRIOR)^2,   value_j = shipped_j * exp(u_j)
+
+so one to three rows move the parameters the rows are sensitive to, a little, and many rows cannot overfit
+(PRIOR: a factor of e^0.5 = 1.65 is one standard deviation away from the shipped value; NOISE: 5 %, the
+shipped model's median error on published rows). Efficiencies stay at most 1. The fit is a small
+Levenberg-Marquardt with a finite-difference Jacobian (numpy only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from explorer.errors import ExplorerError
+from explorer.fileio import safe_load
+from explorer.graph.layers import ModelGraph
+from explorer.hardware.config import parse_dpu_config
+from explorer.hardware.database import Board, HwDatabase, load_database
+from explorer.perf.estimate import EstimateOptions, Estimator
+from explorer.perf.measurements import Measurement
+from explorer.perf.params import LatencyParams, load_params
+
+# What a profile may change, and what each stands for on the board.
+PARAMETERS = {
+    "ddr_efficiency": "share of the DDR's peak bandwidth the DPU gets",
+    "port_efficiency": "share of an AXI data port's peak the DPU gets",
+    "layer_overhead_cycles": "fixed DPU cycles per layer (instruction fetch, pipeline fill)",
+    "runner_overhead_ms_at_1ghz": "Arm time of one DPU runner call, at 1 GHz",
+    "io_ns_per_element_at_1ghz": "Arm time to (de)quantise one boundary element, at 1 GHz",
+    "arm_speed": "the Arm's speed relative to the shipped fit for its kind (clock, memory, OS)",
+}
+_CAPPED = ("ddr_efficiency", "port_efficiency")
+PRIOR = 0.5  # standard deviation of log(value / shipped)
+NOISE = 0.05  # standard deviation of log(predicted / measured) for a right parameter set
+PROFILE_KIND = "dpu-explorer latency calibration profile"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def shipped_values(params: LatencyParams, board: Board) -> dict[str, float]:
+    values = {name: float(getattr(params, name)) for name in PARAMETERS if name != "arm_speed"}
+    values["arm_speed"] = 1.0
+    return values
+
+
+def apply(params: LatencyParams, board: Board, values: dict[str, float]) -> LatencyParams:
+    """`params` with the profile's values (`arm_speed` scales the board's CPU kind's relative speed)."""
+    direct = {k: (min(v, 1.0) if k in _CAPPED else v) for k, v in values.items() if k != "arm_speed"}
+    out = params.with_values(**direct)
+    speed = values.get("arm_speed", 1.0)
+    if speed != 1.0:
+        cpu = dict(out.cpu)
+        kind = board.cpu.kind if board.cpu.kind in cpu else "cortex-a53"
+        cpu[kind] = replace(cpu[kind], relative_speed=cpu[kind].relative_speed * speed)
+        out = replace(out, cpu=cpu)
+    return out
+
+
+class Predictor:
+    """Predicts measured rows under any parameter set; the models are loaded and placed once."""
+
+    def __init__(self, board: Board, rows: Sequence[Measurement], db: HwDatabase | None = None) -> None:
+        from explorer.graph.prepare import load_graph
+
+        self.board, self.rows, self.db = board, list(rows), db or load_database()
+        graphs: dict[tuple[Path, Any], ModelGraph] = {}
+        self.estimators: list[Estimator] = []
+        for row in self.rows:
+            key = (row.model, row.input_shape)
+            if key not in graphs:
+                if not row.model.is_file():
+                    raise ExplorerError(f"{row.where}: model {row.model}: no such ONNX file")
+                graphs[key] = load_graph(row.model, {"": list(row.input_shape)} if row.input_shape else None)
+            self.estimators.append(Estimator(graphs[key], board, load_params(), self.db))
+        self.configs = []
+        for row in self.rows:
+            try:
+                self.configs.append(parse_dpu_config(dict(row.dpu), board, db=self.db))
+            except ExplorerError as exc:
+                raise ExplorerError(f"{row.where}: {exc}") from exc
+
+    def predict(self, params: LatencyParams, only: Sequence[int] | None = None) -> list[float]:
+        out = []
+        for i in range(len(self.rows)) if only is None else only:
+            row, estimator = self.rows[i], self.estimators[i].with_params(params)
+            options = EstimateOptions(threads=row.threads, pre_ms=row.pre_ms, post_ms=row.post_ms)
+            out.append(float(getattr(estimator.estimate(self.configs[i], row.split, options), row.metric)))
+        return out
+
+
+def _levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], size: int, iterations: int = 40) -> np.ndarray:
+    u = np.zeros(size)
+    r = residuals(u)
+    cost, mu = float(r @ r), 1e-2
+    for _ in range(iterations):
+        step = 1e-4
+        jac = np.stack([(residuals(u + step * np.eye(size)[j]) - r) / step for j in range(size)], axis=1)
+        normal = jac.T @ jac
+        while True:
+            delta = np.linalg.solve(normal + mu * (np.diag(np.diag(normal)) + np.eye(size)), -jac.T @ r)
+            candidate = residuals(u + delta)
+            if float(candidate @ candidate) < cost:
+                u, r, cost, mu = u + delta, candidate, float(candidate @ candidate), mu / 3
+                break
+            mu *= 4
+            if mu > 1e8:
+                return u
+        if float(np.max(np.abs(delta))) < 1e-5:
+            break
+    return u
+
+
+def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) -> dict[str, float]:
+    """The profile's values fitted to the rows `use` (indices into predictor.rows)."""
+    names = list(PARAMETERS)
+    shipped = shipped_values(base, predictor.board)
+    measured = np.array([predictor.rows[i].value for i in use])
+
+    def values_of(u: np.ndarray) -> dict[str, float]:
+        return {name: shipped[name] * math.exp(float(x)) for name, x in zip(names, u, strict=True)}
+
+    def residuals(u: np.ndarray) -> np.ndarray:
+        predicted = np.array(predictor.predict(apply(base, predictor.board, values_of(u)), use))
+        return np.concatenate([np.log(predicted / measured) / NOISE, u / PRIOR])
+
+    return values_of(_levenberg_marquardt(residuals, len(names)))
+
+
+@dataclass(frozen=True)
+class RowReport:
+    where: str
+    model: str
+    metric: str
+    measured: float
+    before: float
+    after: float
+    leave_one_out: float | None  # predicted by a fit to the other rows (None with one row)
+
+    def error(self, value: float | None) -> float | None:
+        return None if value is None else (value - self.measured) / self.measured
+
+
+@dataclass(frozen=True)
+class Profile:
+    board: str
+    values: dict[str, float]
+    shipped: dict[str, float]
+    rows: tuple[RowReport, ...]
+    fitted_to: tuple[dict[str, Any], ...]
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def medians(self) -> dict[str, float | None]:
+        def median(kind: str) -> float | None:
+            errs = [abs(e) for r in self.rows if (e := r.error(getattr(r, kind))) is not None]
+            return statistics.median(errs) if errs else None
+
+        return {kind: median(kind) for kind in ("before", "after", "leave_one_out")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": PROFILE_KIND,
+            "board": self.board,
+            "created": self.created,
+            "parameters": {k: float(f"{v:.6g}") for k, v in self.values.items()},
+            "shipped": {k: float(f"{v:.6g}") for k, v in self.shipped.items()},
+            "fitted_to": list(self.fitted_to),
+            "errors": {
+                "median_abs_before": self.medians()["before"],
+                "median_abs_after": self.medians()["after"],
+                "median_abs_leave_one_out": self.medians()["leave_one_out"],
+                "rows": [
+                    {
+                        "where": r.where,
+                        "model": r.model,
+                        "metric": r.metric,
+                        "measured": r.measured,
+                        "before": r.before,
+                        "after": r.after,
+                        "leave_one_out": r.leave_one_out,
+                    }
+                    for r in self.rows
+                ],
+            },
+        }
+
+
+def fit_profile(board: Board, rows: Sequence[Measurement], db: HwDatabase | None = None) -> Profile:
+    """Fit a profile to `rows` of `board`, with each row's error before, after and left out of the fit."""
+    base = load_params()
+    predictor = Predictor(board, rows, db)
+    everything = list(range(len(rows)))
+    values = fit_values(predictor, everything, base)
+    before = predictor.predict(base)
+    after = predictor.predict(apply(base, board, values))
+    left_out: list[float | None] = []
+    for i in everything:
+        if len(rows) < 2:
+            left_out.append(None)
+            continue
+        others = fit_values(predictor, [j for j in everything if j != i], base)
+        left_out.append(predictor.predict(apply(base, board, others), [i])[0])
+    reports = tuple(
+        RowReport(row.where, row.model.name, row.metric, row.value, b, a, loo)
+        for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
+    )
+    fitted_to = tuple({**row.to_dict(), "model_digest": digest(row.model)} for row in rows)
+    return Profile(board.name, values, shipped_values(base, board), reports, fitted_to)
+
+
+def write_profile(profile: Profile, path: Path) -> None:
+    path.write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    path: Path
+    board: str
+    values: dict[str, float]
+    rows: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} (fitted to {self.rows} measurement(s) on {self.board})"
+
+    def params(self, board: Board) -> LatencyParams:
+        if board.name.lower() != self.board.lower():
+            raise ExplorerError(
+                f"calibration profile {self.path} was fitted on {self.board}, not {board.name}: its parameters "
+                "describe that board; fit one for this board with `explore calibrate`"
+            )
+        return apply(load_params(), board, self.values)
+
+
+def read_profile(path: str | Path) -> LoadedProfile:
+    file = Path(path)
+    if not file.is_file():
+        raise ExplorerError(f"{file}: no such calibration profile (make one with `explore calibrate`)")
+    try:
+        raw = safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ExplorerError(f"{file}: not a calibration profile (invalid YAML: {exc})") from exc
+    if not isinstance(raw, dict) or raw.get("kind") != PROFILE_KIND:
+        raise ExplorerError(f"{file}: not a calibration profile (no `kind: {PROFILE_KIND}`)")
+    values = raw.get("parameters")
+    if not isinstance(values, dict) or set(values) - set(PARAMETERS):
+        raise ExplorerError(f"{file}: parameters: expected a mapping of {', '.join(PARAMETERS)}")
+    bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0]
+    if bad:
+        raise ExplorerError(f"{file}: parameters: {', '.join(bad)} must be positive numbers")
+    return LoadedProfile(
+        file, str(raw.get("board", "")), {k: float(v) for k, v in values.items()}, len(raw.get("fitted_to") or [])
+    )
