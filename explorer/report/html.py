@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -108,23 +110,50 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
     return out
 
 
-def _fmt(value: Any) -> str:
+# Metrics that count things: printed as integers with thousands separators (BRAM36 may end in half a block).
+COUNTS = {"lut", "ff", "dsp", "uram", "bram36", "macs", "params", "dpu_subgraphs"}
+
+
+def _fmt(value: Any, metric: str = "") -> str:
     """Numbers for the page; the template escapes whatever this returns (autoescape is on)."""
+    if isinstance(value, float) and math.isfinite(value) and metric in COUNTS:
+        return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
+def column_sources(info: ParetoInfo, columns: list[str]) -> dict[str, str]:
+    """What each column is, read from the trials' own source records: "measured" or "estimate" (model)."""
+    out = {}
+    for column in columns:
+        kinds = Counter(r.sources.get(column, "model") for r in info.complete if column in r.metrics)
+        out[column] = "measured" if kinds and kinds.most_common(1)[0][0] == "measured" else "estimate"
+    return out
+
+
+def _objective_key(info: ParetoInfo, number: int, by_number: dict[int, TrialRow]) -> tuple[float, ...]:
+    metrics = by_number[number].metrics
+    return tuple(round(float(metrics.get(m, math.nan)), 9) for m, _ in info.objectives)
+
+
 def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per distinct objective vector of the front; trials that reach the same one are listed together
+    (the sampler proposes some design points again, and some designs differ only where it changes nothing)."""
     rows = []
     by_number = {r.number: r for r in info.rows}
+    groups: dict[tuple[float, ...], list[int]] = {}
     for number in info.pareto:
+        groups.setdefault(_objective_key(info, number, by_number), []).append(number)
+    for numbers in groups.values():
+        number = numbers[0]
         r: TrialRow = by_number[number]
         dpu = r.design.get("dpu", {})
         m = r.metrics
         rows.append(
             {
                 "trial": r.number,
+                "trials": numbers,
                 "dpu": f"{dpu.get('arch')} x{dpu.get('cores')} @{dpu.get('clock_mhz')} MHz, RAM {dpu.get('ram_usage')}, "
                 f"DSP {dpu.get('dsp_usage')}, URAM {dpu.get('uram_per_core')}",
                 "pruning": ", ".join(f"{g}={t:.2f}" for g, t in sorted(r.design.get("prune", {}).items())) or "none",
@@ -214,8 +243,9 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
         "headroom_bram36",
         "headroom_dsp",
     ]
-    metric_columns = list(dict.fromkeys(c for c in columns))
     accuracy_columns = sorted({k for r in info.complete for k, s in r.sources.items() if s == "measured"})
+    metric_columns = [c for c in dict.fromkeys(columns) if c not in accuracy_columns]
+    sources = column_sources(info, [*metric_columns, *accuracy_columns])
     page = env.get_template("report.html.j2").render(
         version=__version__,
         study=cfg.store.study_name,
@@ -237,6 +267,7 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
         measured=measured_rows(info),
         metric_columns=metric_columns,
         accuracy_columns=accuracy_columns,
+        sources=sources,
     )
     out.write_text(page, encoding="utf-8")
     records = []

@@ -40,6 +40,26 @@ def test_pareto_info_directions_feasibility_and_history() -> None:
     assert [n for n, _ in info.hypervolume] == [0, 1, 3] and hv == sorted(hv) and hv[-1] > hv[0]
 
 
+def test_table_columns_say_their_source_counts_are_integers_and_equal_fronts_share_a_row() -> None:
+    from explorer.report.html import _fmt, column_sources, pareto_rows
+
+    def trial(number: int, fps: float, error: float) -> TrialRow:
+        metrics = {"fps_multi": fps, "euclidean_error": error, "lut": 26350.0, "bram36": 120.5}
+        sources = {"fps_multi": "model", "euclidean_error": "measured", "lut": "model", "bram36": "model"}
+        return TrialRow(number, "COMPLETE", (fps, error), True, {}, metrics, sources, {"dpu": {}, "prune": {}}, {})
+
+    rows = [trial(0, 300.0, 2.0), trial(1, 200.0, 1.0), trial(2, 300.0, 2.0), trial(3, 100.0, 3.0)]
+    info = pareto_info([("fps_multi", "maximize"), ("euclidean_error", "minimize")], rows)
+    assert info.pareto == (0, 1, 2)
+    assert [r["trials"] for r in pareto_rows(info, {"lut": 1, "ff": 1, "bram36": 1, "uram": 1, "dsp": 1})] == [[0, 2], [1]]
+    assert column_sources(info, ["fps_multi", "euclidean_error", "lut"]) == {
+        "fps_multi": "estimate",
+        "euclidean_error": "measured",
+        "lut": "estimate",
+    }
+    assert _fmt(26350.0, "lut") == "26,350" and _fmt(120.5, "bram36") == "120.5" and _fmt(2.345678, "euclidean_error") == "2.346"
+
+
 @pytest.mark.slow
 def test_report_page_and_csv(tmp_path: Path) -> None:
     from explorer.report.html import write_report
@@ -51,6 +71,8 @@ def test_report_page_and_csv(tmp_path: Path) -> None:
     text = page.read_text()
     assert text.count("Plotly.newPlot") == 1 and "pareto_fps_multi_euclidean_error" in text
     assert 'id="pareto-table"' in text and "(measured)" in text and "(estimate)" in text
+    assert 'euclidean_error <span class="est">(measured)' in text and 'euclidean_error <span class="est">(estimate)' not in text
+    assert "e+04" not in text.split('id="pareto-table"')[1].split("</table>")[0]  # counts print as integers
     assert "<script src=" not in text and "plotly.js v" in text  # Plotly embedded once; nothing loaded from outside
     csv = page.with_name("trials.csv").read_text().splitlines()
     assert len(csv) == 1 + 5 and "euclidean_error [measured]" in csv[0]
