@@ -33,7 +33,7 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
 
-CACHE_VERSION = 2  # 2: DPU arithmetic emulated, dpu_arithmetic recorded
+CACHE_VERSION = 3  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets)
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
 CPU_INT8_KINDS = {
@@ -205,17 +205,27 @@ class CompressionContext:
                 fused.update(graph.layers[i].inputs)
         return chosen, fused
 
-    def key(self, options: CompressOptions, quant_nodes: set[str]) -> str:
+    def key(
+        self,
+        options: CompressOptions,
+        quant_nodes: set[str],
+        kept: Mapping[str, np.ndarray] | None = None,
+        dpu_nodes: set[str] | None = None,
+        fused: set[str] | None = None,
+    ) -> str:
+        """The compressed model's identity, by effect: the channels each convolution keeps (not the thresholds
+        that chose them), the nodes quantized, placed on the DPU and fused (not the split index or the
+        quantize mode that gave them), the calibration and the data. Two design points that build the same
+        model share one evaluation."""
+        channels = {name: [int(i) for i in np.asarray(keep).ravel()] for name, keep in sorted((kept or {}).items())}
         payload = {
             "version": CACHE_VERSION,
             "model": self.digest,
-            "prune": sorted(options.prune.items()),
-            "multiple": options.prune_multiple,
-            "groups": options.prune_groups,
-            "quantize": options.quantize,
-            "calibration": options.calibration,
-            "split": options.split,
+            "kept_channels": hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest(),
+            "calibration": options.calibration if quant_nodes else None,
             "quantized_nodes": sorted(quant_nodes),
+            "dpu_nodes": sorted(dpu_nodes or ()) if quant_nodes else [],
+            "fused": sorted(fused or ()) if quant_nodes else [],
             "data": self.data.digest,
             "calibration_data": self.calibration.digest,
             "evaluator": self.evaluator.name,
@@ -235,7 +245,8 @@ class CompressionContext:
         if placements is None:
             placements = tuple(place_layers(graph, resolve(config or DpuConfig()), options.split))
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
-        key = self.key(options, quant_nodes)
+        dpu_nodes = dpu_outputs(graph, placements)
+        key = self.key(options, quant_nodes, kept, dpu_nodes, fused)
         if key in self._memory:
             return self._memory[key]
         cached = self.cache.read("accuracy", key)
@@ -251,7 +262,7 @@ class CompressionContext:
                 options.calibration,
                 fused,
                 calibration_model=graph.model,
-                dpu_nodes=dpu_outputs(graph, placements),
+                dpu_nodes=dpu_nodes,
             )
             model, arithmetic = q.model, list(q.dpu_arithmetic)
         outputs = run_model(model, self.data.inputs)

@@ -58,6 +58,22 @@ def test_cache_hit_and_key(ctx: CompressionContext, tmp_path: Path) -> None:
     assert not fresh.measure_accuracy(CompressOptions(quantize="dpu")).cached
 
 
+def test_design_points_that_build_the_same_model_share_one_evaluation(ctx: CompressionContext) -> None:
+    """The key is the compressed model's identity: thresholds that keep the same channels, or split indices
+    past the last layer the DPU takes, give the same model and are evaluated once."""
+    layers = len(ctx.graph.layers)
+    whole = ctx.measure_accuracy(CompressOptions(quantize="dpu"))
+    assert ctx.measure_accuracy(CompressOptions(quantize="dpu", split=layers)).key == whole.key  # the split cuts nothing
+    loose = ctx.measure_accuracy(CompressOptions(prune={"g0": 0.999, "g1": 0.999}, quantize="dpu"))
+    looser = ctx.measure_accuracy(CompressOptions(prune={"g0": 0.9999, "g1": 0.9999}, quantize="dpu"))
+    assert not loose.pruned_channels and not looser.pruned_channels  # no channel is that often zero here ...
+    assert loose.key == looser.key == whole.key  # ... so both are the unpruned model
+    assert ctx.measure_accuracy(CompressOptions(quantize="none")).key != whole.key
+    assert ctx.measure_accuracy(CompressOptions(quantize="none", calibration="mse")).key == (
+        ctx.measure_accuracy(CompressOptions(quantize="none")).key
+    )  # nothing quantized: the calibration method changes nothing
+
+
 def test_pruning_reduces_macs(ctx: CompressionContext) -> None:
     result = ctx.measure_accuracy(
         CompressOptions(prune={"g0": 0.3, "g1": 0.3}, prune_multiple=1, prune_groups=2, quantize="none")
