@@ -21,7 +21,7 @@ import onnx
 from explorer.compress import QUANTIZE_MODES
 from explorer.compress.cache import JsonCache
 from explorer.compress.prune import ApozReport, apply_pruning, choose_channels, measure_apoz
-from explorer.compress.quantize import _insert_qdq, quantize
+from explorer.compress.quantize import QuantizedModel, _insert_qdq, quantize
 from explorer.data.loaders import Dataset
 from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
@@ -255,15 +255,7 @@ class CompressionContext:
             return self._memory[key]
         model, arithmetic = eval_model, []
         if quant_nodes:
-            q = quantize(
-                eval_model,
-                quant_nodes,
-                self.calibration,
-                options.calibration,
-                fused,
-                calibration_model=graph.model,
-                dpu_nodes=dpu_nodes,
-            )
+            q = self._quantize(eval_model, graph, options, quant_nodes, fused, dpu_nodes)
             model, arithmetic = q.model, list(q.dpu_arithmetic)
         outputs = run_model(model, self.data.inputs)
         reference = self.float_outputs()
@@ -290,17 +282,29 @@ class CompressionContext:
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         if not quant_nodes:
             return graph.model
-        q = quantize(
+        q = self._quantize(eval_model, graph, options, quant_nodes, fused, dpu_outputs(graph, placements))
+        inputs = {i.name for i in graph.model.graph.input}
+        return _insert_qdq(graph.model, q.activation_fix, q.weight_fix, inputs, {o.name for o in graph.model.graph.output})
+
+    def _quantize(
+        self,
+        eval_model: onnx.ModelProto,
+        graph: ModelGraph,
+        options: CompressOptions,
+        quant_nodes: set[str],
+        fused: set[str],
+        dpu_nodes: set[str],
+    ) -> QuantizedModel:
+        """The evaluation model quantized, calibrated on the batch-1 graph, its DPU part computing as the DPU does."""
+        return quantize(
             eval_model,
             quant_nodes,
             self.calibration,
             options.calibration,
             fused,
             calibration_model=graph.model,
-            dpu_nodes=dpu_outputs(graph, placements),
+            dpu_nodes=dpu_nodes,
         )
-        inputs = {i.name for i in graph.model.graph.input}
-        return _insert_qdq(graph.model, q.activation_fix, q.weight_fix, inputs, {o.name for o in graph.model.graph.output})
 
     def _width(self, conv: str) -> int:
         for layer in self.graph.layers:
