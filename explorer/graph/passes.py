@@ -1,10 +1,8 @@
-"""Normalisation passes, as a deployment flow applies them. Each takes a model and returns a new one.
+"""Normalisation passes, as a deployment flow (the Vitis AI ONNX quantizer, now AMD Quark) applies them.
 
-- `fold_constants`: Constant nodes become initializers; nodes whose inputs are all constant (and
-  Shape/Size of static tensors) are evaluated once and replaced by their result.
-- `remove_identities`: Identity and inference-time Dropout disappear.
-- `fold_batchnorm`: a BatchNormalization that follows a Conv is folded into the Conv's weights.
-`normalize` applies them in that order and re-infers every shape.
+Each takes a model and returns a new one (or its input, when it has nothing to rewrite). `normalize` applies
+the exact ones in order and re-infers every shape; `hard_activations` changes the numbers and is an option;
+`absorb_qdq` is for placing a quantized model. docs/deployment_flow.md lists each with its vendor name.
 """
 
 from __future__ import annotations
@@ -420,9 +418,8 @@ def fold_to_fixed_point(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Constant folding, Splits as Slices, no-op Slice/Split and identity removal, x * HardSigmoid(x) as
-    HardSwish, spatial ReduceMean as a
-    global pool, BatchNorm folded into the convolution before it (or, standing alone, made a depthwise 1x1
-    convolution), then shapes re-inferred."""
+    """Constant folding to a fixed point, Splits as Slices, no-op Slice/Split and identity removal,
+    x * HardSigmoid(x) as HardSwish, spatial ReduceMean as a global pool, BatchNorm folded into the convolution
+    before it (or, standing alone, made a depthwise 1x1 convolution), then shapes re-inferred. All exact."""
     cleaned = fuse_hard_swish(remove_identities(noops_to_identity(split_to_slices(fold_to_fixed_point(model)))))
     return infer(batchnorm_to_depthwise(fold_batchnorm(reduce_mean_to_global_pool(cleaned))))
