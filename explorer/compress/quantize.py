@@ -121,6 +121,7 @@ def quantize(
     if dpu_nodes is not None:
         emulated = emulate(model, dpu_nodes)
         model, applied = emulated.model, emulated.applied
+        dpu_nodes = {*dpu_nodes, *emulated.inner}  # a scaled node's own output is now the inner tensor
         if calibration_model is not None:
             calibration_model = emulate(calibration_model, dpu_nodes).model
         quantized_nodes = {*quantized_nodes, *emulated.inner}

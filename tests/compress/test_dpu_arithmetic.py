@@ -79,5 +79,6 @@ def test_quantize_reports_what_it_emulated() -> None:
     assert any("ConvertLeakyReluToDPUVersion" in line for line in dpu.dpu_arithmetic)
     assert any("ConvertAvgPoolToDPUVersion" in line for line in dpu.dpu_arithmetic)
     assert any("ConvertHardSigmoidToDPUVersion" in line for line in dpu.dpu_arithmetic)
+    assert dpu.activation_fix[names["leakyrelu"]] == dpu.activation_fix[names["avgpool"]]  # AlignPool, scaled pool too
     a, b = run_model(plain.model, {"input": x}), run_model(dpu.model, {"input": x})
     assert not np.allclose(a[graph.graph_outputs[0]], b[graph.graph_outputs[0]])  # type: ignore[attr-defined]
