@@ -137,13 +137,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     board = db.board(args.board)
     config = dpu_config_from_args(args, board, db)
     options = EstimateOptions(args.threads, args.pre_ms, args.post_ms, args.cpu_precision, args.runtime)
-    params, calibration = None, "shipped fit"
+    params, errors, calibration = None, None, "shipped fit"
     if args.calibration:
         from explorer.perf.calibrate import read_profile
 
         profile = read_profile(args.calibration)
-        params, calibration = profile.params(board), profile.label
-    est = Estimator(graph, board, params, db=db).estimate(config, args.split, options)
+        params, errors, calibration = profile.params(board), profile.error_model(board), profile.label
+    est = Estimator(graph, board, params, db=db, errors=errors).estimate(config, args.split, options)
     payload = estimate_payload(graph, est)
     payload["resources"] = resources_payload(args)
     payload["model"] = {
@@ -207,6 +207,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"  fps_single {_fmt(est.fps_single, 1)}, fps_multi {_fmt(est.fps_multi, 1)} ({est.threads} threads, bound: "
         f"{est.multi_bound}), DPU {_fmt(est.dpu_gops, 1)} GOPS = {est.dpu_utilization:.0%} of one core's peak"
     )
+    if est.intervals:
+        shown = ", ".join(f"{k} {_fmt(lo, 1)}-{_fmt(hi, 1)}" for k, (lo, hi) in est.intervals.bounds.items())
+        print(f"  {est.intervals.level:.0%} intervals: {shown} ({est.intervals.basis})")
     res = payload["resources"]
     print(
         f"resources (source: model): LUT {res['lut']}, FF {res['ff']}, BRAM36 {res['bram36']}, URAM {res['uram']}, "

@@ -35,6 +35,7 @@ from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.measurements import Measurement
 from explorer.perf.params import LatencyParams, load_params
+from explorer.perf.uncertainty import ErrorModel, profile_error_model
 
 # What a profile may change, and what each stands for on the board.
 PARAMETERS = {
@@ -235,10 +236,15 @@ class LoadedProfile:
     board: str
     values: dict[str, float]
     rows: int
+    left_out_log_errors: tuple[float, ...] = ()  # log(left-out prediction / measured) per fitted row
 
     @property
     def label(self) -> str:
         return f"{self.path} (fitted to {self.rows} measurement(s) on {self.board})"
+
+    def error_model(self, board: Board) -> ErrorModel:
+        """The spread of the 80 % intervals under this profile (perf/uncertainty.py)."""
+        return profile_error_model(board, self.label, list(self.left_out_log_errors))
 
     def params(self, board: Board) -> LatencyParams:
         if board.name.lower() != self.board.lower():
@@ -265,6 +271,13 @@ def read_profile(path: str | Path) -> LoadedProfile:
     bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0]
     if bad:
         raise ExplorerError(f"{file}: parameters: {', '.join(bad)} must be positive numbers")
-    return LoadedProfile(
-        file, str(raw.get("board", "")), {k: float(v) for k, v in values.items()}, len(raw.get("fitted_to") or [])
-    )
+    left_out = []
+    errors = raw.get("errors")
+    for row in errors.get("rows", []) if isinstance(errors, dict) else []:
+        if not isinstance(row, dict):
+            continue
+        measured, predicted = row.get("measured"), row.get("leave_one_out")
+        if isinstance(measured, (int, float)) and isinstance(predicted, (int, float)) and measured > 0 and predicted > 0:
+            left_out.append(math.log(predicted / measured))
+    values_read = {k: float(v) for k, v in values.items()}
+    return LoadedProfile(file, str(raw.get("board", "")), values_read, len(raw.get("fitted_to") or []), tuple(left_out))

@@ -27,6 +27,7 @@ from explorer.perf import runtime_problem
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
 from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry
 from explorer.perf.params import LatencyParams, load_params
+from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PerfEstimate:
     source: str = "model"
     notes: tuple[str, ...] = field(default_factory=tuple)
     runtime: str = "vart"
+    intervals: Intervals | None = None  # 80 % prediction intervals of latency_ms, fps_single, fps_multi
 
     @property
     def dpu_subgraphs(self) -> int:
@@ -97,17 +99,26 @@ class PerfEstimate:
             "gop_per_frame": self.gop_per_frame,
             "dpu_utilization": self.dpu_utilization,
             "source": self.source,
+            "intervals": self.intervals.to_dict() if self.intervals else None,
         }
 
 
 class Estimator:
     """Estimates one model on one board for any DPU configuration and split."""
 
-    def __init__(self, graph: ModelGraph, board: Board, params: LatencyParams | None = None, db: HwDatabase | None = None):
+    def __init__(
+        self,
+        graph: ModelGraph,
+        board: Board,
+        params: LatencyParams | None = None,
+        db: HwDatabase | None = None,
+        errors: ErrorModel | None = None,
+    ):
         self.graph = graph
         self.board = board
         self.params = params or load_params()
         self.db = db or load_database()
+        self.errors = errors or shipped_error_model(board)  # the spread of the 80 % intervals
         self.cuts: list[Cut] = cut_points(graph)
         self._placements: dict[tuple[Any, ...], tuple[Placement, ...]] = {}
         self._partitions: dict[tuple[Any, ...], Partition] = {}
@@ -221,4 +232,16 @@ class Estimator:
             subgraphs=tuple(subs),
             partition=part,
             runtime=opts.runtime,
+            intervals=intervals(
+                self.errors,
+                config.arch,
+                dpu_ms=dpu_ms,
+                host_ms=host_ms,
+                cpu_ms=cpu_ms,
+                pre_post_ms=opts.pre_ms + opts.post_ms,
+                latency_ms=latency,
+                fps_single=fps_single,
+                fps_multi=fps_multi,
+                bound=bound if threads > 1 else "single",
+            ),
         )

@@ -49,6 +49,8 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
                     name=label,
                     marker={"color": color, "size": size},
                     text=[f"trial {r.number}" for r in rows],
+                    error_x=_error_bars(rows, names[a], a),
+                    error_y=_error_bars(rows, names[b], b),
                 )
             )
         fig.update_layout(
@@ -112,6 +114,21 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
 
 # Metrics that count things: printed as integers with thousands separators (BRAM36 may end in half a block).
 COUNTS = {"lut", "ff", "dsp", "uram", "bram36", "macs", "params", "dpu_subgraphs"}
+
+
+def _error_bars(rows: list[TrialRow], metric: str, axis: int) -> dict[str, Any] | None:
+    """The 80 % intervals of `metric` as asymmetric error bars (estimates that have them: FPS and latency)."""
+    spans = [r.details.get("intervals", {}).get(metric) for r in rows]
+    if not rows or any(span is None for span in spans):
+        return None
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [max(0.0, span[1] - r.values[axis]) for r, span in zip(rows, spans, strict=True) if span],
+        "arrayminus": [max(0.0, r.values[axis] - span[0]) for r, span in zip(rows, spans, strict=True) if span],
+        "thickness": 1,
+        "width": 0,
+    }
 
 
 def _fmt(value: Any, metric: str = "") -> str:
@@ -281,6 +298,8 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
         }
         record.update({f"param.{k}": v for k, v in r.params.items()})
         record.update({f"{k} [{r.sources.get(k, 'model')}]": v for k, v in r.metrics.items()})
+        for k, (low, high) in r.details.get("intervals", {}).items():
+            record[f"{k} 80% low [model]"], record[f"{k} 80% high [model]"] = low, high
         records.append(record)
     pd.DataFrame.from_records(records).to_csv(out.with_name("trials.csv"), index=False)
     return out

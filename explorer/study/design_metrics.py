@@ -22,6 +22,7 @@ from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
 from explorer.perf.calibrate import read_profile
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.params import LatencyParams
+from explorer.perf.uncertainty import ErrorModel
 from explorer.study.config import StudyConfig
 from explorer.study.record import DesignDetails, SubgraphSummary
 from explorer.study.search_space import DesignPoint, SearchSpace, board_facts
@@ -93,8 +94,10 @@ class StudyContext:
         self.facts = board_facts(self.board)
         self._estimators: dict[tuple[Any, ...], Estimator] = {}
         self.params: LatencyParams | None = None  # the shipped fit unless the study names a calibration profile
+        self.errors: ErrorModel | None = None  # ... and the spread of its intervals
         if cfg.estimator.calibration is not None:
-            self.params = read_profile(cfg.estimator.calibration).params(self.board)
+            profile = read_profile(cfg.estimator.calibration)
+            self.params, self.errors = profile.params(self.board), profile.error_model(self.board)
 
     def options(self, point: DesignPoint) -> CompressOptions:
         return compress_options(point, self.cfg.quantization.calibration)
@@ -103,7 +106,7 @@ class StudyContext:
         key = options.pruning_key
         if key not in self._estimators:
             _, graph, _ = self.compression.pruned(options)
-            self._estimators[key] = Estimator(graph, self.board, self.params, db=self.db)
+            self._estimators[key] = Estimator(graph, self.board, self.params, db=self.db, errors=self.errors)
         return self._estimators[key]
 
     def metrics(self, point: DesignPoint) -> Metrics:
@@ -173,5 +176,6 @@ class StudyContext:
                 "transfers": perf.host_ms,
                 "pre_post": perf.pre_ms + perf.post_ms,
             },
+            intervals={k: [lo, hi] for k, (lo, hi) in perf.intervals.bounds.items()} if perf.intervals else {},
         )
         return Metrics(values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels)

@@ -43,6 +43,7 @@ class DesignDetails:
     partition: tuple[SubgraphSummary, ...]
     cpu_reasons: dict[str, str]
     latency_split_ms: dict[str, float]
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # 80 % intervals: metric -> [low, high]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +60,9 @@ class DesignDetails:
             ),
             cpu_reasons={str(k): str(v) for k, v in data.get("cpu_reasons", {}).items()},
             latency_split_ms={str(k): float(v) for k, v in data.get("latency_split_ms", {}).items()},
+            intervals={
+                str(k): [float(x) for x in v] for k, v in data.get("intervals", {}).items() if isinstance(v, list) and len(v) == 2
+            },
         )
 
 

@@ -75,7 +75,8 @@ def test_report_page_and_csv(tmp_path: Path) -> None:
     assert "e+04" not in text.split('id="pareto-table"')[1].split("</table>")[0]  # counts print as integers
     assert "<script src=" not in text and "plotly.js v" in text  # Plotly embedded once; nothing loaded from outside
     csv = page.with_name("trials.csv").read_text().splitlines()
-    assert len(csv) == 1 + 5 and "euclidean_error [measured]" in csv[0]
+    assert len(csv) == 1 + 5 and "euclidean_error [measured]" in csv[0] and "fps_multi 80% low [model]" in csv[0]
+    assert "error_x" in text  # the intervals drawn as error bars
     _check_in_browser(page)
 
 

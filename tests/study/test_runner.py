@@ -36,6 +36,8 @@ def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
     assert {"fps_multi", "euclidean_error", "lut", "pck"} <= set(trial.user_attrs["metrics"])
     assert trial.user_attrs["sources"]["euclidean_error"] == "measured" and trial.user_attrs["sources"]["lut"] == "model"
     assert "resources" in trial.constraints
+    low, high = trial.user_attrs["details"]["intervals"]["fps_multi"]  # the estimate's 80 % interval is recorded
+    assert low < trial.user_attrs["metrics"]["fps_multi"] < high
     folder = Path(trial.user_attrs["artifacts"])
     assert {p.name for p in folder.iterdir()} == {"arch.json", "dpu_conf.vh", "partition.json", "metrics.json"}
     assert json.loads((folder / "arch.json").read_text())["fingerprint"].startswith("0x1")
