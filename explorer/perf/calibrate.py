@@ -136,7 +136,8 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
     measured = np.array([predictor.rows[i].value for i in use])
 
     def values_of(u: np.ndarray) -> dict[str, float]:
-        return {name: shipped[name] * math.exp(float(x)) for name, x in zip(names, u, strict=True)}
+        values = {name: shipped[name] * math.exp(float(x)) for name, x in zip(names, u, strict=True)}
+        return {k: (min(v, 1.0) if k in _CAPPED else v) for k, v in values.items()}  # what the profile applies
 
     def residuals(u: np.ndarray) -> np.ndarray:
         predicted = np.array(predictor.predict(apply(base, predictor.board, values_of(u)), use))

@@ -60,7 +60,7 @@ def shipped_error_model(board: Board) -> ErrorModel:
     seen = board.name.lower() in {b.lower() for b in table["boards_fitted"]}
     suffix = "" if seen else "_unseen"
     basis = (
-        f"the shipped fit's residuals on its published rows ({board.name} is among the fitted boards)"
+        f"the shipped fit's residuals on its published rows; {board.name} is among the fitted boards"
         if seen
         else f"{board.name} is not in the shipped fit: the spread of published rows the fit never saw"
     )
