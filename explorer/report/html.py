@@ -53,6 +53,7 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
                     error_y=_error_bars(rows, names[b], b),
                 )
             )
+        _add_measured(fig, done, names, a, b)
         fig.update_layout(
             title=f"{names[a]} vs {names[b]}",
             xaxis_title=_label(names[a], sources),
@@ -114,6 +115,41 @@ def figures(info: ParetoInfo) -> dict[str, go.Figure]:
 
 # Metrics that count things: printed as integers with thousands separators (BRAM36 may end in half a block).
 COUNTS = {"lut", "ff", "dsp", "uram", "bram36", "macs", "params", "dpu_subgraphs"}
+
+
+MEASURED_RUN = ("fps_single", "fps_multi", "latency_ms")  # what a board run (explore import-run) measures
+
+
+def _measured_value(row: TrialRow, metric: str, axis: int) -> float:
+    """The board-measured value of an axis where there is one, else the trial's own value."""
+    run = row.measured.get("run", {})
+    value = run.get(metric) if metric in MEASURED_RUN else None
+    if metric == "latency_ms" and isinstance(value, dict):
+        value = value.get("median")
+    return float(value) if isinstance(value, (int, float)) else row.values[axis]
+
+
+def _add_measured(fig: go.Figure, rows: list[TrialRow], names: list[str], a: int, b: int) -> None:
+    """Trials run on the board: the measured point beside the predicted one, joined by a line."""
+    measured = [r for r in rows if r.measured.get("run") and (names[a] in MEASURED_RUN or names[b] in MEASURED_RUN)]
+    if not measured:
+        return
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for r in measured:
+        xs += [r.values[a], _measured_value(r, names[a], a), None]
+        ys += [r.values[b], _measured_value(r, names[b], b), None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#2ca02c", "dash": "dot"}, name="predicted -> measured"))
+    fig.add_trace(
+        go.Scatter(
+            x=[_measured_value(r, names[a], a) for r in measured],
+            y=[_measured_value(r, names[b], b) for r in measured],
+            mode="markers",
+            name="measured on the board",
+            marker={"color": "#2ca02c", "size": 11, "symbol": "diamond"},
+            text=[f"trial {r.number}, measured on {r.measured['run'].get('board', 'the board')}" for r in measured],
+        )
+    )
 
 
 def _error_bars(rows: list[TrialRow], metric: str, axis: int) -> dict[str, Any] | None:

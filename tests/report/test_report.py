@@ -60,6 +60,18 @@ def test_table_columns_say_their_source_counts_are_integers_and_equal_fronts_sha
     assert _fmt(26350.0, "lut") == "26,350" and _fmt(120.5, "bram36") == "120.5" and _fmt(2.345678, "euclidean_error") == "2.346"
 
 
+def test_board_measurements_are_drawn_beside_their_predictions() -> None:
+    from explorer.report.html import figures
+
+    run = {"board": "KV260", "fps_single": 80.0, "fps_multi": 90.0, "latency_ms": {"median": 12.5}}
+    measured = TrialRow(0, "COMPLETE", (100.0, 0.5), True, {}, {"fps_multi": 100.0}, {}, {}, {}, measured={"run": run})
+    other = TrialRow(1, "COMPLETE", (50.0, 0.2), True, {}, {"fps_multi": 50.0}, {}, {}, {})
+    info = pareto_info([("fps_multi", "maximize"), ("euclidean_error", "minimize")], [measured, other])
+    traces = {t.name: t for t in figures(info)["pareto_fps_multi_euclidean_error"].data}
+    assert list(traces["measured on the board"].x) == [90.0] and list(traces["measured on the board"].y) == [0.5]
+    assert list(traces["predicted -> measured"].x) == [100.0, 90.0, None]  # a line from the prediction to it
+
+
 @pytest.mark.slow
 def test_report_page_and_csv(tmp_path: Path) -> None:
     from explorer.report.html import write_report
