@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
+from typing import Any
 
 from explorer.commands.common import add_board_option, print_json
 from explorer.errors import ExplorerError
+from explorer.perf.measurements import Measurement
 from explorer.tables import format_table
 
 
@@ -24,13 +26,74 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--measurements",
         required=True,
         action="append",
-        metavar="FILE.csv",
-        help="measurements: model, fps or latency_ms, threads, DpuConfig fields, ... (README: calibrate to your board); "
-        "repeat for several files",
+        metavar="FILE.csv|STUDY",
+        help="measurements: a CSV (model, fps or latency_ms, threads, DpuConfig fields, ...; README: calibrate to your "
+        "board), or a study (its file or output folder) whose trials have board runs recorded by `explore import-run`; "
+        "repeat for several",
     )
     p.add_argument("-o", "--output", required=True, help="write the profile (YAML) here")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_calibrate)
+
+
+def study_measurements(spec: str) -> tuple[str, list[Measurement]]:
+    """(the study's board, its trials' board runs as measurements). Each measured design point's model, pruned as
+    the trial pruned it, is written to OUTPUT/calibration/ so the profile can name it; a board run excludes
+    pre/post-processing (run_on_board.py feeds frames directly), so the rows have none."""
+    import onnx
+
+    from explorer.commands.study import resolve
+    from explorer.compress.context import CompressionContext
+    from explorer.evaluators.builtin import load_evaluator
+    from explorer.export.measure import read_measured
+    from explorer.study.design_metrics import STUDY_SHAPE_KEY, compress_options, model_input_names, study_calibration
+    from explorer.study.runner import load_records
+    from explorer.study.search_space import DesignPoint
+    from explorer.study.store import trial_folder
+
+    cfg = resolve(spec)
+    runs = [
+        (record, run)
+        for record in load_records(cfg)
+        if record.state == "COMPLETE" and record.design_point
+        for run in [read_measured(trial_folder(cfg.store.output, record.number)).get("run")]
+        if isinstance(run, dict)
+    ]
+    if not runs:
+        raise ExplorerError(f"{cfg.path}: no trial has a board run yet (record one with `explore import-run`)")
+    data = study_calibration(cfg, model_input_names(cfg))  # the study's APoZ data: the trials' own pruning
+    compression = CompressionContext(
+        cfg.model.path,
+        data,
+        data,
+        load_evaluator(cfg.data.evaluator, cfg.base_dir),
+        cfg.store.output / "cache",
+        input_shapes=cfg.model.input_shape,
+        shape_option=STUDY_SHAPE_KEY,
+        hard=cfg.quantization.hard_activations,
+    )
+    folder = cfg.store.output / "calibration"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[Measurement] = []
+    for record, run in runs:
+        point = DesignPoint.from_dict(record.design_point)
+        _, graph, _ = compression.pruned(compress_options(point, cfg.quantization.calibration))
+        model = folder / f"trial_{record.number:05d}.onnx"
+        onnx.save(graph.model, str(model))
+        source = f"board run on {run.get('board', '?')} ({run.get('runtime', 'vart')}), trial {record.number} of {cfg.path}"
+        common: dict[str, Any] = {
+            "model": model,
+            "dpu": point.dpu.to_dict(),
+            "split": point.split,
+            "cpu_precision": point.cpu_precision,
+            "source": source,
+            "where": f"{cfg.path}: trial {record.number}",
+        }
+        rows.append(Measurement(metric="fps_single", value=float(run["fps_single"]), threads=1, **common))
+        threads = run.get("threads")
+        multi = int(threads) if isinstance(threads, int) and not isinstance(threads, bool) and threads > 1 else 2
+        rows.append(Measurement(metric="fps_multi", value=float(run["fps_multi"]), threads=multi, **common))
+    return cfg.board, rows
 
 
 def _percent(value: float | None) -> str:
@@ -44,7 +107,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     db = load_database()
     board = db.board(args.board)
-    rows = [row for path in args.measurements for row in read_measurements(path)]
+    rows = []
+    for source in args.measurements:
+        if source.endswith(".csv"):
+            rows += read_measurements(source)
+        else:
+            study_board, found = study_measurements(source)
+            if study_board.lower() != board.name.lower():
+                raise ExplorerError(f"--measurements {source}: the study is for {study_board}, not {board.name}")
+            rows += found
     output = Path(args.output)
     if output.is_dir():
         raise ExplorerError(f"-o {output}: a folder; name the profile file, e.g. {output / 'profile.yaml'}")

@@ -102,7 +102,7 @@ class Predictor:
         out = []
         for i in range(len(self.rows)) if only is None else only:
             row, estimator = self.rows[i], self.estimators[i].with_params(params)
-            options = EstimateOptions(threads=row.threads, pre_ms=row.pre_ms, post_ms=row.post_ms)
+            options = EstimateOptions(row.threads, row.pre_ms, row.post_ms, row.cpu_precision)
             out.append(float(getattr(estimator.estimate(self.configs[i], row.split, options), row.metric)))
         return out
 

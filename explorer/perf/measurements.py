@@ -7,9 +7,10 @@ Columns (a header row; names as below, any order):
 - `threads`: application threads (1 = single-thread latency; default 1);
 - any `DpuConfig` field by its name (`arch`, `cores`, `clock_mhz`, `ip_version`, `ram_usage`, ...); fields not
   given take the board's defaults;
-- optional `split` (cut index), `input_shape` (`1x3x224x224`), `timed` (`e2e`, the default: the whole
-  frame; `dpu`: the DPU subgraphs alone, as `vaitrace` or `xdputil benchmark` report), `pre_ms` and `post_ms`
-  (the pre/post-processing the measurement includes), `source` (free text: where the number comes from).
+- optional `split` (cut index), `cpu_precision` (`fp32` or `int8`: the CPU part's), `input_shape`
+  (`1x3x224x224`), `timed` (`e2e`, the default: the whole frame; `dpu`: the DPU subgraphs alone, as
+  `vaitrace` or `xdputil benchmark` report), `pre_ms` and `post_ms` (the pre/post-processing the
+  measurement includes), `source` (free text: where the number comes from).
 
 Every problem names the file, the row and the column.
 """
@@ -45,7 +46,20 @@ CONFIG_FIELDS = (
     "clock_mhz",
     "ip_version",
 )
-OTHER_FIELDS = ("model", "fps", "latency_ms", "threads", "split", "input_shape", "timed", "pre_ms", "post_ms", "source")
+OTHER_FIELDS = (
+    "model",
+    "fps",
+    "latency_ms",
+    "threads",
+    "split",
+    "cpu_precision",
+    "input_shape",
+    "timed",
+    "pre_ms",
+    "post_ms",
+    "source",
+)
+CPU_PRECISIONS = ("fp32", "int8")
 TIMED = ("e2e", "dpu")
 _TEXT_FIELDS = ("arch", "ip_version", "ram_usage", "dsp_usage", "relu_type")  # "3.4" is a version, not a number
 
@@ -61,6 +75,7 @@ class Measurement:
     dpu: Mapping[str, Any] = field(default_factory=dict)  # DpuConfig fields given; the rest are the board's
     split: int | None = None
     input_shape: tuple[int, ...] | None = None
+    cpu_precision: str = "fp32"
     pre_ms: float = 0.0
     post_ms: float = 0.0
     source: str = ""
@@ -74,6 +89,7 @@ class Measurement:
             "threads": self.threads,
             "dpu": dict(self.dpu),
             "split": self.split,
+            "cpu_precision": self.cpu_precision,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "pre_ms": self.pre_ms,
             "post_ms": self.post_ms,
@@ -136,6 +152,9 @@ def _row(values: Mapping[str, str], base: Path, where: str) -> Measurement:
             shape = tuple(int(d) for d in given["input_shape"].replace(",", "x").split("x"))
         except ValueError as exc:
             raise ExplorerError(f"{where}: column 'input_shape': expected 1x3x224x224, got {given['input_shape']!r}") from exc
+    precision = given.get("cpu_precision", "fp32")
+    if precision not in CPU_PRECISIONS:
+        raise ExplorerError(f"{where}: column 'cpu_precision': expected one of {', '.join(CPU_PRECISIONS)}, got {precision!r}")
     times = {k: _number(given[k], where, k) for k in ("pre_ms", "post_ms") if k in given}
     model = Path(given["model"])
     return Measurement(
@@ -146,6 +165,7 @@ def _row(values: Mapping[str, str], base: Path, where: str) -> Measurement:
         dpu={k: given[k] if k in _TEXT_FIELDS else _config_value(given[k]) for k in CONFIG_FIELDS if k in given},
         split=split,
         input_shape=shape,
+        cpu_precision=precision,
         pre_ms=times.get("pre_ms", 0.0),
         post_ms=times.get("post_ms", 0.0),
         source=given.get("source", ""),

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import yaml
 
 from explorer.cli import main
 from explorer.compress.context import CompressionContext, CompressOptions
@@ -147,6 +148,16 @@ def test_export_build_import_and_report(study_file: Path, tmp_path: Path, capsys
     assert code == 0, err
     page = (study_file.parent / "out" / "report.html").read_text()
     assert "Measured on hardware" in page and 'id="measured-table"' in page and "201" in page
+    # the board run closes the loop: a calibration profile fitted to the study's own measurements
+    profile = tmp_path / "ultra96.yaml"
+    code, text, err = run(capsys, "calibrate", "--board", "ultra96-v2", "--measurements", str(study_file), "-o", str(profile))
+    assert code == 0, err
+    assert "2 measurement(s) on Ultra96-V2" in text and "fps_single" in text and "fps_multi" in text
+    fitted = yaml.safe_load(profile.read_text())["fitted_to"]
+    assert [row["value"] for row in fitted] == [123.0, 201.0] and fitted[1]["threads"] == 2
+    assert all(Path(row["model"]).is_file() and row["model"].endswith(f"trial_{trial:05d}.onnx") for row in fitted)
+    code, _, err = run(capsys, "calibrate", "--board", "kv260", "--measurements", str(study_file), "-o", str(profile))
+    assert code == 1 and "the study is for Ultra96-V2, not KV260" in err
 
 
 def test_import_errors(study_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
