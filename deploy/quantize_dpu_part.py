@@ -42,6 +42,9 @@ def main() -> None:
         print("quantize_dpu_part.py: vai_q_onnx is not importable; run inside the Vitis AI 3.5 docker", file=sys.stderr)
         sys.exit(2)
     model: dict[str, Any] = json.loads((HERE / "deploy.json").read_text())["model"]
+    if not model.get("dpu_part"):
+        print("quantize_dpu_part.py: this design point runs entirely on the Arm CPU (split 0): no DPU part", file=sys.stderr)
+        sys.exit(0)
     out = HERE / "build" / "dpu_part_quantized.onnx"
     out.parent.mkdir(exist_ok=True)
     vai_q_onnx.quantize_static(

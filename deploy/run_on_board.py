@@ -4,7 +4,9 @@
 Written by `explore export` into deploy/; runs on the board (PetaLinux or PYNQ with the Vitis AI runtime).
 The DPU part runs with VART (`vart`/`xir`, docs/hardware.md §6.2) or, with --overlay, through `pynq_dpu`
 (§6.3); the CPU part after the cut runs with onnxruntime. `vart`/`xir` are imported only here on the
-board: nothing in this script fakes them, and without them it stops with a message.
+board: nothing in this script fakes them, and without them it stops with a message. A design point at split 0
+has no DPU part: the whole model runs with onnxruntime on whatever host runs this script, and the result
+names that host and its CPU.
 
     python3 run_on_board.py [--frames 200] [--threads 2] [--inputs data.npz] [--overlay dpu.bit] [--out result.json]
 
@@ -136,10 +138,12 @@ def main() -> None:
     args = parser.parse_args()
     deploy = load_deploy()
     model = deploy["model"]
-    xmodel = Path(args.xmodel) if args.xmodel else HERE / model["xmodel"]
-    if not xmodel.is_file():
-        fail(f"{xmodel} not found; compile first (deploy/compile.sh)")
-    dpu = DpuPart(xmodel, args.overlay)
+    dpu = None  # split 0: the whole model runs on the CPU with onnxruntime, no DPU and no xmodel
+    if model.get("dpu_part") or args.xmodel:
+        xmodel = Path(args.xmodel) if args.xmodel else HERE / model["xmodel"]
+        if not xmodel.is_file():
+            fail(f"{xmodel} not found; compile first (deploy/compile.sh)")
+        dpu = DpuPart(xmodel, args.overlay)
 
     cpu_session = None
     cpu_file = model["cpu_part_int8"] if model["cpu_precision"] == "int8" and model["cpu_part_int8"] else model["cpu_part"]
@@ -162,16 +166,17 @@ def main() -> None:
 
     def frame(runner: Any, feeds: list[np.ndarray]) -> tuple[float, float]:
         t0 = time.perf_counter()
-        produced = run_dpu(runner, feeds)
-        t1 = time.perf_counter()
+        produced = run_dpu(runner, feeds) if runner is not None else []
+        t1 = time.perf_counter() if runner is not None else t0  # no DPU part: no DPU time
         if cpu_session is not None:
             tensors = dict(zip(names, feeds, strict=True))
-            tensors.update(order_outputs(runner, [t for t in model["cut_tensors"] if t not in names], produced))
+            if runner is not None:
+                tensors.update(order_outputs(runner, [t for t in model["cut_tensors"] if t not in names], produced))
             cpu_inputs = {i.name: tensors[i.name] for i in cpu_session.get_inputs()}
             cpu_session.run(None, cpu_inputs)
         return (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
-    runner = dpu.runner(0)
+    runner = dpu.runner(0) if dpu is not None else None
     for i in range(args.warmup):
         frame(runner, frames_in[i % len(frames_in)])
     dpu_ms, cpu_ms, total_ms = [], [], []
@@ -184,7 +189,7 @@ def main() -> None:
     single_s = time.perf_counter() - start
 
     threads = max(1, args.threads)
-    runners = [dpu.runner(t) for t in range(threads)] if not args.overlay else [runner] * threads
+    runners = [dpu.runner(t) for t in range(threads)] if dpu is not None and not args.overlay else [runner] * threads
     per_thread = max(1, args.frames // threads)
 
     def work(t: int) -> None:
@@ -207,8 +212,9 @@ def main() -> None:
         "fingerprint": deploy["fingerprint"],
         "origin": deploy.get("origin", {}),
         "host": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "runtime": "pynq_dpu" if args.overlay else "vart",
+        "runtime": "onnxruntime (CPU only)" if dpu is None else "pynq_dpu" if args.overlay else "vart",
         "frames": args.frames,
         "threads": threads,
         "fps_single": args.frames / single_s,

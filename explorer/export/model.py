@@ -9,6 +9,7 @@ part's outputs).
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from explorer.compress.context import CPU_INT8_KINDS, CompressionContext, CompressOptions
 from explorer.compress.quantize import quantize
@@ -29,22 +30,24 @@ def model_parts(compression: CompressionContext, options: CompressOptions, net_n
     calib = compression.calibration.head(CALIBRATION_SAMPLES)
     calibration = {name: np.asarray(calib.inputs[name], dtype=np.float32) for name in inputs}
     if split is None:
-        head = subgraph_model(graph, Subgraph(0, "DPU", tuple(range(n)), graph.graph_inputs, graph.graph_outputs))
+        whole = subgraph_model(graph, Subgraph(0, "DPU", tuple(range(n)), graph.graph_inputs, graph.graph_outputs))
         return ModelParts(
-            net_name, head, None, None, inputs, list(graph.graph_outputs), list(graph.graph_outputs), None,
+            net_name, whole, None, None, inputs, list(graph.graph_outputs), list(graph.graph_outputs), None,
             options.cpu_precision, calibration,
         )  # fmt: skip
     cut = cut_points(graph)[split]
     made_before = {t for layer in graph.layers[:split] for t in layer.outputs}
     head_outputs = tuple(t for t in cut.tensors if t in made_before)
-    if not head_outputs:
-        raise ExplorerError(f"split {split} leaves the DPU part empty; choose a split after the first layer")
-    head = subgraph_model(graph, Subgraph(0, "DPU", tuple(range(split)), graph.graph_inputs, head_outputs))
+    head: onnx.ModelProto | None = None  # split 0: the whole model runs on the Arm CPU, nothing for the DPU
+    if head_outputs:
+        head = subgraph_model(graph, Subgraph(0, "DPU", tuple(range(split)), graph.graph_inputs, head_outputs))
+    elif split:
+        raise ExplorerError(f"split {split} leaves the DPU part empty; choose split 0 (all on the CPU) or a later one")
     tail_outputs = tuple(t for t in graph.graph_outputs if t not in made_before)
     tail = subgraph_model(graph, Subgraph(1, "CPU", tuple(range(split, n)), cut.tensors, tail_outputs))
     tail_int8 = None
     if options.cpu_precision == "int8":
-        produced = run_model(head, calibration)
+        produced = run_model(head, calibration) if head is not None else {}
         feeds = {t: (calibration[t] if t in calibration else produced[t]) for t in cut.tensors}
         nodes = {layer.outputs[0] for layer in graph.layers[split:] if layer.kind in CPU_INT8_KINDS and layer.outputs}
         tail_int8 = quantize(tail, nodes, Dataset(feeds, {}, "dpu part outputs"), options.calibration).model

@@ -37,10 +37,11 @@ STATIC_DEPLOY_FILES = ("run_on_board.py", "quantize_dpu_part.py")
 @dataclass(frozen=True)
 class ModelParts:
     """The model cut at the design point's split: `dpu_part` (layers before the cut, for the Vitis AI
-    compiler) and `cpu_part` (the rest, for onnxruntime on the Arm cores; None when nothing is left)."""
+    compiler; None at split 0, where everything runs on the Arm) and `cpu_part` (the rest, for onnxruntime on
+    the Arm cores; None when nothing is left)."""
 
     net_name: str
-    dpu_part: onnx.ModelProto
+    dpu_part: onnx.ModelProto | None
     cpu_part: onnx.ModelProto | None
     cpu_part_int8: onnx.ModelProto | None
     inputs: dict[str, list[int]]
@@ -109,8 +110,8 @@ def _deploy_model(model: ModelParts | None) -> dict[str, Any] | None:
         return None
     return {
         "net_name": model.net_name,
-        "xmodel": f"compiled/{model.net_name}.xmodel",
-        "dpu_part": "model/dpu_part.onnx",
+        "xmodel": f"compiled/{model.net_name}.xmodel" if model.dpu_part is not None else None,
+        "dpu_part": "model/dpu_part.onnx" if model.dpu_part is not None else None,
         "cpu_part": "model/cpu_part.onnx" if model.cpu_part is not None else None,
         "cpu_part_int8": "model/cpu_part_int8.onnx" if model.cpu_part_int8 is not None else None,
         "cpu_precision": model.cpu_precision,

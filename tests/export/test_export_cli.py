@@ -216,3 +216,50 @@ def test_no_study_means_the_bundled_example_and_reading_creates_nothing(
         code, _, err = run(capsys, *argv)
         assert code == 1 and "study 'study_ultra96' has no trials yet" in err and "run `explore run` first" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cpu_only_design_point_is_exported_and_measured_for_real(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Split 0: no DPU part, nothing to compile; run_on_board.py runs the model with onnxruntime on this host
+    (a real measurement, naming the host and CPU), and import-run records it."""
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"model: {EXAMPLE / 'mobilepose_dsnt.onnx'}\ndata: pose-synth:8:3\ncalibration_data: pose-synth:4:2\n"
+        "board: ultra96v2\nsampler: random\nn_trials: 1\noutput: out\nseed: 3\n"
+        "search_space:\n  files: [dpu_zynqmp.yaml, pruning.yaml, split.yaml]\n  overrides:\n"
+        "    split.split: {choices: [0]}\n    split.cpu_precision: {choices: [fp32]}\n"
+        "objectives:\n  - {metric: fps_multi, direction: maximize}\n  - {metric: euclidean_error, direction: minimize}\n"
+    )
+    run_study(load_study(study), progress=False)
+    out = tmp_path / "export"
+    code, _, err = run(capsys, "export", str(study), "--trial", "0", "-o", str(out))
+    assert code == 0, err
+    deploy = json.loads((out / "deploy" / "deploy.json").read_text())
+    assert deploy["model"]["dpu_part"] is None and deploy["model"]["xmodel"] is None and deploy["model"]["split"] == 0
+    assert not (out / "deploy" / "model" / "dpu_part.onnx").exists() and (out / "deploy" / "model" / "cpu_part.onnx").is_file()
+    compiled = subprocess.run(["bash", str(out / "deploy" / "compile.sh")], capture_output=True, text=True)
+    assert compiled.returncode == 0 and "no DPU part to compile" in compiled.stderr
+    result = tmp_path / "cpu_run.json"
+    board_run = subprocess.run(
+        [
+            sys.executable,
+            str(out / "deploy" / "run_on_board.py"),
+            "--frames",
+            "6",
+            "--warmup",
+            "1",
+            "--threads",
+            "2",
+            "--out",
+            str(result),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert board_run.returncode == 0, board_run.stderr
+    measured = json.loads(result.read_text())
+    assert measured["runtime"] == "onnxruntime (CPU only)" and measured["dpu_ms"] == 0 and measured["fps_single"] > 0
+    assert measured["host"] and measured["cpu"]
+    code, text, err = run(capsys, "import-run", str(result))
+    assert code == 0, err and "recorded in" in text
+    trial_folder = tmp_path / "out" / "trials" / "00000"
+    assert json.loads((trial_folder / "measured.json").read_text())["run"]["runtime"] == "onnxruntime (CPU only)"
