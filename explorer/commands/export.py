@@ -1,8 +1,9 @@
-"""`explore export`, `explore import-build` and `explore import-run`."""
+"""`explore export`, `explore import-build`, `explore import-run` and `explore measure`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import sys
@@ -61,6 +62,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--trial", type=int, help="trial number (default: the exported trial)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=cmd_import_run)
+
+    p = sub.add_parser(
+        "measure",
+        help="export trials of a study, run them on a host over SSH and record what was measured",
+        description="For each trial: export its deployment folder, check the host's DPU fingerprint (design points "
+        "with a DPU part; the xmodel must be compiled, see --compile-command), copy it with scp, run run_on_board.py "
+        "there with ssh and record the result as `explore import-run` does. A design point that runs entirely on "
+        "the CPU needs no DPU and is measured on whatever host is given.",
+    )
+    p.add_argument("study", help="study.yaml or its output folder")
+    p.add_argument("--trial", type=int, action="append", default=[], help="trial number (repeat for several)")
+    p.add_argument("--pareto", action="store_true", help="the feasible Pareto-optimal trials")
+    p.add_argument("--top", type=int, help="with --pareto: at most this many, best first by the first objective")
+    p.add_argument("--host", required=True, help="[USER@]HOST, or a Host of your SSH configuration")
+    p.add_argument("--port", type=int, help="SSH port")
+    p.add_argument("--identity", help="SSH private key (ssh -i)")
+    p.add_argument("--ssh-config", help="another SSH configuration file (ssh -F)")
+    p.add_argument("--remote-dir", default="dpu-explorer-measure", help="folder on the host (default: ~/dpu-explorer-measure)")
+    p.add_argument("--remote-python", default="python3", help="the host's Python with numpy and onnxruntime (default python3)")
+    p.add_argument("--frames", type=int, default=200, help="frames per run (default 200)")
+    p.add_argument("--threads", type=int, default=2, help="threads of the multi-threaded run (default 2)")
+    p.add_argument(
+        "--compile-command",
+        help="run in each exported deploy/ folder before copying (e.g. your Vitis AI docker running compile.sh); "
+        "design points with a DPU part need the compiled xmodel",
+    )
+    p.set_defaults(func=cmd_measure)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -263,4 +291,78 @@ def cmd_import_run(args: argparse.Namespace) -> int:
     for key, measured in rows:
         print(f"{key:<12} {_fmt(estimate.get(key)):>17} {_fmt(measured):>10}")
     print(f"recorded in {place}")
+    return 0
+
+
+def _measure_trials(args: argparse.Namespace, cfg: Any) -> list[int]:
+    from explorer.report.load import load_info
+
+    if args.trial and args.pareto:
+        raise ExplorerError("give --trial N (repeatable) or --pareto, not both")
+    if args.trial:
+        return list(dict.fromkeys(args.trial))
+    if not args.pareto:
+        raise ExplorerError("choose what to measure: --trial N (repeatable) or --pareto [--top K]")
+    info = load_info(cfg)
+    if not info.pareto:
+        raise ExplorerError(f"{cfg.path}: no feasible Pareto-optimal trial to measure")
+    order = {r.number: r.values[0] for r in info.rows}
+    sign = -1.0 if info.objectives[0][1] == "maximize" else 1.0
+    ranked = sorted(info.pareto, key=lambda n: sign * order[n])
+    return ranked[: args.top] if args.top else ranked
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    from explorer.commands.study import resolve
+    from explorer.export.measure import record
+    from explorer.export.parsers import parse_board_run
+    from explorer.export.remote import Host, check_fingerprint, run_remote
+    from explorer.export.writer import export_design
+    from explorer.study.store import trial_folder
+
+    if args.frames < 1 or args.threads < 1:
+        raise ExplorerError("--frames and --threads must be at least 1")
+    cfg = resolve(args.study)
+    host = Host(
+        args.host,
+        args.port,
+        Path(args.identity) if args.identity else None,
+        Path(args.ssh_config) if args.ssh_config else None,
+    )
+    for trial in _measure_trials(args, cfg):
+        request_args = argparse.Namespace(
+            study=str(cfg.path), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
+        )
+        with tempfile.TemporaryDirectory(prefix=f"measure-t{trial}-") as tmp:
+            folder = Path(tmp) / "export"
+            export_design(_study_request(request_args), folder)
+            deploy_dir = folder / "deploy"
+            deploy = json.loads((deploy_dir / "deploy.json").read_text())
+            checked = "no DPU part: runs on the host's CPU"
+            if deploy["model"].get("dpu_part"):
+                checked = check_fingerprint(host, str(deploy["fingerprint"]), trial)
+                if args.compile_command:
+                    subprocess.run(args.compile_command, shell=True, cwd=deploy_dir, check=False)
+                if not (deploy_dir / deploy["model"]["xmodel"]).is_file():
+                    raise ExplorerError(
+                        f"trial {trial} has a DPU part and no compiled {deploy['model']['xmodel']}: pass --compile-command "
+                        "(for example your Vitis AI docker running deploy/compile.sh)"
+                    )
+            deploy_dir = deploy_dir.rename(Path(tmp) / f"trial_{trial:05d}")
+            remote_dir = f"{args.remote_dir.rstrip('/')}/{cfg.store.study_name}"
+            result_file = Path(tmp) / "result.json"
+            run_remote(host, deploy_dir, remote_dir, args.remote_python, args.frames, args.threads, result_file)
+            payload = parse_board_run(result_file.read_text())
+            payload["measured_with"] = f"explore measure --host {args.host}"
+            place, note = record(trial_folder(cfg.store.output, trial), "run", payload)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        where = f"{payload.get('host')} ({payload.get('cpu')}, {payload.get('runtime')})"
+        print(
+            f"trial {trial}: fps_single {payload['fps_single']:.1f}, fps_multi {payload['fps_multi']:.1f} "
+            f"(measured on {where}; {checked}); recorded in {place}"
+        )
     return 0
