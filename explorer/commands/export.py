@@ -319,7 +319,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from explorer.commands.study import resolve
     from explorer.export.measure import record
     from explorer.export.parsers import parse_board_run
-    from explorer.export.remote import Host, check_fingerprint, run_remote
+    from explorer.export.remote import Host, check_fingerprint, plain_remote_path, run_remote, safe_name
     from explorer.export.writer import export_design
     from explorer.study.store import trial_folder
 
@@ -332,6 +332,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         Path(args.identity) if args.identity else None,
         Path(args.ssh_config) if args.ssh_config else None,
     )
+    remote_dir = plain_remote_path(f"{args.remote_dir.rstrip('/')}/{safe_name(cfg.store.study_name)}")
     for trial in _measure_trials(args, cfg):
         request_args = argparse.Namespace(
             study=str(cfg.path), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
@@ -352,7 +353,6 @@ def cmd_measure(args: argparse.Namespace) -> int:
                         "(for example your Vitis AI docker running deploy/compile.sh)"
                     )
             deploy_dir = deploy_dir.rename(Path(tmp) / f"trial_{trial:05d}")
-            remote_dir = f"{args.remote_dir.rstrip('/')}/{cfg.store.study_name}"
             result_file = Path(tmp) / "result.json"
             run_remote(host, deploy_dir, remote_dir, args.remote_python, args.frames, args.threads, result_file)
             payload = parse_board_run(result_file.read_text())

@@ -45,10 +45,26 @@ class Host:
         return ["ssh", *self._options("-p"), self.target, shlex.join(command)]
 
     def scp_to(self, local: Path, remote: str) -> list[str]:
-        return ["scp", "-q", "-r", *self._options("-P"), str(local), f"{self.target}:{shlex.quote(remote)}"]
+        return ["scp", "-q", "-r", *self._options("-P"), str(local), f"{self.target}:{plain_remote_path(remote)}"]
 
     def scp_from(self, remote: str, local: Path) -> list[str]:
-        return ["scp", "-q", *self._options("-P"), f"{self.target}:{shlex.quote(remote)}", str(local)]
+        return ["scp", "-q", *self._options("-P"), f"{self.target}:{plain_remote_path(remote)}", str(local)]
+
+
+SAFE_PATH = re.compile(r"[A-Za-z0-9._/~+-]+")
+
+
+def plain_remote_path(path: str) -> str:
+    """A remote path scp passes on unchanged: with the SFTP protocol (scp's default since OpenSSH 9.0) no shell
+    reads it, with the old protocol one does, so only characters that mean the same to both are accepted."""
+    if not SAFE_PATH.fullmatch(path) or path.startswith("-"):
+        raise ExplorerError(f"remote path {path!r}: use letters, digits and . _ - + / ~ only (it goes through scp)")
+    return path
+
+
+def safe_name(text: str) -> str:
+    """`text` as one remote path component."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", text).lstrip("-") or "study"
 
 
 def _run(argv: list[str], what: str, host: Host) -> subprocess.CompletedProcess[str]:

@@ -131,3 +131,19 @@ def test_a_dpu_design_point_needs_vart_and_the_right_fingerprint(
         stand_in.unlink()
     assert code == 1 and "but the DPU on testboard reports 0x101000012010100" in err and "arch.json fingerprint is 0x" in err
     assert not measured.exists()
+
+
+def test_remote_commands_are_quoted_and_paths_checked() -> None:
+    from explorer.errors import ExplorerError
+    from explorer.export.remote import Host, plain_remote_path, safe_name
+
+    host = Host("root@board", 2222, Path("/keys/id"), Path("/cfg"))
+    argv = host.ssh("sh", "-c", "cd 'a b' && python3 run_on_board.py; rm -rf /")
+    assert argv[:3] == ["ssh", "-o", "BatchMode=yes"] and argv[-2] == "root@board"
+    assert argv[-1] == "sh -c 'cd '\"'\"'a b'\"'\"' && python3 run_on_board.py; rm -rf /'"  # one argument to sh -c
+    assert argv[3:5] == ["-F", "/cfg"] and "-p" in argv and "-i" in argv
+    assert host.scp_to(Path("/tmp/x"), "dir/study")[-1] == "root@board:dir/study" and "-P" in host.scp_to(Path("/x"), "d")
+    assert safe_name("my study; rm -rf ~") == "my_study__rm_-rf__"
+    for bad in ("a b", "$(reboot)", "-oProxyCommand=x", "x;y"):
+        with pytest.raises(ExplorerError, match="use letters, digits"):
+            plain_remote_path(bad)
