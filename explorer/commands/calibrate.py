@@ -43,10 +43,8 @@ def study_measurements(spec: str) -> tuple[str, list[Measurement]]:
     import onnx
 
     from explorer.commands.study import resolve
-    from explorer.compress.context import CompressionContext
-    from explorer.evaluators.builtin import load_evaluator
     from explorer.export.measure import read_measured
-    from explorer.study.design_metrics import STUDY_SHAPE_KEY, compress_options, model_input_names, study_calibration
+    from explorer.study.design_metrics import compress_options, trial_compression
     from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
     from explorer.study.store import trial_folder
@@ -61,17 +59,7 @@ def study_measurements(spec: str) -> tuple[str, list[Measurement]]:
     ]
     if not runs:
         raise ExplorerError(f"{cfg.path}: no trial has a board run yet (record one with `explore import-run`)")
-    data = study_calibration(cfg, model_input_names(cfg))  # the study's APoZ data: the trials' own pruning
-    compression = CompressionContext(
-        cfg.model.path,
-        data,
-        data,
-        load_evaluator(cfg.data.evaluator, cfg.base_dir),
-        cfg.store.output / "cache",
-        input_shapes=cfg.model.input_shape,
-        shape_option=STUDY_SHAPE_KEY,
-        hard=cfg.quantization.hard_activations,
-    )
+    compression = trial_compression(cfg)
     folder = cfg.store.output / "calibration"
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[Measurement] = []

@@ -148,12 +148,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _study_request(args: argparse.Namespace) -> Any:
     from explorer.commands.study import resolve
-    from explorer.compress.context import CompressionContext
-    from explorer.evaluators.builtin import load_evaluator
     from explorer.export.model import model_parts
     from explorer.export.writer import ExportRequest, artifact_name
     from explorer.hardware.database import load_database
-    from explorer.study.design_metrics import STUDY_SHAPE_KEY, compress_options, model_input_names, study_calibration
+    from explorer.study.design_metrics import compress_options, trial_compression
     from explorer.study.record import select_trial
     from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
@@ -175,20 +173,10 @@ def _study_request(args: argparse.Namespace) -> Any:
     }
     parts = None
     if not args.no_model:
-        # The same calibration data as the study, so that APoZ (and the pruning) is the trial's, from its cache.
-        calibration = study_calibration(cfg, model_input_names(cfg))
-        compression = CompressionContext(
-            cfg.model.path,
-            calibration,
-            calibration,
-            load_evaluator(cfg.data.evaluator, cfg.base_dir),
-            cfg.store.output / "cache",
-            input_shapes=cfg.model.input_shape,
-            shape_option=STUDY_SHAPE_KEY,
-            hard=cfg.quantization.hard_activations,
-        )
         parts = model_parts(
-            compression, compress_options(point, cfg.quantization.calibration), artifact_name(Path(cfg.model.path).stem)
+            trial_compression(cfg),
+            compress_options(point, cfg.quantization.calibration),
+            artifact_name(Path(cfg.model.path).stem),
         )
     return ExportRequest(
         point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.constraints.ceilings)

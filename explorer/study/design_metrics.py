@@ -71,6 +71,22 @@ def compress_options(point: DesignPoint, calibration_method: str) -> CompressOpt
     )
 
 
+def trial_compression(cfg: StudyConfig) -> CompressionContext:
+    """What rebuilds a study trial's model outside the study (export, calibration from board runs): the study's
+    calibration data for both roles, so APoZ, and so the pruning, is the trial's (read from its cache)."""
+    calibration = study_calibration(cfg, model_input_names(cfg))
+    return CompressionContext(
+        cfg.model.path,
+        calibration,
+        calibration,
+        load_evaluator(cfg.data.evaluator, cfg.base_dir),
+        cfg.store.output / "cache",
+        input_shapes=cfg.model.input_shape,
+        shape_option=STUDY_SHAPE_KEY,
+        hard=cfg.quantization.hard_activations,
+    )
+
+
 class StudyContext:
     def __init__(self, cfg: StudyConfig, cache_dir: Path | None = None) -> None:
         self.cfg = cfg
