@@ -55,6 +55,14 @@ def _drop_unused_initializers(model: onnx.ModelProto) -> None:
             del model.graph.input[i]
 
 
+def _rewritten(model: onnx.ModelProto, nodes: list[onnx.NodeProto], added: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """`model` (a copy the pass owns) with `nodes`, the new initializers `added`, and no unused initializer."""
+    _set_nodes(model, nodes)
+    model.graph.initializer.extend(numpy_helper.from_array(array, name) for name, array in added.items())
+    _drop_unused_initializers(model)
+    return model
+
+
 def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     out = _copy(model)
     consts = initializers(out)
@@ -87,10 +95,7 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
         for name, array in zip(node.output, value, strict=False):
             consts[name] = np.asarray(array)
             new_inits[name] = np.asarray(array)
-    _set_nodes(out, kept)
-    out.graph.initializer.extend(numpy_helper.from_array(array, name) for name, array in new_inits.items())
-    _drop_unused_initializers(out)
-    return out
+    return _rewritten(out, kept, new_inits)
 
 
 def _noop_slice(node: onnx.NodeProto, shape: list[int], consts: dict[str, np.ndarray]) -> bool:
@@ -169,10 +174,7 @@ def split_to_slices(model: onnx.ModelProto) -> onnx.ModelProto:
             if part:
                 nodes.append(helper.make_node("Slice", [node.input[0], *bounds], [part], name=f"{name}__slice{i}"))
             start += size
-    _set_nodes(out, nodes)
-    out.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in added.items())
-    _drop_unused_initializers(out)
-    return out
+    return _rewritten(out, nodes, added)
 
 
 def absorb_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -260,10 +262,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
             "Conv", inputs, [bn.output[0]], name=conv.name, **{a.name: helper.get_attribute_value(a) for a in conv.attribute}
         )
         removed.add(i)
-    _set_nodes(out, [n for i, n in enumerate(nodes) if i not in removed])
-    out.graph.initializer.extend(numpy_helper.from_array(a, name) for name, a in replaced.items())
-    _drop_unused_initializers(out)
-    return out
+    return _rewritten(out, [n for i, n in enumerate(nodes) if i not in removed], replaced)
 
 
 def batchnorm_to_depthwise(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -298,10 +297,7 @@ def batchnorm_to_depthwise(model: onnx.ModelProto) -> onnx.ModelProto:
                 "Conv", [node.input[0], w_name, b_name], [node.output[0]], name=name, group=int(shape[1]), kernel_shape=[1, 1]
             )
         )
-    _set_nodes(out, nodes)
-    out.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in added.items())
-    _drop_unused_initializers(out)
-    return out
+    return _rewritten(out, nodes, added)
 
 
 def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
