@@ -78,6 +78,7 @@ def _study(folder: Path, split: int | None) -> Path:
     """One trial of the example model; split 0 puts everything on the CPU, none lets the DPU take its part."""
     folder.mkdir(parents=True, exist_ok=True)
     fixed = "    split.split: {choices: [0]}\n" if split == 0 else "    split.split: {choices: [1000]}\n"
+    fixed += "    dpu.arch: {choices: [B512]}\n    dpu.cores: {choices: [1]}\n"  # fits the Ultra96: a feasible trial
     path = folder / "study.yaml"
     path.write_text(
         f"model: {EXAMPLE / 'mobilepose_dsnt.onnx'}\ndata: pose-synth:8:3\ncalibration_data: pose-synth:4:2\n"
@@ -108,6 +109,13 @@ def test_a_cpu_only_design_point_is_measured_on_the_host(
     run = json.loads((study.parent / "out" / "trials" / "00000" / "measured.json").read_text())["run"]
     assert run["runtime"] == "onnxruntime (CPU only)" and run["fps_single"] > 0 and run["host"] == os.uname().nodename
     assert (tmp_path / "remote" / "study" / "trial_00000" / "result.json").is_file()  # it ran over there
+    # --pareto picks the feasible front (here the one trial); a second run is kept in the history
+    argv = ["measure", str(study), "--pareto", "--top", "1", "--host", "testboard", "--ssh-config", str(config)]
+    code = main([*argv, "--remote-python", sys.executable, "--frames", "4", "--remote-dir", str(tmp_path / "remote")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    history = json.loads((study.parent / "out" / "trials" / "00000" / "measured.json").read_text())["history"]
+    assert [entry["kind"] for entry in history].count("run") == 2
 
 
 def test_a_dpu_design_point_needs_vart_and_the_right_fingerprint(
