@@ -36,20 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_calibrate)
 
 
-def study_measurements(spec: str) -> tuple[str, list[Measurement]]:
+def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
     """(the study's board, its trials' board runs as measurements). Each measured design point's model, pruned as
     the trial pruned it, is written to OUTPUT/calibration/ so the profile can name it; a board run excludes
     pre/post-processing (run_on_board.py feeds frames directly), so the rows have none."""
     import onnx
 
-    from explorer.commands.study import resolve
     from explorer.export.measure import read_measured
     from explorer.study.design_metrics import compress_options, trial_compression
     from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
     from explorer.study.store import trial_folder
 
-    cfg = resolve(spec)
     runs = [
         (record, run)
         for record in load_records(cfg)
@@ -100,7 +98,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if source.endswith(".csv"):
             rows += read_measurements(source)
         else:
-            study_board, found = study_measurements(source)
+            from explorer.commands.study import resolve
+
+            study_board, found = study_measurements(resolve(source))
             if study_board.lower() != board.name.lower():
                 raise ExplorerError(f"--measurements {source}: the study is for {study_board}, not {board.name}")
             rows += found

@@ -282,75 +282,94 @@ def cmd_import_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measure_trials(args: argparse.Namespace, cfg: Any) -> list[int]:
+def pareto_to_measure(cfg: Any, top: int | None) -> list[int]:
+    """The feasible Pareto-optimal trials, best first by the first objective, at most `top`."""
     from explorer.report.load import load_info
 
-    if args.trial and args.pareto:
-        raise ExplorerError("give --trial N (repeatable) or --pareto, not both")
-    if args.trial:
-        return list(dict.fromkeys(args.trial))
-    if not args.pareto:
-        raise ExplorerError("choose what to measure: --trial N (repeatable) or --pareto [--top K]")
     info = load_info(cfg)
     if not info.pareto:
         raise ExplorerError(f"{cfg.path}: no feasible Pareto-optimal trial to measure")
     order = {r.number: r.values[0] for r in info.rows}
     sign = -1.0 if info.objectives[0][1] == "maximize" else 1.0
     ranked = sorted(info.pareto, key=lambda n: sign * order[n])
-    return ranked[: args.top] if args.top else ranked
+    return ranked[:top] if top else ranked
 
 
-def cmd_measure(args: argparse.Namespace) -> int:
+def _measure_trials(args: argparse.Namespace, cfg: Any) -> list[int]:
+    if args.trial and args.pareto:
+        raise ExplorerError("give --trial N (repeatable) or --pareto, not both")
+    if args.trial:
+        return list(dict.fromkeys(args.trial))
+    if not args.pareto:
+        raise ExplorerError("choose what to measure: --trial N (repeatable) or --pareto [--top K]")
+    return pareto_to_measure(cfg, args.top)
+
+
+def measure_trial(cfg: Any, trial: int, settings: Any) -> str:
+    """Export `trial` of the study, run it on the host of `settings` (a MeasureSection) and record the run;
+    returns a line for the user. Raises ExplorerError when it cannot be measured there (nothing recorded)."""
     import subprocess
     import tempfile
 
-    from explorer.commands.study import resolve
     from explorer.export.measure import record
     from explorer.export.parsers import parse_board_run
     from explorer.export.remote import Host, check_fingerprint, plain_remote_path, run_remote, safe_name
     from explorer.export.writer import export_design
     from explorer.study.store import trial_folder
 
+    host = Host(settings.host, settings.port, settings.identity, settings.ssh_config)
+    remote_dir = plain_remote_path(f"{settings.remote_dir.rstrip('/')}/{safe_name(cfg.store.study_name)}")
+    request_args = argparse.Namespace(
+        study=str(cfg.path), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
+    )
+    with tempfile.TemporaryDirectory(prefix=f"measure-t{trial}-") as tmp:
+        folder = Path(tmp) / "export"
+        export_design(_study_request(request_args), folder)
+        deploy_dir = folder / "deploy"
+        deploy = json.loads((deploy_dir / "deploy.json").read_text())
+        checked = "no DPU part: runs on the host's CPU"
+        if deploy["model"].get("dpu_part"):
+            checked = check_fingerprint(host, str(deploy["fingerprint"]), trial)
+            if settings.compile_command:
+                subprocess.run(settings.compile_command, shell=True, cwd=deploy_dir, check=False)
+            if not (deploy_dir / deploy["model"]["xmodel"]).is_file():
+                raise ExplorerError(
+                    f"trial {trial} has a DPU part and no compiled {deploy['model']['xmodel']}: give a compile command "
+                    "(for example your Vitis AI docker running deploy/compile.sh)"
+                )
+        deploy_dir = deploy_dir.rename(Path(tmp) / f"trial_{trial:05d}")
+        result_file = Path(tmp) / "result.json"
+        run_remote(host, deploy_dir, remote_dir, settings.remote_python, settings.frames, settings.threads, result_file)
+        payload = parse_board_run(result_file.read_text())
+        payload["measured_with"] = f"explore measure --host {settings.host}"
+        place, note = record(trial_folder(cfg.store.output, trial), "run", payload)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    where = f"{payload.get('host')} ({payload.get('cpu')}, {payload.get('runtime')})"
+    return (
+        f"trial {trial}: fps_single {payload['fps_single']:.1f}, fps_multi {payload['fps_multi']:.1f} "
+        f"(measured on {where}; {checked}); recorded in {place}"
+    )
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from explorer.commands.study import resolve
+    from explorer.study.config import MeasureSection
+
     if args.frames < 1 or args.threads < 1:
         raise ExplorerError("--frames and --threads must be at least 1")
     cfg = resolve(args.study)
-    host = Host(
+    settings = MeasureSection(
         args.host,
         args.port,
         Path(args.identity) if args.identity else None,
         Path(args.ssh_config) if args.ssh_config else None,
+        args.remote_dir,
+        args.remote_python,
+        args.frames,
+        args.threads,
+        args.compile_command,
     )
-    remote_dir = plain_remote_path(f"{args.remote_dir.rstrip('/')}/{safe_name(cfg.store.study_name)}")
     for trial in _measure_trials(args, cfg):
-        request_args = argparse.Namespace(
-            study=str(cfg.path), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
-        )
-        with tempfile.TemporaryDirectory(prefix=f"measure-t{trial}-") as tmp:
-            folder = Path(tmp) / "export"
-            export_design(_study_request(request_args), folder)
-            deploy_dir = folder / "deploy"
-            deploy = json.loads((deploy_dir / "deploy.json").read_text())
-            checked = "no DPU part: runs on the host's CPU"
-            if deploy["model"].get("dpu_part"):
-                checked = check_fingerprint(host, str(deploy["fingerprint"]), trial)
-                if args.compile_command:
-                    subprocess.run(args.compile_command, shell=True, cwd=deploy_dir, check=False)
-                if not (deploy_dir / deploy["model"]["xmodel"]).is_file():
-                    raise ExplorerError(
-                        f"trial {trial} has a DPU part and no compiled {deploy['model']['xmodel']}: pass --compile-command "
-                        "(for example your Vitis AI docker running deploy/compile.sh)"
-                    )
-            deploy_dir = deploy_dir.rename(Path(tmp) / f"trial_{trial:05d}")
-            result_file = Path(tmp) / "result.json"
-            run_remote(host, deploy_dir, remote_dir, args.remote_python, args.frames, args.threads, result_file)
-            payload = parse_board_run(result_file.read_text())
-            payload["measured_with"] = f"explore measure --host {args.host}"
-            place, note = record(trial_folder(cfg.store.output, trial), "run", payload)
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-        where = f"{payload.get('host')} ({payload.get('cpu')}, {payload.get('runtime')})"
-        print(
-            f"trial {trial}: fps_single {payload['fps_single']:.1f}, fps_multi {payload['fps_multi']:.1f} "
-            f"(measured on {where}; {checked}); recorded in {place}"
-        )
+        print(measure_trial(cfg, trial, settings))
     return 0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.errors import ExplorerError
 from explorer.study.config import StudyConfig, load_study
+
+if TYPE_CHECKING:
+    from explorer.study.design_metrics import StudyContext
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -74,6 +78,53 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def measure_step(cfg: StudyConfig) -> StudyConfig:
+    """The study's `measure:` step: run its best feasible design points not yet measured on the host (explore
+    measure), then, with `recalibrate`, refit a calibration profile from all its measurements. Returns the
+    configuration later trials use (with the new profile when recalibrated). A design point the host cannot
+    run is skipped with the reason; an unreachable host ends the step; the study itself is never lost."""
+    from explorer.commands.calibrate import study_measurements
+    from explorer.commands.export import measure_trial, pareto_to_measure
+    from explorer.export.measure import read_measured
+    from explorer.study.store import trial_folder
+
+    settings = cfg.measure
+    assert settings is not None
+    try:
+        best = pareto_to_measure(cfg, settings.top)
+    except ExplorerError as exc:
+        print(f"measure: {exc}", file=sys.stderr)
+        return cfg
+    for trial in best:
+        if "run" in read_measured(trial_folder(cfg.store.output, trial)):
+            continue
+        try:
+            print(f"measure: {measure_trial(cfg, trial, settings)}")
+        except ExplorerError as exc:
+            print(f"measure: trial {trial} not measured: {exc}", file=sys.stderr)
+            if str(exc).startswith("cannot reach"):
+                break
+    if not settings.recalibrate:
+        return cfg
+    from explorer.hardware.database import load_database
+    from explorer.perf.calibrate import fit_profile, write_profile
+
+    try:
+        board_name, rows = study_measurements(cfg)
+    except ExplorerError as exc:
+        print(f"measure: not recalibrated: {exc}", file=sys.stderr)
+        return cfg
+    profile = fit_profile(load_database().board(board_name), rows)
+    path = cfg.store.output / "calibration" / "profile.yaml"
+    write_profile(profile, path)
+    medians = profile.medians()
+    print(
+        f"measure: recalibrated on {len(rows)} measurement(s) (median |error| {medians['before']:.1%} -> "
+        f"{medians['after']:.1%}); trials from now on are timed with {path}"
+    )
+    return dataclasses.replace(cfg, estimator=dataclasses.replace(cfg.estimator, calibration=path))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve(args.study)
     changes: dict[str, object] = {}
@@ -94,9 +145,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     handle_termination()
     prepare_output(cfg)
-    ctx = preflight(cfg)
+    ctx: StudyContext | None = preflight(cfg)
     try:
-        study = run_study(cfg, args.workers, progress=not args.no_progress, ctx=ctx)
+        if cfg.measure is not None and cfg.measure.every and cfg.run.timeout is None:
+            # measure every `every` finished trials: the study runs in steps, each resuming the last
+            target, done = cfg.run.n_trials, 0
+            while True:
+                step = cfg.with_run(n_trials=min(target, done + cfg.measure.every))
+                study = run_study(step, args.workers, progress=not args.no_progress, ctx=ctx)
+                done = finished_count(study)
+                if done >= target:
+                    break
+                measured = measure_step(cfg)
+                if measured is not cfg:  # recalibrated: later trials are timed with the new profile
+                    cfg, ctx = measured, None
+        else:
+            study = run_study(cfg, args.workers, progress=not args.no_progress, ctx=ctx)
     except KeyboardInterrupt as exc:
         print(
             f"\n{interrupt_reason(exc)}: the running trial is recorded as failed and the study in {cfg.store.output} is "
@@ -104,6 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    if cfg.measure is not None:
+        cfg = measure_step(cfg)
     done = finished_count(study)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     print(

@@ -1,7 +1,7 @@
 """study.yaml: one loader that validates everything at once; every problem names its YAML path.
 
 Sections: model, data, calibration_data, evaluator, board, search_space, objectives, constraints,
-sampler, n_trials, timeout, seed, storage, output, study_name, estimator, quantization. Paths are relative
+sampler, n_trials, timeout, seed, storage, output, study_name, estimator, quantization, measure. Paths are relative
 to the study file. Each section has its own parser returning a frozen dataclass; `load_study` runs them
 all and raises one ConfigError listing every problem. The search space is parsed here too, and checked
 against the board's rules (`search_space.check_space`), so `explore validate` reports a bad space before
@@ -58,6 +58,7 @@ TOP_KEYS = (
     "study_name",
     "estimator",
     "quantization",
+    "measure",
 )
 
 
@@ -125,6 +126,27 @@ class QuantizationSection:
 
 
 @dataclass(frozen=True)
+class MeasureSection:
+    """`measure:`: run the best design points on a host over SSH while the study runs (explore measure)."""
+
+    host: str
+    port: int | None = None
+    identity: Path | None = None
+    ssh_config: Path | None = None
+    remote_dir: str = "dpu-explorer-measure"
+    remote_python: str = "python3"
+    frames: int = 200
+    threads: int = 2
+    compile_command: str | None = None
+    top: int = 3  # the feasible Pareto-optimal trials measured each time, best first by the first objective
+    every: int = 0  # measure after every this many finished trials; 0: once, at the end
+    recalibrate: bool = False  # refit a calibration profile from the measurements, and time later trials with it
+
+
+MEASURE_KEYS = tuple(MeasureSection.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     path: Path
     model: ModelSection
@@ -137,6 +159,7 @@ class StudyConfig:
     store: StoreSection
     estimator: EstimatorSection
     quantization: QuantizationSection
+    measure: MeasureSection | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -481,6 +504,46 @@ def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
     return QuantizationSection(str(calibration), hard is True)
 
 
+def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:
+    if raw is None:
+        return None
+    section = c.mapping(raw, "measure")
+    c.keys(section, MEASURE_KEYS, "measure")
+    host = section.get("host")
+    if not isinstance(host, str) or not host.strip():
+        c.add("measure.host", f"expected [USER@]HOST (or a Host of your SSH configuration), got {host!r}")
+        return None
+    values: dict[str, Any] = {"host": host.strip()}
+    for key, default in (("frames", 200), ("threads", 2), ("top", 3)):
+        value = section.get(key, default)
+        if not _positive_int(value):
+            c.add(f"measure.{key}", f"expected a positive integer, got {value!r}")
+        values[key] = value if _positive_int(value) else default
+    every = section.get("every", 0)
+    if every != "end" and not (isinstance(every, int) and not isinstance(every, bool) and every >= 0):
+        c.add("measure.every", f"expected a number of trials (0 or `end`: at the end), got {every!r}")
+    values["every"] = every if isinstance(every, int) and not isinstance(every, bool) and every > 0 else 0
+    port = section.get("port")
+    if port is not None and not (_positive_int(port) and port < 65536):
+        c.add("measure.port", f"expected a TCP port, got {port!r}")
+    values["port"] = port if _positive_int(port) else None
+    for key in ("identity", "ssh_config"):
+        value = section.get(key)
+        if value is not None and c.typed(value, (str,), f"measure.{key}", "a file path"):
+            values[key] = (base / value).resolve()
+            if not values[key].is_file():
+                c.add(f"measure.{key}", f"no such file: {values[key]}")
+    for key in ("remote_dir", "remote_python", "compile_command"):
+        value = section.get(key)
+        if value is not None and c.typed(value, (str,), f"measure.{key}", "a string"):
+            values[key] = value
+    recalibrate = section.get("recalibrate", False)
+    if not isinstance(recalibrate, bool):
+        c.add("measure.recalibrate", f"expected true or false, got {recalibrate!r}")
+    values["recalibrate"] = recalibrate is True
+    return MeasureSection(**values)
+
+
 def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study file; raise ConfigError listing every problem with its YAML path."""
     file = Path(path)
@@ -501,8 +564,9 @@ def load_study(path: str | Path) -> StudyConfig:
     store = _store(c, raw, base, file.stem)
     estimator = _estimator(c, raw.get("estimator"), base, board)
     quantization = _quantization(c, raw.get("quantization"))
+    measure = _measure(c, raw.get("measure"), base)
     if c.problems or board is None or space is None:
         raise ConfigError(str(file), c.problems)
     return StudyConfig(
-        file.resolve(), model, data, board.name, space, objectives, constraints, run, store, estimator, quantization
+        file.resolve(), model, data, board.name, space, objectives, constraints, run, store, estimator, quantization, measure
     )

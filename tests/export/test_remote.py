@@ -155,3 +155,30 @@ def test_remote_commands_are_quoted_and_paths_checked() -> None:
     for bad in ("a b", "$(reboot)", "-oProxyCommand=x", "x;y"):
         with pytest.raises(ExplorerError, match="use letters, digits"):
             plain_remote_path(bad)
+
+
+def test_a_study_measures_its_best_points_and_recalibrates(
+    ssh_host: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`measure:` in a study: every 2 trials the best feasible design point is run on the host and a profile is
+    refitted from what was measured; later trials are timed with it."""
+    _, config, _ = ssh_host
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"model: {EXAMPLE / 'mobilepose_dsnt.onnx'}\ndata: pose-synth:8:3\ncalibration_data: pose-synth:4:2\n"
+        "board: ultra96v2\nsampler: random\nn_trials: 4\noutput: out\nseed: 3\n"
+        "search_space:\n  files: [dpu_zynqmp.yaml, pruning.yaml, split.yaml]\n  overrides:\n"
+        "    split.split: {choices: [0]}\n    split.cpu_precision: {choices: [fp32]}\n"
+        "    dpu.arch: {choices: [B512]}\n    dpu.cores: {choices: [1]}\n"
+        "objectives:\n  - {metric: fps_multi, direction: maximize}\n  - {metric: euclidean_error, direction: minimize}\n"
+        f"measure: {{host: testboard, ssh_config: {config}, remote_python: {sys.executable}, "
+        f"remote_dir: {tmp_path / 'remote'}, frames: 4, top: 1, every: 2, recalibrate: true}}\n"
+    )
+    code = main(["run", str(study), "--no-progress", "--no-report"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "measure: trial " in out and "measured on" in out and "measure: recalibrated on" in out
+    profile = tmp_path / "out" / "calibration" / "profile.yaml"
+    assert profile.is_file() and "trials from now on are timed with" in out
+    measured = [p for p in (tmp_path / "out" / "trials").glob("*/measured.json")]
+    assert measured and all(json.loads(p.read_text())["run"]["runtime"] == "onnxruntime (CPU only)" for p in measured)
