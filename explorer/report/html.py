@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -17,7 +18,7 @@ from plotly.offline import get_plotlyjs
 from explorer import __version__
 from explorer.datafiles import data_path
 from explorer.hardware.database import RESOURCE_KINDS, load_database
-from explorer.report.data import ParetoInfo, TrialRow
+from explorer.report.data import ParetoInfo, TrialRow, pareto_info
 from explorer.report.load import load_info
 from explorer.study.config import StudyConfig
 
@@ -229,6 +230,47 @@ def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, An
     return rows
 
 
+def _fidelity(row: TrialRow, metric: str, measured: bool) -> str:
+    if measured and metric in MEASURED_RUN:
+        return "measured on the board"
+    return "estimate" if row.sources.get(metric, "model") == "model" else "measured"
+
+
+def reranked_rows(info: ParetoInfo) -> list[dict[str, Any]]:
+    """The feasible front again, with each objective measured on the board where a trial was (FPS, latency):
+    the study's measured fidelity beside its model fidelity. Empty when nothing was measured."""
+    names = [m for m, _ in info.objectives]
+    if not any(r.measured.get("run") for r in info.complete) or not any(n in MEASURED_RUN for n in names):
+        return []
+    rows = [
+        dataclasses.replace(r, values=tuple(_measured_value(r, m, i) for i, m in enumerate(names)))
+        if len(r.values) == len(names)
+        else r  # a failed trial has no values
+        for r in info.rows
+    ]
+    again = pareto_info(info.objectives, rows)
+    by_number = {r.number: r for r in rows}
+    out = []
+    for number in again.pareto:
+        r = by_number[number]
+        measured = bool(r.measured.get("run"))
+        out.append(
+            {
+                "trial": number,
+                "was_pareto": number in info.pareto,
+                "values": [
+                    {
+                        "metric": m,
+                        "value": v,
+                        "source": _fidelity(r, m, measured),
+                    }
+                    for m, v in zip(names, r.values, strict=True)
+                ],
+            }
+        )
+    return out
+
+
 def measured_rows(info: ParetoInfo) -> list[dict[str, Any]]:
     """Trials with a measured build or board run, each measurement beside its estimate."""
     rows = []
@@ -318,6 +360,7 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
         failures=[(r.number, r.fail_reason) for r in info.rows if r.state == "FAIL"][:20],
         rows=pareto_rows(info, capacity),
         measured=measured_rows(info),
+        reranked=reranked_rows(info),
         metric_columns=metric_columns,
         accuracy_columns=accuracy_columns,
         sources=sources,

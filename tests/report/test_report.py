@@ -72,6 +72,21 @@ def test_board_measurements_are_drawn_beside_their_predictions() -> None:
     assert list(traces["predicted -> measured"].x) == [100.0, 90.0, None]  # a line from the prediction to it
 
 
+def test_the_front_is_ranked_again_with_what_the_board_measured() -> None:
+    from explorer.report.html import reranked_rows
+
+    sources = {"fps_multi": "model", "euclidean_error": "measured"}
+    slow = TrialRow(0, "COMPLETE", (100.0, 0.5), True, {}, {}, sources, {}, {}, measured={"run": {"fps_multi": 40.0}})
+    other = TrialRow(1, "COMPLETE", (50.0, 0.2), True, {}, {}, sources, {}, {})
+    failed = TrialRow(2, "FAIL", (), False, {}, {}, {}, {}, {})
+    info = pareto_info([("fps_multi", "maximize"), ("euclidean_error", "minimize")], [slow, other, failed])
+    assert info.pareto == (0, 1)  # as estimated, both are on the front
+    again = reranked_rows(info)
+    assert [r["trial"] for r in again] == [1]  # measured at 40 FPS, trial 0 is dominated
+    assert [v["source"] for v in again[0]["values"]] == ["estimate", "measured"]
+    assert reranked_rows(pareto_info(info.objectives, [other])) == []  # nothing measured: no second front
+
+
 @pytest.mark.slow
 def test_report_page_and_csv(tmp_path: Path) -> None:
     from explorer.report.html import write_report
