@@ -89,7 +89,8 @@ def measure_step(cfg: StudyConfig) -> StudyConfig:
     from explorer.study.store import trial_folder
 
     settings = cfg.measure
-    assert settings is not None
+    if settings is None:
+        return cfg
     try:
         best = pareto_to_measure(cfg, settings.top)
     except ExplorerError as exc:
@@ -153,8 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             while True:
                 step = cfg.with_run(n_trials=min(target, done + cfg.measure.every))
                 study = run_study(step, args.workers, progress=not args.no_progress, ctx=ctx)
-                done = finished_count(study)
-                if done >= target:
+                before, done = done, finished_count(study)
+                if done >= target or done <= before:  # the goal, or a step that finished nothing more
                     break
                 measured = measure_step(cfg)
                 if measured is not cfg:  # recalibrated: later trials are timed with the new profile
