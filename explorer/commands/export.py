@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.commands.common import (
     add_board_option,
@@ -21,6 +21,9 @@ from explorer.commands.common import (
     print_json,
 )
 from explorer.errors import ExplorerError
+
+if TYPE_CHECKING:
+    from explorer.study.config import MeasureSection, StudyConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -282,7 +285,7 @@ def cmd_import_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pareto_to_measure(cfg: Any, top: int | None) -> list[int]:
+def pareto_to_measure(cfg: StudyConfig, top: int | None) -> list[int]:
     """The feasible Pareto-optimal trials, best first by the first objective, at most `top`."""
     from explorer.report.load import load_info
 
@@ -295,7 +298,7 @@ def pareto_to_measure(cfg: Any, top: int | None) -> list[int]:
     return ranked[:top] if top else ranked
 
 
-def _measure_trials(args: argparse.Namespace, cfg: Any) -> list[int]:
+def _measure_trials(args: argparse.Namespace, cfg: StudyConfig) -> list[int]:
     if args.trial and args.pareto:
         raise ExplorerError("give --trial N (repeatable) or --pareto, not both")
     if args.trial:
@@ -305,7 +308,7 @@ def _measure_trials(args: argparse.Namespace, cfg: Any) -> list[int]:
     return pareto_to_measure(cfg, args.top)
 
 
-def measure_trial(cfg: Any, trial: int, settings: Any) -> str:
+def measure_trial(cfg: StudyConfig, trial: int, settings: MeasureSection) -> str:
     """Export `trial` of the study, run it on the host of `settings` (a MeasureSection) and record the run;
     returns a line for the user. Raises ExplorerError when it cannot be measured there (nothing recorded)."""
     import subprocess
@@ -319,8 +322,10 @@ def measure_trial(cfg: Any, trial: int, settings: Any) -> str:
 
     host = Host(settings.host, settings.port, settings.identity, settings.ssh_config)
     remote_dir = plain_remote_path(f"{settings.remote_dir.rstrip('/')}/{safe_name(cfg.store.study_name)}")
+    # the output folder names the study as it ran (the bundled example's output is not where its file says)
+    ran = cfg.store.output if (cfg.store.output / "study.yaml.resolved").is_file() else cfg.path
     request_args = argparse.Namespace(
-        study=str(cfg.path), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
+        study=str(ran), trial=trial, best=None, name=None, flow="vivado", jobs=1, dpu_ip_repo="", no_model=False
     )
     with tempfile.TemporaryDirectory(prefix=f"measure-t{trial}-") as tmp:
         folder = Path(tmp) / "export"

@@ -51,7 +51,9 @@ def resolve(study: str | None) -> StudyConfig:
         found = path / "study.yaml.resolved"
         if not found.is_file():
             raise ExplorerError(f"{path}: not a study output folder (no study.yaml.resolved); give the study file")
-        return load_study(Path(found.read_text().strip()))
+        cfg = load_study(Path(found.read_text().strip()))
+        # the folder is where the study ran: the bundled example's file names another output than its run used
+        return cfg if cfg.store.output.resolve() == path.resolve() else cfg.with_output(path)
     return load_study(path)
 
 
