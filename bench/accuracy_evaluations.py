@@ -20,10 +20,8 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pose" / "study_ultra96.yaml"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n-trials", type=int, default=100)
-    args = parser.parse_args()
+def run_example(n_trials: int) -> tuple[float, int]:
+    """(wall seconds, accuracy evaluations) of `explore run` on the example, in a fresh temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         text = EXAMPLE.read_text()
         text = re.sub(r"(?m)^model: .*$", f"model: {EXAMPLE.with_name('mobilepose_dsnt.onnx')}", text)
@@ -31,24 +29,21 @@ def main() -> None:
         study = Path(tmp) / "study.yaml"
         study.write_text(text)
         env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "xdg")}
+        argv = [sys.executable, "-m", "explorer", "run", str(study), "--n-trials", str(n_trials), "--no-progress", "--no-report"]
         start = time.perf_counter()
-        argv = [
-            sys.executable,
-            "-m",
-            "explorer",
-            "run",
-            str(study),
-            "--n-trials",
-            str(args.n_trials),
-            "--no-progress",
-            "--no-report",
-        ]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(done.stderr)
-        evaluations = len(list((Path(tmp) / "out" / "cache" / "accuracy").glob("*.json")))
-        print(f"example study, {args.n_trials} trials (seed 0): {evaluations} accuracy evaluations, {seconds:.0f} s wall")
+        return seconds, len(list((Path(tmp) / "out" / "cache" / "accuracy").glob("*.json")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n-trials", type=int, default=100)
+    args = parser.parse_args()
+    seconds, evaluations = run_example(args.n_trials)
+    print(f"example study, {args.n_trials} trials (seed 0): {evaluations} accuracy evaluations, {seconds:.0f} s wall")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,11 @@ Run: python bench/study_speed.py [--n-trials 60] [--repeat 5]
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from accuracy_evaluations import run_example  # bench/ is on the path of a bench script
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pose" / "study_ultra96.yaml"
 
@@ -38,29 +35,13 @@ def floor_seconds(repeat: int) -> float:
     return statistics.median(times)
 
 
-def study_seconds(n_trials: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        text = EXAMPLE.read_text()
-        text = re.sub(r"(?m)^model: .*$", f"model: {EXAMPLE.with_name('mobilepose_dsnt.onnx')}", text)
-        text = re.sub(r"(?m)^output: .*$", "output: out", text)
-        study = Path(tmp) / "study.yaml"
-        study.write_text(text)
-        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "xdg")}
-        argv = [sys.executable, "-m", "explorer", "run", str(study), "--n-trials", str(n_trials), "--no-progress", "--no-report"]
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp)
-        if done.returncode != 0:
-            raise SystemExit(done.stderr)
-        return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-trials", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     floor = floor_seconds(args.repeat)
-    wall = study_seconds(args.n_trials)
+    wall, _ = run_example(args.n_trials)
     per_trial = wall / args.n_trials
     print(f"floor: one onnxruntime pass of 200 evaluation images: {floor * 1e3:.0f} ms (median of {args.repeat})")
     print(f"example study, {args.n_trials} trials: {wall:.1f} s wall (start-up included), {per_trial * 1e3:.0f} ms per trial")

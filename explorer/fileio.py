@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import IO, Any
@@ -45,3 +46,12 @@ def load_mapping_file(path: str | Path) -> Any:
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ExplorerError(f"{where}: invalid YAML: {problem}") from exc
+
+
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of a file's bytes, read in 1 MB chunks (model identity for caches and records)."""
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:20]

@@ -305,6 +305,8 @@ def _measure_trials(args: argparse.Namespace, cfg: StudyConfig) -> list[int]:
         return list(dict.fromkeys(args.trial))
     if not args.pareto:
         raise ExplorerError("choose what to measure: --trial N (repeatable) or --pareto [--top K]")
+    if args.top is not None and args.top < 1:
+        raise ExplorerError(f"--top {args.top}: measure at least 1 trial")
     return pareto_to_measure(cfg, args.top)
 
 

@@ -26,6 +26,7 @@ from explorer.data.loaders import Dataset
 from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import Evaluator, fidelity_metrics
+from explorer.fileio import file_digest
 from explorer.graph.layers import ModelGraph, analyze
 from explorer.graph.loader import SHAPE_FLAG, ModelError, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import hard_activations, normalize
@@ -99,14 +100,6 @@ class CompressResult:
 def dpu_outputs(graph: ModelGraph, placements: tuple[Placement, ...]) -> set[str]:
     """The first outputs of the layers placed on the DPU (how the quantizer names nodes)."""
     return {graph.layers[i].outputs[0] for i, p in enumerate(placements) if p.device == DPU and graph.layers[i].outputs}
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:20]
 
 
 class CompressionContext:

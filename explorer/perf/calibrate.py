@@ -16,7 +16,6 @@ Levenberg-Marquardt with a finite-difference Jacobian (numpy only).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -28,8 +27,7 @@ import numpy as np
 import yaml
 
 from explorer.errors import ExplorerError
-from explorer.fileio import safe_load
-from explorer.graph.layers import ModelGraph
+from explorer.fileio import file_digest, safe_load
 from explorer.hardware.config import parse_dpu_config
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf.estimate import EstimateOptions, Estimator
@@ -50,10 +48,6 @@ _CAPPED = ("ddr_efficiency", "port_efficiency")
 PRIOR = 0.5  # standard deviation of log(value / shipped)
 NOISE = 0.05  # standard deviation of log(predicted / measured) for a right parameter set
 PROFILE_KIND = "dpu-explorer latency calibration profile"
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def shipped_values(params: LatencyParams, board: Board) -> dict[str, float]:
@@ -82,15 +76,16 @@ class Predictor:
         from explorer.graph.prepare import load_graph
 
         self.board, self.rows, self.db = board, list(rows), db or load_database()
-        graphs: dict[tuple[Path, Any], ModelGraph] = {}
+        estimators: dict[tuple[Path, Any], Estimator] = {}  # one per model: its cut points and placements are shared
         self.estimators: list[Estimator] = []
         for row in self.rows:
             key = (row.model, row.input_shape)
-            if key not in graphs:
+            if key not in estimators:
                 if not row.model.is_file():
                     raise ExplorerError(f"{row.where}: model {row.model}: no such ONNX file")
-                graphs[key] = load_graph(row.model, {"": list(row.input_shape)} if row.input_shape else None)
-            self.estimators.append(Estimator(graphs[key], board, load_params(), self.db))
+                graph = load_graph(row.model, {"": list(row.input_shape)} if row.input_shape else None)
+                estimators[key] = Estimator(graph, board, load_params(), self.db)
+            self.estimators.append(estimators[key])
         self.configs = []
         for row in self.rows:
             try:
@@ -223,7 +218,7 @@ def fit_profile(board: Board, rows: Sequence[Measurement], db: HwDatabase | None
         RowReport(row.where, row.model.name, row.metric, row.value, b, a, loo)
         for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
     )
-    fitted_to = tuple({**row.to_dict(), "model_digest": digest(row.model)} for row in rows)
+    fitted_to = tuple({**row.to_dict(), "model_digest": file_digest(row.model)} for row in rows)
     return Profile(board.name, values, shipped_values(base, board), reports, fitted_to)
 
 

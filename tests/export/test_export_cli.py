@@ -142,7 +142,8 @@ def test_export_build_import_and_report(study_file: Path, tmp_path: Path, capsys
         )
     )
     code, text, err = run(capsys, "import-run", str(result))
-    assert code == 0, err and "recorded in" in text
+    assert code == 0, err
+    assert "recorded in" in text
     assert json.loads((trial_folder / "measured.json").read_text())["run"]["fps_multi"] == 201.0
     code, _, err = run(capsys, "report", str(study_file))
     assert code == 0, err
@@ -260,6 +261,7 @@ def test_a_cpu_only_design_point_is_exported_and_measured_for_real(tmp_path: Pat
     assert measured["runtime"] == "onnxruntime (CPU only)" and measured["dpu_ms"] == 0 and measured["fps_single"] > 0
     assert measured["host"] and measured["cpu"]
     code, text, err = run(capsys, "import-run", str(result))
-    assert code == 0, err and "recorded in" in text
+    assert code == 0, err
+    assert "recorded in" in text
     trial_folder = tmp_path / "out" / "trials" / "00000"
     assert json.loads((trial_folder / "measured.json").read_text())["run"]["runtime"] == "onnxruntime (CPU only)"

@@ -141,6 +141,17 @@ def test_a_dpu_design_point_needs_vart_and_the_right_fingerprint(
     assert not measured.exists()
 
 
+def test_measure_needs_a_choice_of_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = _study(tmp_path / "s", split=0)
+    for extra, message in (
+        ([], "choose what to measure: --trial N (repeatable) or --pareto"),
+        (["--pareto", "--top", "0"], "--top 0: measure at least 1 trial"),
+        (["--pareto", "--trial", "0"], "give --trial N (repeatable) or --pareto, not both"),
+    ):
+        code = main(["measure", str(study), "--host", "nowhere", *extra])
+        assert code == 1 and message in capsys.readouterr().err
+
+
 def test_remote_commands_are_quoted_and_paths_checked() -> None:
     from explorer.errors import ExplorerError
     from explorer.export.remote import Host, plain_remote_path, safe_name
