@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from explorer.graph.passes import is_dpu_hard_sigmoid
 from explorer.graph.util import attr_float, attr_ints, static_shapes
 
 HARD_SIGMOID_SCALE = (2731.0 / 16384.0) / (1.0 / 6.0)
@@ -81,11 +82,7 @@ def emulate(model: onnx.ModelProto, dpu_outputs: Collection[str]) -> Emulated:
                 del node.attribute[:]
                 node.attribute.append(helper.make_attribute("alpha", leaky_relu_slope(alpha)))
                 counts[_LEAKY] = counts.get(_LEAKY, 0) + 1
-        elif node.op_type == "HardSwish" or (
-            node.op_type == "HardSigmoid"
-            and abs(attr_float(node, "alpha", 0.2) - 1 / 6) < 1e-6
-            and abs(attr_float(node, "beta", 0.5) - 0.5) < 1e-6
-        ):
+        elif node.op_type == "HardSwish" or is_dpu_hard_sigmoid(node):
             factor, what = HARD_SIGMOID_SCALE, "HardSigmoid/HardSwish as x 2731/16384 (ConvertHardSigmoidToDPUVersion)"
         elif node.op_type in ("AveragePool", "GlobalAveragePool"):
             if node.op_type == "GlobalAveragePool":

@@ -338,7 +338,8 @@ def reduce_mean_to_global_pool(model: onnx.ModelProto) -> onnx.ModelProto:
 HARD_SIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # the DPU's hsigmoid: relu6(x + 3) / 6 (as the vendor writes it)
 
 
-def _is_dpu_hard_sigmoid(node: onnx.NodeProto) -> bool:
+def is_dpu_hard_sigmoid(node: onnx.NodeProto) -> bool:
+    """A HardSigmoid of the form the DPU computes (alpha 1/6, beta 1/2)."""
     return (
         node.op_type == "HardSigmoid"
         and abs(attr_float(node, "alpha", 0.2) - HARD_SIGMOID["alpha"]) < 1e-6
@@ -349,7 +350,7 @@ def _is_dpu_hard_sigmoid(node: onnx.NodeProto) -> bool:
 def fuse_hard_swish(model: onnx.ModelProto) -> onnx.ModelProto:
     """x * HardSigmoid(x) (alpha 1/6, beta 1/2) -> HardSwish, where the gate feeds only that Mul (opset 14 on;
     older exporters write PyTorch's Hardswish so). HardSwish is defined as exactly this product: exact."""
-    if default_opset(model) < 14 or not any(_is_dpu_hard_sigmoid(n) for n in model.graph.node):
+    if default_opset(model) < 14 or not any(is_dpu_hard_sigmoid(n) for n in model.graph.node):
         return model  # nothing to rewrite: no copy
     out = _copy(model)
     nodes = list(out.graph.node)
@@ -359,7 +360,7 @@ def fuse_hard_swish(model: onnx.ModelProto) -> onnx.ModelProto:
         """The HardSigmoid(x) node that produces `h` for this Mul alone, if it is one."""
         gate = made.get(h)
         alone = h not in kept_outputs and len(readers[h]) == 1
-        return gate if gate is not None and alone and _is_dpu_hard_sigmoid(nodes[gate]) and nodes[gate].input[0] == x else None
+        return gate if gate is not None and alone and is_dpu_hard_sigmoid(nodes[gate]) and nodes[gate].input[0] == x else None
 
     fused: set[int] = set()
     for i, node in enumerate(nodes):
@@ -386,7 +387,9 @@ def hard_activations(model: onnx.ModelProto) -> onnx.ModelProto:
         return model  # nothing to rewrite: no copy
     out = _copy(model)
     nodes = [
-        helper.make_node("HardSigmoid", list(n.input), list(n.output), name=n.name, alpha=1.0 / 6.0, beta=0.5)
+        helper.make_node(
+            "HardSigmoid", list(n.input), list(n.output), name=n.name, alpha=HARD_SIGMOID["alpha"], beta=HARD_SIGMOID["beta"]
+        )
         if n.op_type == "Sigmoid"
         else n
         for n in out.graph.node
