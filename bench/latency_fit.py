@@ -4,6 +4,7 @@ Run:   python bench/latency_fit.py            print predicted / published / erro
        python bench/latency_fit.py --refit    also refit the `fitted` parameters (least squares on log
                                               error over the rows marked fit) and print them
        python bench/latency_fit.py --refit --write   and write them into hw/latency_model.yaml
+       python bench/latency_fit.py --uncertainty      also print the spreads of hw/latency_model.yaml `uncertainty`
 Rows marked "check" are never used for fitting: they show how the model generalises.
 """
 
@@ -142,10 +143,38 @@ def report(params: LatencyParams) -> None:
     )
 
 
+def uncertainty(params: LatencyParams) -> None:
+    """The spreads the 80 % intervals use (explorer/perf/uncertainty.py), from the residuals on the rows:
+    robust sigma (1.4826 x median |log error|) of the fitted rows, RMS log error of the rows never fitted."""
+    results = errors(ROWS, params)
+
+    def logs(dpu: bool, fitted: bool) -> list[float]:
+        return [
+            math.log(r.predicted / r.row.published)
+            for r in results
+            if (r.row.metric != "cpu_ms") == dpu and r.row.fitted == fitted
+        ]
+
+    def robust(values: list[float]) -> float:
+        return 1.4826 * statistics.median(abs(v) for v in values)
+
+    def rms(values: list[float]) -> float:
+        return math.sqrt(sum(v * v for v in values) / len(values))
+
+    ratios = [math.log(scaling_ratio(c, params) / c.published_ratio) for c in SCALING]
+    print("\nuncertainty (hw/latency_model.yaml):")
+    print(f"  sigma_dpu: {robust(logs(True, True)):.3f}           # {len(logs(True, True))} fitted DPU rows")
+    print(f"  sigma_cpu: {robust(logs(False, True)):.3f}           # {len(logs(False, True))} fitted Arm rows")
+    print(f"  sigma_dpu_unseen: {rms(logs(True, False)):.3f}    # {len(logs(True, False))} DPU rows never fitted")
+    print(f"  sigma_cpu_unseen: {rms(logs(False, False)):.3f}    # {len(logs(False, False))} Arm rows never fitted")
+    print(f"  sigma_architecture: {rms(ratios):.3f}  # {len(ratios)} architecture ratios")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--refit", action="store_true")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--uncertainty", action="store_true")
     args = parser.parse_args()
     params = load_params()
     if args.refit:
@@ -160,6 +189,8 @@ def main() -> None:
             write_fitted(params, path)
             print(f"wrote {path}")
     report(params)
+    if args.uncertainty:
+        uncertainty(params)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ Activations fused into their producer, and shape-only layers folded into an FC, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from explorer.dpu.support import Placement
 from explorer.graph.layers import Layer
@@ -90,6 +93,7 @@ class LayerTime:
     bound: str  # compute | memory | overhead | fused | cpu
     ops: int
     ddr_bytes: int
+    port_ms: float = 0.0  # memory time through this core's own ports alone (what DDR sharing cannot change)
 
     @property
     def gops(self) -> float:
@@ -152,8 +156,49 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerT
     compute_s = cycles / g.clock_hz
     moved = _ddr_bytes(layer, g)
     written = layer.output_bytes
-    memory_s = max((moved - written) / g.read_bytes_per_s, written / g.write_bytes_per_s, moved / g.ddr_bytes_per_s)
+    port_s = max((moved - written) / g.read_bytes_per_s, written / g.write_bytes_per_s)
+    memory_s = max(port_s, moved / g.ddr_bytes_per_s)
     busy = max(compute_s, memory_s)
     total = busy + g.layer_overhead_s
     bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")
-    return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved)
+    return LayerTime(
+        layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved, port_s * 1e3
+    )
+
+
+def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> float:
+    """One core's time per frame while `active` cores run frames at once and share the DDR.
+
+    Mean field: while one core runs a layer, the other cores draw their average bandwidth, (active - 1) x
+    bytes per frame / frame time, so this layer sees what is left of the DDR (never less than a fair share,
+    DDR / active); its memory time is bytes / that, or its own ports' time if longer. The frame time T and the
+    others' draw depend on each other: T = F(T), with F falling as T grows (slower cores draw less), so
+    the fixed point is unique and bisection finds it. A frame that is memory-bound in every layer gets
+    T = active x bytes / DDR, the whole-frame roofline; a compute-bound one is slowed only in its
+    memory-bound layers (feature-map heavy early layers, 1x1 convolutions, pooling), which the whole-frame
+    roofline missed on three-core boards.
+    """
+    busy = [t for t in times if t.time_ms > 0]
+    alone = sum(t.time_ms for t in busy)
+    if active <= 1 or not busy:
+        return alone
+    overhead_ms = g.layer_overhead_s * 1e3
+    floor = np.array([max(t.compute_ms, t.port_ms) for t in busy])
+    moved = np.array([float(t.ddr_bytes) for t in busy])
+    total_bytes = float(moved.sum())
+    ddr_per_ms = g.ddr_bytes_per_s / 1e3
+
+    def frame(t_ms: float) -> float:
+        left = max(ddr_per_ms - (active - 1) * total_bytes / t_ms, ddr_per_ms / active)
+        return float(np.maximum(floor, moved / left).sum()) + overhead_ms * len(busy)
+
+    # F(T) lies between the alone time (T -> infinity leaves the whole DDR) and the fair-share time
+    low = alone
+    high = float(np.maximum(floor, moved * active / ddr_per_ms).sum()) + overhead_ms * len(busy)
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if frame(mid) > mid else (low, mid)
+        if high - low <= 1e-9 * high:
+            break
+    return max(alone, high)
+

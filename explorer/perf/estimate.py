@@ -25,7 +25,7 @@ from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf import runtime_problem
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
-from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry
+from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.params import LatencyParams, load_params
 from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
 
@@ -177,13 +177,12 @@ class Estimator:
         layers: list[LayerTime] = []
         subs: list[SubgraphEstimate] = []
         dpu_ms = cpu_ms = cpu_one_ms = host_ms = 0.0
-        dpu_ops = dpu_bytes = 0
+        dpu_ops = 0
         for sub in part.subgraphs:
             if sub.device == DPU:
                 times = [dpu_layer_time(self.graph.layers[i], part.placements[i], geo) for i in sub.layers]
                 layers += times
                 t = sum(x.time_ms for x in times)
-                dpu_bytes += sum(x.ddr_bytes for x in times)
                 in_el = sum(math.prod(self.graph.shapes[x]) for x in sub.inputs)
                 out_el = sum(math.prod(self.graph.shapes[x]) for x in sub.outputs)
                 h = host_invocation_ms(in_el, out_el, arm, self.params)
@@ -199,15 +198,14 @@ class Estimator:
                 boundary = sum(math.prod(self.graph.shapes[x]) for x in (*sub.inputs, *sub.outputs))
                 subs.append(SubgraphEstimate(sub.index, CPU, sub.layers, t, 0.0, sub.inputs, sub.outputs, boundary))
         layers.sort(key=lambda x: x.layer)
-        # Several cores running frames at once share the DDR: per frame, no faster than the cores'
-        # combined traffic allows (whole-frame roofline; single-core layer times already use min(port, DDR)).
-        dpu_shared_ms = max(dpu_ms, active * dpu_bytes / geo.ddr_bytes_per_s * 1e3)
+        # Several cores running frames at once share the DDR (mean-field contention, per layer).
+        dpu_frame_ms = shared_frame_ms([x for x in layers if x.device == DPU], geo, active)
         latency = dpu_ms + host_ms + cpu_ms + opts.pre_ms + opts.post_ms
         arm_work = host_ms + cpu_one_ms + opts.pre_ms + opts.post_ms
         caps = {
-            "dpu": active * 1000.0 / dpu_shared_ms if dpu_shared_ms > 0 else math.inf,
+            "dpu": active * 1000.0 / dpu_frame_ms if dpu_frame_ms > 0 else math.inf,
             "arm": min(threads, arm.cores) * 1000.0 / arm_work if arm_work > 0 else math.inf,
-            "threads": threads * 1000.0 / (dpu_shared_ms + arm_work) if dpu_shared_ms + arm_work > 0 else math.inf,
+            "threads": threads * 1000.0 / (dpu_frame_ms + arm_work) if dpu_frame_ms + arm_work > 0 else math.inf,
         }
         bound = min(caps, key=lambda k: caps[k])
         fps_single = 1000.0 / latency if latency > 0 else math.inf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
 from explorer.perf.cpu import cpu_layer_ms
-from explorer.perf.dpu import dpu_layer_time, geometry
+from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.params import load_params
 from reference.zoo import NetBuilder, mobilenet_v2
@@ -107,6 +108,38 @@ def test_reads_and_writes_overlap_but_share_the_ddr() -> None:
     assert t.ddr_bytes == read + layer.output_bytes
     assert t.memory_ms == pytest.approx(expected * 1e3)
     assert t.memory_ms < t.ddr_bytes / min(geo.read_bytes_per_s, geo.write_bytes_per_s) * 1e3
+
+
+def _layer(compute_ms: float, port_ms: float, ddr_bytes: int) -> LayerTime:
+    return LayerTime(0, DPU, 0.0, compute_ms, port_ms, "compute", 0, ddr_bytes, port_ms)
+
+
+def test_ddr_sharing_reduces_to_the_roofline_and_spares_compute() -> None:
+    geo = geometry(resolve(DpuConfig(arch="B4096", cores=3)), ZCU102)
+    ddr_per_ms = geo.ddr_bytes_per_s / 1e3
+    overhead_ms = geo.layer_overhead_s * 1e3
+
+    def alone(t: LayerTime) -> LayerTime:  # the single-core time as dpu_layer_time sets it
+        busy = max(t.compute_ms, t.port_ms, t.ddr_bytes / ddr_per_ms)
+        return LayerTime(0, DPU, busy + overhead_ms, t.compute_ms, busy, "compute", 0, t.ddr_bytes, t.port_ms)
+
+    # memory-bound through the DDR in every layer: three cores share it, so the whole-frame roofline
+    # (the others draw nothing during a layer's fixed overhead, so with it the frame is a little faster)
+    memory = [alone(_layer(0.0, 0.0, 10_000_000)) for _ in range(4)]
+    roofline = 3 * 40_000_000 / ddr_per_ms
+    assert roofline < shared_frame_ms(memory, geo, 3) < roofline + 4 * overhead_ms
+    no_overhead = [LayerTime(0, DPU, t.memory_ms, 0.0, t.memory_ms, "memory", 0, t.ddr_bytes) for t in memory]
+    assert shared_frame_ms(no_overhead, replace(geo, layer_overhead_s=0.0), 3) == pytest.approx(roofline, rel=1e-6)
+    # one core alone, or layers that move nothing, are not slowed
+    assert shared_frame_ms(memory, geo, 1) == pytest.approx(sum(t.time_ms for t in memory))
+    compute = [alone(_layer(5.0, 0.0, 0)) for _ in range(4)]
+    assert shared_frame_ms(compute, geo, 3) == pytest.approx(sum(t.time_ms for t in compute))
+    # a mixed frame: its memory-bound layer is slowed by what the others draw, beyond its ports' time,
+    # while the frame stays faster than the three-core roofline would say if the others drew it all
+    mixed = [alone(_layer(20.0, 0.5, 1_000_000)), alone(_layer(0.0, 0.5, 8_000_000))]
+    slowed = shared_frame_ms(mixed, geo, 3)
+    assert sum(t.time_ms for t in mixed) < slowed < sum(t.time_ms for t in mixed) + 2 * 9_000_000 / ddr_per_ms
+    assert shared_frame_ms(mixed, geo, 2) < slowed
 
 
 def test_channel_augmentation_speeds_up_first_layer() -> None:
