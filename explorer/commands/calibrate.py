@@ -34,6 +34,41 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-o", "--output", required=True, help="write the profile (YAML) here")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser(
+        "measurements",
+        help="list a study's recorded measurements (board runs, builds), or write them as a calibration CSV",
+        description="Every measurement recorded for a study by `explore import-run`, `explore import-build` and "
+        "`explore measure` (OUTPUT/measurements.jsonl, history included), beside the model's estimate. --csv writes "
+        "the board runs in the CSV format `explore calibrate --measurements` reads, with each trial's pruned model.",
+    )
+    p.add_argument("study", help="the study file or its output folder")
+    p.add_argument("--csv", metavar="FILE", help="write the board runs as a measurements CSV here")
+    p.add_argument("--json", action="store_true", help="print the entries as JSON")
+    p.set_defaults(func=cmd_measurements)
+
+
+def _store_runs(cfg: Any) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(trial, design point, run) for every board run of the study: all of the store's run entries (history
+    included), or, for a study recorded before the store existed, each trial's latest run in measured.json."""
+    from explorer.export.measure import read_measured, read_store
+    from explorer.study.runner import load_records
+    from explorer.study.store import trial_folder
+
+    entries, _ = read_store(cfg.store.output)
+    if entries:
+        return [
+            (int(e["trial"]), e["design_point"], {**e["measured"], **{k: e.get(k) for k in ("board", "runtime", "threads")}})
+            for e in entries
+            if e.get("kind") == "run" and isinstance(e.get("design_point"), dict) and isinstance(e.get("measured"), dict)
+        ]
+    runs = []
+    for record in load_records(cfg):
+        run = read_measured(trial_folder(cfg.store.output, record.number)).get("run")
+        if record.state == "COMPLETE" and record.design_point and isinstance(run, dict):
+            latency = run.get("latency_ms")
+            median = latency.get("median") if isinstance(latency, dict) else latency
+            runs.append((record.number, record.design_point, {**run, "latency_ms": median}))
+    return runs
 
 
 def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
@@ -42,38 +77,34 @@ def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
     pre/post-processing (run_on_board.py feeds frames directly), so the rows have none."""
     import onnx
 
-    from explorer.export.measure import read_measured
     from explorer.study.design_metrics import compress_options, trial_compression
-    from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
-    from explorer.study.store import trial_folder
 
-    runs = [
-        (record, run)
-        for record in load_records(cfg)
-        if record.state == "COMPLETE" and record.design_point
-        for run in [read_measured(trial_folder(cfg.store.output, record.number)).get("run")]
-        if isinstance(run, dict)
-    ]
+    runs = _store_runs(cfg)
     if not runs:
-        raise ExplorerError(f"{cfg.path}: no trial has a board run yet (record one with `explore import-run`)")
+        raise ExplorerError(
+            f"{cfg.path}: no trial has a board run yet (record one with `explore import-run` or `explore measure`)"
+        )
     compression = trial_compression(cfg)
     folder = cfg.store.output / "calibration"
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[Measurement] = []
-    for record, run in runs:
-        point = DesignPoint.from_dict(record.design_point)
-        _, graph, _ = compression.pruned(compress_options(point, cfg.quantization.calibration))
-        model = folder / f"trial_{record.number:05d}.onnx"
-        onnx.save(graph.model, str(model))
-        source = f"board run on {run.get('board', '?')} ({run.get('runtime', 'vart')}), trial {record.number} of {cfg.path}"
+    written: set[int] = set()  # a trial measured more than once is pruned once
+    for trial, design_point, run in runs:
+        point = DesignPoint.from_dict(design_point)
+        model = folder / f"trial_{trial:05d}.onnx"
+        if trial not in written:
+            _, graph, _ = compression.pruned(compress_options(point, cfg.quantization.calibration))
+            onnx.save(graph.model, str(model))
+            written.add(trial)
+        source = f"board run on {run.get('board') or '?'} ({run.get('runtime') or 'vart'}), trial {trial} of {cfg.path}"
         common: dict[str, Any] = {
             "model": model,
             "dpu": point.dpu.to_dict(),
             "split": point.split,
             "cpu_precision": point.cpu_precision,
             "source": source,
-            "where": f"{cfg.path}: trial {record.number}",
+            "where": f"{cfg.path}: trial {trial}",
         }
         rows.append(Measurement(metric="fps_single", value=float(run["fps_single"]), threads=1, **common))
         threads = run.get("threads")
@@ -142,3 +173,47 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     shown = shlex.quote(str(output))
     print(f"wrote {output}; use it with `explore estimate ... --calibration {shown}` or `estimator: {{calibration: {shown}}}`")
     return 0
+
+
+def cmd_measurements(args: argparse.Namespace) -> int:
+    import sys
+
+    from explorer.commands.study import resolve
+    from explorer.export.measure import STORE_FILE, read_store
+    from explorer.perf.measurements import write_measurements
+
+    cfg = resolve(args.study)
+    entries, bad = read_store(cfg.store.output)
+    if bad:
+        print(f"note: {bad} line(s) of {cfg.store.output / STORE_FILE} could not be read and are skipped", file=sys.stderr)
+    if args.csv:
+        _, rows = study_measurements(cfg)
+        write_measurements(rows, args.csv)
+        print(
+            f"wrote {len(rows)} row(s) to {args.csv}; fit them with `explore calibrate --board {shlex.quote(cfg.board)} "
+            f"--measurements {shlex.quote(args.csv)} -o PROFILE.yaml`",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    if args.json:
+        print_json({"study": cfg.store.study_name, "store": str(cfg.store.output / STORE_FILE), "entries": entries})
+        return 0
+    if not entries:
+        print(f"no measurements recorded for study {cfg.store.study_name!r} yet ({cfg.store.output / STORE_FILE})")
+        return 0
+    table = []
+    for e in entries:
+        measured, estimate = e.get("measured") or {}, e.get("estimate") or {}
+        keys = ("fps_single", "fps_multi", "latency_ms") if e.get("kind") == "run" else ("lut", "bram36", "dsp")
+        what = ", ".join(f"{k} {_number(measured.get(k))} (model {_number(estimate.get(k))})" for k in keys)
+        if e.get("kind") == "build":
+            what += f", timing {'met' if measured.get('timing_met') else 'not met'}"
+        table.append([str(e.get("recorded", "?")), str(e.get("trial")), str(e.get("kind")), str(e.get("source")), what])
+    print(f"{len(entries)} measurement(s) of study {cfg.store.study_name!r} ({cfg.store.output / STORE_FILE}):")
+    print(format_table(["recorded", "trial", "kind", "source", "measured (estimate)"], table, [False, True, False, False, False]))
+    return 0
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:,.0f}" if isinstance(value, int) or abs(value) >= 1000 else f"{value:.3g}"

@@ -186,8 +186,8 @@ def _study_request(args: argparse.Namespace) -> Any:
     )
 
 
-def _trial_folder(study: str, trial: int) -> Path:
-    """The artifact folder of a finished trial of `study` (an error when there is none)."""
+def _finished_trial(study: str, trial: int) -> tuple[StudyConfig, Path]:
+    """The study and the artifact folder of its finished trial `trial` (an error when there is none)."""
     from explorer.commands.study import resolve
     from explorer.study.store import trial_folder
 
@@ -195,7 +195,7 @@ def _trial_folder(study: str, trial: int) -> Path:
     folder = trial_folder(cfg.store.output, trial)
     if not folder.is_dir():
         raise ExplorerError(f"study {cfg.store.study_name!r} has no finished trial {trial} (no {folder})")
-    return folder
+    return cfg, folder
 
 
 def _trial(value: Any, what: str) -> int:
@@ -215,7 +215,7 @@ def _fmt(value: Any) -> str:
 
 
 def cmd_import_build(args: argparse.Namespace) -> int:
-    from explorer.export.measure import build_measurement, read_manifest, record
+    from explorer.export.measure import build_measurement, read_manifest, record, record_trial
 
     folder = Path(args.folder)
     payload = build_measurement(
@@ -224,9 +224,9 @@ def cmd_import_build(args: argparse.Namespace) -> int:
     recorded = [record(folder, "build", payload)]
     origin = read_manifest(folder).get("origin", {})
     if origin.get("study") and origin.get("trial") is not None:
-        recorded.append(
-            record(_trial_folder(origin["study"], _trial(origin["trial"], "export.json origin.trial")), "build", payload)
-        )
+        trial = _trial(origin["trial"], "export.json origin.trial")
+        cfg, _ = _finished_trial(origin["study"], trial)
+        recorded.append(record_trial(cfg, trial, "build", payload))
     places = [place for place, _ in recorded]
     for note in dict.fromkeys(note for _, note in recorded if note):
         print(f"note: {note}", file=sys.stderr)
@@ -251,7 +251,7 @@ def cmd_import_build(args: argparse.Namespace) -> int:
 def cmd_import_run(args: argparse.Namespace) -> int:
     import json
 
-    from explorer.export.measure import record, run_measurement
+    from explorer.export.measure import record_trial, run_measurement
 
     payload = run_measurement(Path(args.file))
     origin = payload.get("origin") or {}
@@ -261,8 +261,9 @@ def cmd_import_run(args: argparse.Namespace) -> int:
         raise ExplorerError(
             f"{args.file} does not name a study trial (it came from an export without a study); pass --study and --trial"
         )
-    folder = _trial_folder(study, _trial(trial, "--trial" if args.trial is not None else f"{args.file}: origin.trial"))
-    place, note = record(folder, "run", payload)
+    number = _trial(trial, "--trial" if args.trial is not None else f"{args.file}: origin.trial")
+    cfg, folder = _finished_trial(study, number)
+    place, note = record_trial(cfg, number, "run", payload)
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -316,11 +317,10 @@ def measure_trial(cfg: StudyConfig, trial: int, settings: MeasureSection) -> str
     import subprocess
     import tempfile
 
-    from explorer.export.measure import record
+    from explorer.export.measure import record_trial
     from explorer.export.parsers import parse_board_run
     from explorer.export.remote import Host, check_fingerprint, plain_remote_path, run_remote, safe_name
     from explorer.export.writer import export_design
-    from explorer.study.store import trial_folder
 
     host = Host(settings.host, settings.port, settings.identity, settings.ssh_config)
     remote_dir = plain_remote_path(f"{settings.remote_dir.rstrip('/')}/{safe_name(cfg.store.study_name)}")
@@ -349,7 +349,7 @@ def measure_trial(cfg: StudyConfig, trial: int, settings: MeasureSection) -> str
         run_remote(host, deploy_dir, remote_dir, settings.remote_python, settings.frames, settings.threads, result_file)
         payload = parse_board_run(result_file.read_text())
         payload["measured_with"] = f"explore measure --host {settings.host}"
-        place, note = record(trial_folder(cfg.store.output, trial), "run", payload)
+        place, note = record_trial(cfg, trial, "run", payload)
     if note:
         print(f"note: {note}", file=sys.stderr)
     where = f"{payload.get('host')} ({payload.get('cpu')}, {payload.get('runtime')})"

@@ -40,6 +40,12 @@ def record(folder: Path, kind: str, payload: dict[str, Any]) -> tuple[Path, str 
 
     Every measurement is kept: the latest under `kind`, all of them in `history`. Returns the file and a
     note when an earlier, different measurement was superseded (None otherwise)."""
+    path, note, _ = _record(folder, kind, payload)
+    return path, note
+
+
+def _record(folder: Path, kind: str, payload: dict[str, Any]) -> tuple[Path, str | None, bool]:
+    """record(), and whether the measurement was new (False: the same one was already recorded)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = read_measured(folder)
     stored = data.get("history")
@@ -47,7 +53,7 @@ def record(folder: Path, kind: str, payload: dict[str, Any]) -> tuple[Path, str 
     earlier = data.get(kind) if isinstance(data.get(kind), dict) else None
     note = None
     if earlier is not None and _same(earlier, payload):
-        return folder / MEASURED_FILE, f"the same {kind} measurement was already recorded; nothing changed"
+        return folder / MEASURED_FILE, f"the same {kind} measurement was already recorded; nothing changed", False
     if earlier is not None:
         if not any(isinstance(h, dict) and h.get("kind") == kind and _same(h.get("record", {}), earlier) for h in history):
             history.append({"kind": kind, "record": earlier})
@@ -62,7 +68,7 @@ def record(folder: Path, kind: str, payload: dict[str, Any]) -> tuple[Path, str 
     tmp = folder / f".{MEASURED_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
     tmp.replace(path)
-    return path, note
+    return path, note, True
 
 
 def read_manifest(export_dir: Path) -> dict[str, Any]:
@@ -122,3 +128,111 @@ def run_measurement(path: Path) -> dict[str, Any]:
     data["imported"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     data["file"] = str(path.resolve())
     return data
+
+
+# --- the study's measurement store -------------------------------------------------------------------------
+
+STORE_FILE = "measurements.jsonl"
+STORE_SCHEMA = "dpu-explorer/measurement/1"
+
+
+def store_entry(cfg: Any, trial: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One line of the study's measurement store: what was measured ("run": FPS and latency on a board or
+    host; "build": resources and timing from Vivado), on which design point of which model, where and when,
+    beside what the model estimated for it."""
+    from explorer.fileio import file_digest
+    from explorer.study.store import trial_folder
+
+    folder = trial_folder(cfg.store.output, trial)
+    metrics: dict[str, Any] = {}
+    if (folder / "metrics.json").is_file():
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            metrics = {}
+    model = Path(cfg.model.path)
+    entry: dict[str, Any] = {
+        "schema": STORE_SCHEMA,
+        "kind": kind,
+        "study": cfg.store.study_name,
+        "trial": trial,
+        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"path": str(model), "digest": file_digest(model) if model.is_file() else None},
+        "design_point": metrics.get("design_point"),
+        "board": payload.get("board", cfg.board),
+    }
+    estimates = metrics.get("metrics", {}) if isinstance(metrics.get("metrics"), dict) else {}
+    if kind == "run":
+        latency = payload.get("latency_ms")
+        entry.update(
+            source=f"measured: board run ({payload.get('runtime', 'vart')}) on {payload.get('host') or payload.get('board')}",
+            runtime=payload.get("runtime", "vart"),
+            host=payload.get("host"),
+            cpu=payload.get("cpu"),
+            threads=payload.get("threads"),
+            frames=payload.get("frames"),
+            timed="e2e",  # run_on_board.py times the whole model, DPU and CPU parts, without pre/post-processing
+            pre_post_included=False,
+            measured={
+                "fps_single": payload["fps_single"],
+                "fps_multi": payload["fps_multi"],
+                "latency_ms": latency.get("median") if isinstance(latency, dict) else latency,
+                "dpu_ms": payload.get("dpu_ms"),
+                "cpu_ms": payload.get("cpu_ms"),
+            },
+            estimate={k: estimates.get(k) for k in ("fps_single", "fps_multi", "latency_ms", "dpu_ms", "cpu_ms")},
+        )
+    else:
+        entry.update(
+            source=f"measured: {payload.get('source', 'Vivado reports')}",
+            measured={
+                **payload.get("resources", {}),
+                "timing_met": payload.get("timing_met"),
+                "wns_ns": payload.get("wns_ns"),
+                "clock_mhz": payload.get("clock_mhz"),
+                "dpu_fmax_mhz": payload.get("dpu_fmax_mhz"),
+            },
+            estimate=payload.get("estimate", {}).get("resources"),
+        )
+    if payload.get("measured_with"):
+        entry["measured_with"] = payload["measured_with"]
+    return entry
+
+
+def record_trial(cfg: Any, trial: int, kind: str, payload: dict[str, Any]) -> tuple[Path, str | None]:
+    """Record a measurement of a study's trial: in the trial's folder (measured.json, read by the report) and
+    as one appended line of the study's store (OUTPUT/measurements.jsonl), which keeps every measurement ever
+    recorded for the study. A measurement already recorded is not appended again."""
+    from explorer.study.store import trial_folder
+
+    place, note, new = _record(trial_folder(cfg.store.output, trial), kind, payload)
+    if new:
+        line = json.dumps(store_entry(cfg, trial, kind, payload), default=float, sort_keys=True)
+        with (Path(cfg.store.output) / STORE_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    return place, note
+
+
+def read_store(output: Path) -> tuple[list[dict[str, Any]], int]:
+    """(the store's entries, oldest first; the number of lines that could not be read: a line torn by a crash
+    mid-write, or edited by hand)."""
+    path = Path(output) / STORE_FILE
+    if not path.is_file():
+        return [], 0
+    entries: list[dict[str, Any]] = []
+    bad = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(entry, dict) and entry.get("schema") == STORE_SCHEMA:
+            entries.append(entry)
+        else:
+            bad += 1
+    return entries, bad

@@ -161,9 +161,7 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerT
     busy = max(compute_s, memory_s)
     total = busy + g.layer_overhead_s
     bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")
-    return LayerTime(
-        layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved, port_s * 1e3
-    )
+    return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved, port_s * 1e3)
 
 
 def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> float:
@@ -201,4 +199,3 @@ def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> 
         if high - low <= 1e-9 * high:
             break
     return max(alone, high)
-

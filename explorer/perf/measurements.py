@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,3 +195,33 @@ def read_measurements(path: str | Path) -> list[Measurement]:
     if not rows:
         raise ExplorerError(f"{file}: no measurement rows")
     return rows
+
+
+def write_measurements(rows: list[Measurement], path: str | Path) -> None:
+    """Write rows as a measurements CSV that read_measurements reads back (model paths relative to the CSV)."""
+    file = Path(path)
+    used = [k for k in CONFIG_FIELDS if any(k in r.dpu for r in rows)]
+    header = ["model", "fps", "latency_ms", "threads", *used, "split", "cpu_precision", "input_shape", "timed"]
+    header += ["pre_ms", "post_ms", "source"]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        for r in rows:
+            fps = r.metric in ("fps_single", "fps_multi")
+            writer.writerow(
+                {
+                    "model": os.path.relpath(r.model.resolve(), file.parent.resolve()),
+                    "fps": repr(r.value) if fps else "",
+                    "latency_ms": "" if fps else repr(r.value),
+                    "threads": r.threads,
+                    **{k: r.dpu[k] for k in used if k in r.dpu},
+                    "split": "" if r.split is None else r.split,
+                    "cpu_precision": r.cpu_precision,
+                    "input_shape": "x".join(map(str, r.input_shape)) if r.input_shape else "",
+                    "timed": "dpu" if r.metric == "dpu_ms" else "e2e",
+                    "pre_ms": r.pre_ms,
+                    "post_ms": r.post_ms,
+                    "source": r.source,
+                }
+            )

@@ -18,6 +18,8 @@ from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import load_data
 from explorer.evaluators.builtin import load_evaluator
 from explorer.export.model import model_parts
+from explorer.fileio import file_digest
+from explorer.perf.measurements import read_measurements
 from explorer.study.config import load_study
 from explorer.study.runner import run_study
 from tests.export.tclrun import run_build
@@ -145,6 +147,7 @@ def test_export_build_import_and_report(study_file: Path, tmp_path: Path, capsys
     assert code == 0, err
     assert "recorded in" in text
     assert json.loads((trial_folder / "measured.json").read_text())["run"]["fps_multi"] == 201.0
+    metrics = json.loads((trial_folder / "metrics.json").read_text())["metrics"]
     code, _, err = run(capsys, "report", str(study_file))
     assert code == 0, err
     page = (study_file.parent / "out" / "report.html").read_text()
@@ -159,6 +162,38 @@ def test_export_build_import_and_report(study_file: Path, tmp_path: Path, capsys
     assert all(Path(row["model"]).is_file() and row["model"].endswith(f"trial_{trial:05d}.onnx") for row in fitted)
     code, _, err = run(capsys, "calibrate", "--board", "kv260", "--measurements", str(study_file), "-o", str(profile))
     assert code == 1 and "the study is for Ultra96-V2, not KV260" in err
+    # the study's measurement store holds both, with the design point, the model's digest and the estimate
+    store = [json.loads(line) for line in (study_file.parent / "out" / "measurements.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in store] == ["build", "run"] and {e["trial"] for e in store} == {trial}
+    run_entry = store[1]
+    assert run_entry["source"].startswith("measured: board run (vart)") and run_entry["timed"] == "e2e"
+    assert run_entry["measured"]["latency_ms"] == 8.1 and run_entry["threads"] == 2
+    assert run_entry["estimate"]["fps_multi"] == pytest.approx(metrics["fps_multi"])
+    assert run_entry["model"]["digest"] == file_digest(Path(run_entry["model"]["path"]))
+    assert run_entry["design_point"]["dpu"] == json.loads((trial_folder / "metrics.json").read_text())["design_point"]["dpu"]
+    # the same result again is not a new measurement; another one is kept beside the first
+    assert run(capsys, "import-run", str(result))[0] == 0
+    assert len((study_file.parent / "out" / "measurements.jsonl").read_text().splitlines()) == 2
+    second = json.loads(result.read_text()) | {"fps_single": 120.0, "fps_multi": 199.0}
+    result.write_text(json.dumps(second))
+    assert run(capsys, "import-run", str(result))[0] == 0
+    code, text, err = run(capsys, "measurements", str(study_file))
+    assert code == 0, err
+    assert "3 measurement(s)" in text and "fps_single 123 (model" in text and "fps_single 120 (model" in text
+    # as a calibration CSV: both runs (four rows), read back as calibrate reads it, and fitted from the file
+    csv_file = tmp_path / "runs" / "measured.csv"
+    code, text, err = run(capsys, "measurements", str(study_file), "--csv", str(csv_file))
+    assert code == 0, err
+    rows = read_measurements(csv_file)
+    assert [(r.metric, r.value, r.threads) for r in rows] == [
+        ("fps_single", 123.0, 1),
+        ("fps_multi", 201.0, 2),
+        ("fps_single", 120.0, 1),
+        ("fps_multi", 199.0, 2),
+    ]
+    assert rows[0].dpu == store[0]["design_point"]["dpu"] and rows[0].model.is_file()
+    code, text, err = run(capsys, "calibrate", "--board", "ultra96-v2", "--measurements", str(csv_file), "-o", str(profile))
+    assert code == 0 and "4 measurement(s) on Ultra96-V2" in text, err
 
 
 def test_import_errors(study_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

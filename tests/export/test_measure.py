@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from explorer.export.measure import read_measured, record
+from explorer.export.measure import STORE_FILE, STORE_SCHEMA, read_measured, read_store, record
 
 
 def test_measurements_keep_their_history(tmp_path: Path) -> None:
@@ -21,3 +21,12 @@ def test_measurements_keep_their_history(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["run"] == second and data["build"] == {"lut": 1.0}
     assert [(h["kind"], h["record"]) for h in data["history"]] == [("run", first), ("run", second), ("build", {"lut": 1.0})]
+
+
+def test_the_store_skips_a_torn_line_and_keeps_the_rest(tmp_path: Path) -> None:
+    entry = {"schema": STORE_SCHEMA, "kind": "run", "trial": 3, "measured": {"fps_single": 10.0}}
+    lines = [json.dumps(entry), '{"schema": "' + STORE_SCHEMA + '", "kind": "ru', json.dumps({"schema": "other"}), ""]
+    (tmp_path / STORE_FILE).write_text("\n".join(lines))
+    entries, bad = read_store(tmp_path)
+    assert entries == [entry] and bad == 2
+    assert read_store(tmp_path / "nothing") == ([], 0)
