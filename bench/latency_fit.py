@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ (netw
 
 from explorer.datafiles import data_path
 from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
+from explorer.perf.uncertainty import Z80
 from reference.published import (
     ROWS,
     SCALING,
@@ -32,12 +33,13 @@ from reference.published import (
     ScalingRow,
     errors,
     log_residuals,
+    reference_graph,
     scaling_ratio,
     seed002_times,
 )
 
 DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
-DPU_BOUNDS = ((0, 0.1, 0.1, 0), (60000, 1.0, 1.0, 50.0))
+DPU_BOUNDS = ((0, 0.1, 0.1, 0, 0), (60000, 1.0, 1.0, 1.0, 50.0))
 A53_KEYS = CPU_FITTED["cortex-a53"]
 A53_BOUNDS = ((0.5, 0.02, 0.1, 0, 0.1), (10, 1.0, 20, 100, 1.0))  # a fixed cost above 100 us per operator is not physical
 A9_KEYS = CPU_FITTED["cortex-a9"]
@@ -77,8 +79,9 @@ def _fit(  # type: ignore[no-untyped-def]
     return np.asarray(result.x)
 
 
-def refit(params: LatencyParams) -> LatencyParams:
-    fit_rows = [r for r in ROWS if r.fitted]
+def refit(params: LatencyParams, rows: tuple[Row, ...] = ROWS) -> LatencyParams:
+    """The fitted parameters refitted to the rows of `rows` marked fit (all published rows by default)."""
+    fit_rows = [r for r in rows if r.fitted]
     a53 = tuple(r for r in fit_rows if r.metric == "cpu_ms" and r.cpu and r.cpu.kind == "cortex-a53")
     a9 = tuple(r for r in fit_rows if r.metric == "cpu_ms" and r.cpu and r.cpu.kind == "cortex-a9")
     dpu = tuple(r for r in fit_rows if r.metric != "cpu_ms")
@@ -144,8 +147,10 @@ def report(params: LatencyParams) -> None:
 
 
 def uncertainty(params: LatencyParams) -> None:
-    """The spreads the 80 % intervals use (explorer/perf/uncertainty.py), from the residuals on the rows:
-    robust sigma (1.4826 x median |log error|) of the fitted rows, RMS log error of the rows never fitted."""
+    """The spreads the 80 % intervals use (explorer/perf/uncertainty.py), from the residuals on the rows: for
+    the fitted rows, the 80th percentile of |log error| over Z80 (so that 80 % of them lie inside, whatever
+    the shape of the residuals: a median-based spread assumes a normal shape these residuals do not have);
+    for the rows never fitted, the RMS log error."""
     results = errors(ROWS, params)
 
     def logs(dpu: bool, fitted: bool) -> list[float]:
@@ -156,7 +161,7 @@ def uncertainty(params: LatencyParams) -> None:
         ]
 
     def robust(values: list[float]) -> float:
-        return 1.4826 * statistics.median(abs(v) for v in values)
+        return float(np.quantile(np.abs(values), 0.8)) / Z80
 
     def rms(values: list[float]) -> float:
         return math.sqrt(sum(v * v for v in values) / len(values))
@@ -168,6 +173,8 @@ def uncertainty(params: LatencyParams) -> None:
     print(f"  sigma_dpu_unseen: {rms(logs(True, False)):.3f}    # {len(logs(True, False))} DPU rows never fitted")
     print(f"  sigma_cpu_unseen: {rms(logs(False, False)):.3f}    # {len(logs(False, False))} Arm rows never fitted")
     print(f"  sigma_architecture: {rms(ratios):.3f}  # {len(ratios)} architecture ratios")
+    kinds = {layer.kind for r in ROWS if r.fitted and r.metric != "cpu_ms" for layer in reference_graph(r.model).layers}
+    print(f"  kinds_fitted: [{', '.join(sorted(kinds))}]")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from explorer.commands.common import (
 from explorer.errors import ExplorerError
 
 if TYPE_CHECKING:
+    from explorer.export.measure import StudyTrial
     from explorer.study.config import MeasureSection, StudyConfig
 
 
@@ -186,16 +187,23 @@ def _study_request(args: argparse.Namespace) -> Any:
     )
 
 
-def _finished_trial(study: str, trial: int) -> tuple[StudyConfig, Path]:
-    """The study and the artifact folder of its finished trial `trial` (an error when there is none)."""
+def _finished_trial(study: str, trial: int) -> StudyTrial:
+    """Finished trial `trial` of `study`, as the measurement store names it (an error when there is none)."""
     from explorer.commands.study import resolve
-    from explorer.study.store import trial_folder
 
     cfg = resolve(study)
+    where = _study_trial(cfg, trial)
+    if not where.folder.is_dir():
+        raise ExplorerError(f"study {cfg.store.study_name!r} has no finished trial {trial} (no {where.folder})")
+    return where
+
+
+def _study_trial(cfg: StudyConfig, trial: int) -> StudyTrial:
+    from explorer.export.measure import StudyTrial
+    from explorer.study.store import trial_folder
+
     folder = trial_folder(cfg.store.output, trial)
-    if not folder.is_dir():
-        raise ExplorerError(f"study {cfg.store.study_name!r} has no finished trial {trial} (no {folder})")
-    return cfg, folder
+    return StudyTrial(Path(cfg.store.output), cfg.store.study_name, Path(cfg.model.path), cfg.board, trial, folder)
 
 
 def _trial(value: Any, what: str) -> int:
@@ -224,9 +232,8 @@ def cmd_import_build(args: argparse.Namespace) -> int:
     recorded = [record(folder, "build", payload)]
     origin = read_manifest(folder).get("origin", {})
     if origin.get("study") and origin.get("trial") is not None:
-        trial = _trial(origin["trial"], "export.json origin.trial")
-        cfg, _ = _finished_trial(origin["study"], trial)
-        recorded.append(record_trial(cfg, trial, "build", payload))
+        where = _finished_trial(origin["study"], _trial(origin["trial"], "export.json origin.trial"))
+        recorded.append(record_trial(where, "build", payload))
     places = [place for place, _ in recorded]
     for note in dict.fromkeys(note for _, note in recorded if note):
         print(f"note: {note}", file=sys.stderr)
@@ -261,9 +268,9 @@ def cmd_import_run(args: argparse.Namespace) -> int:
         raise ExplorerError(
             f"{args.file} does not name a study trial (it came from an export without a study); pass --study and --trial"
         )
-    number = _trial(trial, "--trial" if args.trial is not None else f"{args.file}: origin.trial")
-    cfg, folder = _finished_trial(study, number)
-    place, note = record_trial(cfg, number, "run", payload)
+    where = _finished_trial(study, _trial(trial, "--trial" if args.trial is not None else f"{args.file}: origin.trial"))
+    folder = where.folder
+    place, note = record_trial(where, "run", payload)
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -349,7 +356,7 @@ def measure_trial(cfg: StudyConfig, trial: int, settings: MeasureSection) -> str
         run_remote(host, deploy_dir, remote_dir, settings.remote_python, settings.frames, settings.threads, result_file)
         payload = parse_board_run(result_file.read_text())
         payload["measured_with"] = f"explore measure --host {settings.host}"
-        place, note = record_trial(cfg, trial, "run", payload)
+        place, note = record_trial(_study_trial(cfg, trial), "run", payload)
     if note:
         print(f"note: {note}", file=sys.stderr)
     where = f"{payload.get('host')} ({payload.get('cpu')}, {payload.get('runtime')})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,30 +137,41 @@ STORE_FILE = "measurements.jsonl"
 STORE_SCHEMA = "dpu-explorer/measurement/1"
 
 
-def store_entry(cfg: Any, trial: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StudyTrial:
+    """A finished trial of a study, as the measurement store names it (the study layer builds it)."""
+
+    output: Path  # the study's output folder
+    study: str  # its name
+    model: Path  # the study's model
+    board: str
+    trial: int
+    folder: Path  # the trial's artifact folder
+
+
+def store_entry(where: StudyTrial, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     """One line of the study's measurement store: what was measured ("run": FPS and latency on a board or
     host; "build": resources and timing from Vivado), on which design point of which model, where and when,
     beside what the model estimated for it."""
     from explorer.fileio import file_digest
-    from explorer.study.store import trial_folder
 
-    folder = trial_folder(cfg.store.output, trial)
+    folder = where.folder
     metrics: dict[str, Any] = {}
     if (folder / "metrics.json").is_file():
         try:
             metrics = json.loads((folder / "metrics.json").read_text())
         except (OSError, json.JSONDecodeError):
             metrics = {}
-    model = Path(cfg.model.path)
+    model = where.model
     entry: dict[str, Any] = {
         "schema": STORE_SCHEMA,
         "kind": kind,
-        "study": cfg.store.study_name,
-        "trial": trial,
+        "study": where.study,
+        "trial": where.trial,
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"path": str(model), "digest": file_digest(model) if model.is_file() else None},
         "design_point": metrics.get("design_point"),
-        "board": payload.get("board", cfg.board),
+        "board": payload.get("board", where.board),
     }
     estimates = metrics.get("metrics", {}) if isinstance(metrics.get("metrics"), dict) else {}
     if kind == "run":
@@ -199,16 +211,14 @@ def store_entry(cfg: Any, trial: int, kind: str, payload: dict[str, Any]) -> dic
     return entry
 
 
-def record_trial(cfg: Any, trial: int, kind: str, payload: dict[str, Any]) -> tuple[Path, str | None]:
+def record_trial(where: StudyTrial, kind: str, payload: dict[str, Any]) -> tuple[Path, str | None]:
     """Record a measurement of a study's trial: in the trial's folder (measured.json, read by the report) and
     as one appended line of the study's store (OUTPUT/measurements.jsonl), which keeps every measurement ever
     recorded for the study. A measurement already recorded is not appended again."""
-    from explorer.study.store import trial_folder
-
-    place, note, new = _record(trial_folder(cfg.store.output, trial), kind, payload)
+    place, note, new = _record(where.folder, kind, payload)
     if new:
-        line = json.dumps(store_entry(cfg, trial, kind, payload), default=float, sort_keys=True)
-        with (Path(cfg.store.output) / STORE_FILE).open("a", encoding="utf-8") as handle:
+        line = json.dumps(store_entry(where, kind, payload), default=float, sort_keys=True)
+        with (where.output / STORE_FILE).open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())

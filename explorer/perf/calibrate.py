@@ -199,9 +199,13 @@ class Profile:
         }
 
 
-def fit_profile(board: Board, rows: Sequence[Measurement], db: HwDatabase | None = None) -> Profile:
-    """Fit a profile to `rows` of `board`, with each row's error before, after and left out of the fit."""
-    base = load_params()
+def fit_profile(
+    board: Board, rows: Sequence[Measurement], db: HwDatabase | None = None, base: LatencyParams | None = None
+) -> Profile:
+    """Fit a profile to `rows` of `board`, with each row's error before, after and left out of the fit. `base`:
+    the parameters to start from and hold toward (the shipped fit; a benchmark may give a fit that never saw
+    the board)."""
+    base = base or load_params()
     predictor = Predictor(board, rows, db)
     everything = list(range(len(rows)))
     values = fit_values(predictor, everything, base)

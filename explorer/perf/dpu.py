@@ -51,6 +51,7 @@ class DpuGeometry:
     cores: int
     layer_overhead_s: float
     softmax_elements_per_s: float
+    overlap_loss: float = 0.0
 
 
 def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -> DpuGeometry:
@@ -80,6 +81,7 @@ def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -
         cores=config.cores,
         layer_overhead_s=params.layer_overhead_cycles / clock,
         softmax_elements_per_s=params.softmax_elements_per_cycle * clock,
+        overlap_loss=params.overlap_loss,
     )
 
 
@@ -158,7 +160,7 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerT
     written = layer.output_bytes
     port_s = max((moved - written) / g.read_bytes_per_s, written / g.write_bytes_per_s)
     memory_s = max(port_s, moved / g.ddr_bytes_per_s)
-    busy = max(compute_s, memory_s)
+    busy = max(compute_s, memory_s) + g.overlap_loss * min(compute_s, memory_s)
     total = busy + g.layer_overhead_s
     bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")
     return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved, port_s * 1e3)
@@ -181,18 +183,22 @@ def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> 
     if active <= 1 or not busy:
         return alone
     overhead_ms = g.layer_overhead_s * 1e3
-    floor = np.array([max(t.compute_ms, t.port_ms) for t in busy])
+    compute = np.array([t.compute_ms for t in busy])
+    ports = np.array([t.port_ms for t in busy])
     moved = np.array([float(t.ddr_bytes) for t in busy])
     total_bytes = float(moved.sum())
     ddr_per_ms = g.ddr_bytes_per_s / 1e3
 
+    def frame_at(left: float) -> float:  # the frame with `left` bytes/ms of the DDR for this core
+        memory = np.maximum(ports, moved / left)
+        exposed = np.maximum(compute, memory) + g.overlap_loss * np.minimum(compute, memory)
+        return float(exposed.sum()) + overhead_ms * len(busy)
+
     def frame(t_ms: float) -> float:
-        left = max(ddr_per_ms - (active - 1) * total_bytes / t_ms, ddr_per_ms / active)
-        return float(np.maximum(floor, moved / left).sum()) + overhead_ms * len(busy)
+        return frame_at(max(ddr_per_ms - (active - 1) * total_bytes / t_ms, ddr_per_ms / active))
 
     # F(T) lies between the alone time (T -> infinity leaves the whole DDR) and the fair-share time
-    low = alone
-    high = float(np.maximum(floor, moved * active / ddr_per_ms).sum()) + overhead_ms * len(busy)
+    low, high = alone, frame_at(ddr_per_ms / active)
     for _ in range(50):
         mid = (low + high) / 2
         low, high = (mid, high) if frame(mid) > mid else (low, mid)

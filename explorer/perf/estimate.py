@@ -241,5 +241,10 @@ class Estimator:
                 fps_single=fps_single,
                 fps_multi=fps_multi,
                 bound=bound if threads > 1 else "single",
+                dpu_unfitted_ms=sum(
+                    x.time_ms
+                    for x in layers
+                    if x.device == DPU and self.graph.layers[x.layer].kind not in self.errors.kinds_fitted
+                ),
             ),
         )

@@ -31,6 +31,7 @@ class LatencyParams:
     layer_overhead_cycles: float
     port_efficiency: float
     ddr_efficiency: float
+    overlap_loss: float
     runner_overhead_ms_at_1ghz: float
     io_ns_per_element_at_1ghz: float
     cpu_int8_time_factor: float
@@ -60,7 +61,7 @@ def _cpu_kinds(raw: dict[str, Any]) -> dict[str, CpuKindParams]:
 
 
 PARAMS_FILE = ("hw", "latency_model.yaml")
-DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency")
+DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "overlap_loss")
 CPU_FITTED = {
     "cortex-a53": ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency"),
     "cortex-a9": ("relative_speed", "thread_efficiency"),
@@ -79,6 +80,7 @@ def read_params(path: Path) -> LatencyParams:
         layer_overhead_cycles=float(dpu["fitted"]["layer_overhead_cycles"]),
         port_efficiency=float(dpu["fitted"]["port_efficiency"]),
         ddr_efficiency=float(dpu["fitted"]["ddr_efficiency"]),
+        overlap_loss=float(dpu["fitted"]["overlap_loss"]),
         runner_overhead_ms_at_1ghz=float(host["runner_overhead_ms_at_1ghz"]),
         io_ns_per_element_at_1ghz=float(host["fitted"]["io_ns_per_element_at_1ghz"]),
         cpu_int8_time_factor=float(cpu["int8_time_factor"]),

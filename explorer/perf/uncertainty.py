@@ -9,6 +9,9 @@ how far the design point is from what the fit has seen:
 - the Arm side (CPU operators) likewise `sigma_cpu` / `sigma_cpu_unseen` by whether the board is seen;
 - an architecture other than the fitted ones adds `sigma_architecture` (the spread of the architecture
   ratios) to the DPU side;
+- DPU time spent in layer kinds that no fitted row has (`kinds_fitted`: a softmax, a deconvolution, an
+  element-wise multiply, a global max pool, ...) has never been compared with a measurement: that part of
+  the DPU side adds the spread of the rows never fitted (`sigma_dpu_unseen`);
 - a calibration profile makes its board a seen one, with the spread of the profile's own leave-one-out
   errors when it has at least three rows.
 
@@ -41,6 +44,8 @@ class ErrorModel:
     architectures_fitted: tuple[str, ...]
     basis: str  # what the spread rests on, for the user
     level: float = 0.8
+    kinds_fitted: frozenset[str] = frozenset()  # DPU layer kinds the fitted rows have
+    sigma_operator: float = 0.0  # added to DPU time in other kinds
 
     def dpu_sigma(self, arch: str) -> float:
         extra = 0.0 if arch in self.architectures_fitted else self.sigma_architecture
@@ -71,7 +76,12 @@ def shipped_error_model(board: Board) -> ErrorModel:
         architectures_fitted=tuple(table["architectures_fitted"]),
         basis=basis,
         level=float(table["level"]),
+        **_operators(table),
     )
+
+
+def _operators(table: dict[str, Any]) -> dict[str, Any]:
+    return {"kinds_fitted": frozenset(table["kinds_fitted"]), "sigma_operator": float(table["sigma_dpu_unseen"])}
 
 
 def profile_error_model(board: Board, label: str, left_out_log_errors: list[float]) -> ErrorModel:
@@ -88,6 +98,7 @@ def profile_error_model(board: Board, label: str, left_out_log_errors: list[floa
         architectures_fitted=tuple(table["architectures_fitted"]),
         basis=f"calibration profile {label}",
         level=float(table["level"]),
+        **_operators(table),
     )
 
 
@@ -126,12 +137,17 @@ def intervals(
     fps_single: float,
     fps_multi: float,
     bound: str,
+    dpu_unfitted_ms: float = 0.0,
 ) -> Intervals:
-    """The 80 % intervals of one estimate (see the module's docstring)."""
+    """The 80 % intervals of one estimate (see the module's docstring); `dpu_unfitted_ms` is the part of
+    `dpu_ms` spent in layer kinds no fitted row has."""
     s_dpu, s_cpu = model.dpu_sigma(arch), model.sigma_cpu
-    dpu_side, cpu_side = (dpu_ms + host_ms, s_dpu), (cpu_ms, s_cpu)
-    s_latency = _combined([dpu_side, cpu_side, (pre_post_ms, 0.0)])
-    s_multi = {"dpu": s_dpu, "arm": _combined([(host_ms, s_dpu), cpu_side, (pre_post_ms, 0.0)])}.get(bound, s_latency)
+    unfitted = (dpu_unfitted_ms, math.hypot(s_dpu, model.sigma_operator))
+    dpu_parts = [(dpu_ms - dpu_unfitted_ms + host_ms, s_dpu), unfitted]
+    cpu_side = (cpu_ms, s_cpu)
+    s_latency = _combined([*dpu_parts, cpu_side, (pre_post_ms, 0.0)])
+    s_dpu_frame = _combined([(dpu_ms - dpu_unfitted_ms, s_dpu), unfitted]) if dpu_ms > 0 else s_dpu
+    s_multi = {"dpu": s_dpu_frame, "arm": _combined([(host_ms, s_dpu), cpu_side, (pre_post_ms, 0.0)])}.get(bound, s_latency)
     z = Z80 if abs(model.level - 0.8) < 1e-9 else _z(model.level)
 
     def around(value: float, sigma: float) -> tuple[float, float]:

@@ -120,8 +120,9 @@ def test_ddr_sharing_reduces_to_the_roofline_and_spares_compute() -> None:
     overhead_ms = geo.layer_overhead_s * 1e3
 
     def alone(t: LayerTime) -> LayerTime:  # the single-core time as dpu_layer_time sets it
-        busy = max(t.compute_ms, t.port_ms, t.ddr_bytes / ddr_per_ms)
-        return LayerTime(0, DPU, busy + overhead_ms, t.compute_ms, busy, "compute", 0, t.ddr_bytes, t.port_ms)
+        memory = max(t.port_ms, t.ddr_bytes / ddr_per_ms)
+        busy = max(t.compute_ms, memory) + geo.overlap_loss * min(t.compute_ms, memory)
+        return LayerTime(0, DPU, busy + overhead_ms, t.compute_ms, memory, "compute", 0, t.ddr_bytes, t.port_ms)
 
     # memory-bound through the DDR in every layer: three cores share it, so the whole-frame roofline
     # (the others draw nothing during a layer's fixed overhead, so with it the frame is a little faster)

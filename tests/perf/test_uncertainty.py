@@ -11,7 +11,7 @@ from explorer.hardware.config import DpuConfig
 from explorer.hardware.database import load_database
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.uncertainty import Z80, intervals, profile_error_model, shipped_error_model
-from reference.zoo import mobilenet_v2
+from reference.zoo import NetBuilder, mobilenet_v2
 
 
 def test_the_spread_widens_off_the_fitted_boards_and_architectures() -> None:
@@ -54,3 +54,25 @@ def test_every_estimate_carries_its_intervals() -> None:
             assert low < getattr(est, metric) < high
         summary = est.summary()["intervals"]
         assert summary["level"] == 0.8 and summary["fps_multi"] == list(est.intervals.bounds["fps_multi"])
+
+
+def test_dpu_time_in_kinds_no_fitted_row_has_widens_the_interval() -> None:
+    db = load_database()
+    kv260 = db.board("kv260")
+    model = shipped_error_model(kv260)
+    assert {"conv", "dwconv", "add"} <= model.kinds_fitted and "deconv" not in model.kinds_fitted
+
+    def net(decoder: bool) -> Estimator:
+        b = NetBuilder("decoder" if decoder else "encoder", (1, 16, 64, 64))
+        x = b.conv("input", 64, k=3)
+        x = b.deconv(x, 64) if decoder else b.conv(x, 64, k=3)
+        return Estimator(graph_from_model(b.build([x])), kv260, db=db)
+
+    encoder, decoder = (net(d).estimate(DpuConfig(arch="B4096")) for d in (False, True))
+    assert encoder.intervals is not None and decoder.intervals is not None
+    assert encoder.intervals.sigma["latency_ms"] < decoder.intervals.sigma["latency_ms"]
+    assert decoder.intervals.sigma["latency_ms"] < math.hypot(model.sigma_dpu, model.sigma_operator)
+    # all of the DPU time unfitted: the DPU side takes the unseen spread in full
+    direct = intervals(model, "B4096", dpu_ms=10, host_ms=0, cpu_ms=0, pre_post_ms=0, latency_ms=10,
+                       fps_single=100, fps_multi=100, bound="dpu", dpu_unfitted_ms=10)  # fmt: skip
+    assert direct.sigma["fps_multi"] == pytest.approx(math.hypot(model.sigma_dpu, model.sigma_operator))
