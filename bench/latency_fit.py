@@ -23,7 +23,7 @@ from scipy.optimize import least_squares
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ (networks, published rows) sits beside bench/
 
 from explorer.datafiles import data_path
-from explorer.perf.params import CPU_FITTED, DPU_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
+from explorer.perf.params import CPU_FITTED, DPU_FITTED, HOST_FITTED, PARAMS_FILE, LatencyParams, load_params, write_fitted
 from explorer.perf.uncertainty import Z80
 from reference.published import (
     ROWS,
@@ -38,8 +38,8 @@ from reference.published import (
     seed002_times,
 )
 
-DPU_KEYS = (*DPU_FITTED, "io_ns_per_element_at_1ghz")
-DPU_BOUNDS = ((0, 0.1, 0.1, 0, 0), (60000, 1.0, 1.0, 1.0, 50.0))
+DPU_KEYS = (*DPU_FITTED, *HOST_FITTED)
+DPU_BOUNDS = ((0, 0.1, 0.1, 0, 0.01, 0), (60000, 1.0, 1.0, 1.0, 2.0, 50.0))
 A53_KEYS = CPU_FITTED["cortex-a53"]
 A53_BOUNDS = ((0.5, 0.02, 0.1, 0, 0.1), (10, 1.0, 20, 100, 1.0))  # a fixed cost above 100 us per operator is not physical
 A9_KEYS = CPU_FITTED["cortex-a9"]

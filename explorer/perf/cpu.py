@@ -39,10 +39,19 @@ def cpu_layer_ms(layer: Layer, cpu: Cpu, params: LatencyParams, threads: int = 1
     return seconds * 1e3 * factor
 
 
+def _effective_ghz(cpu: Cpu, params: LatencyParams) -> float:
+    p = params.cpu.get(cpu.kind) or params.cpu["cortex-a53"]
+    return cpu.clock_mhz / 1000 * p.relative_speed
+
+
+def runner_call_ms(cpu: Cpu, params: LatencyParams) -> float:
+    """Arm time of one runner call (execute_async + wait: the driver starts the core, the completion interrupt
+    wakes the caller). The core's next task starts only after this round trip, so it also holds a DPU core
+    once per subgraph run: the per-frame cost that bounds fast networks on several threads."""
+    return params.runner_overhead_ms_at_1ghz / _effective_ghz(cpu, params)
+
+
 def host_invocation_ms(input_elements: int, output_elements: int, cpu: Cpu, params: LatencyParams) -> float:
     """Arm time around one DPU subgraph run: runner call plus (de)quantising its inputs and outputs."""
-    p = params.cpu.get(cpu.kind) or params.cpu["cortex-a53"]
-    ghz = cpu.clock_mhz / 1000 * p.relative_speed
-    return (
-        params.runner_overhead_ms_at_1ghz + params.io_ns_per_element_at_1ghz * 1e-6 * (input_elements + output_elements)
-    ) / ghz
+    io_ms = params.io_ns_per_element_at_1ghz * 1e-6 * (input_elements + output_elements)
+    return runner_call_ms(cpu, params) + io_ms / _effective_ghz(cpu, params)

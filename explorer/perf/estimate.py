@@ -3,8 +3,8 @@
   latency_ms  = DPU subgraphs (one core) + host work per DPU subgraph + CPU subgraphs (onnxruntime with
                 one intra-op thread per Arm core) + the user's pre- and post-processing
   fps_single  = 1000 / latency_ms                                   (one application thread)
-  fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (per frame: max(one-core time,
-                                                                     cores x DDR bytes / DDR bandwidth))
+  fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (per frame: one core's time with the DDR
+                                                                     shared, plus a runner round trip per subgraph)
                     Arm cores x 1000 / Arm time per frame,           (host, CPU subgraphs, pre/post; 1 thread each)
                     threads x 1000 / per-frame latency)              (frames in flight)
 What depends neither on the DPU configuration nor on the split (the graph, cut points and CPU layer
@@ -24,7 +24,7 @@ from explorer.graph.layers import ModelGraph
 from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf import runtime_problem
-from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms
+from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms, runner_call_ms
 from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.params import LatencyParams, load_params
 from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
@@ -200,10 +200,13 @@ class Estimator:
         layers.sort(key=lambda x: x.layer)
         # Several cores running frames at once share the DDR (mean-field contention, per layer).
         dpu_frame_ms = shared_frame_ms([x for x in layers if x.device == DPU], geo, active)
+        # and each subgraph run holds its core for one runner round trip (the next task starts after it)
+        hold_ms = len(part.dpu_subgraphs) * runner_call_ms(arm, self.params)
+        dpu_core_ms = dpu_frame_ms + hold_ms if dpu_frame_ms else 0.0
         latency = dpu_ms + host_ms + cpu_ms + opts.pre_ms + opts.post_ms
         arm_work = host_ms + cpu_one_ms + opts.pre_ms + opts.post_ms
         caps = {
-            "dpu": active * 1000.0 / dpu_frame_ms if dpu_frame_ms > 0 else math.inf,
+            "dpu": active * 1000.0 / dpu_core_ms if dpu_core_ms > 0 else math.inf,
             "arm": min(threads, arm.cores) * 1000.0 / arm_work if arm_work > 0 else math.inf,
             "threads": threads * 1000.0 / (dpu_frame_ms + arm_work) if dpu_frame_ms + arm_work > 0 else math.inf,
         }

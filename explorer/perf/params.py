@@ -62,6 +62,7 @@ def _cpu_kinds(raw: dict[str, Any]) -> dict[str, CpuKindParams]:
 
 PARAMS_FILE = ("hw", "latency_model.yaml")
 DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "overlap_loss")
+HOST_FITTED = ("runner_overhead_ms_at_1ghz", "io_ns_per_element_at_1ghz")
 CPU_FITTED = {
     "cortex-a53": ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency"),
     "cortex-a9": ("relative_speed", "thread_efficiency"),
@@ -81,7 +82,7 @@ def read_params(path: Path) -> LatencyParams:
         port_efficiency=float(dpu["fitted"]["port_efficiency"]),
         ddr_efficiency=float(dpu["fitted"]["ddr_efficiency"]),
         overlap_loss=float(dpu["fitted"]["overlap_loss"]),
-        runner_overhead_ms_at_1ghz=float(host["runner_overhead_ms_at_1ghz"]),
+        runner_overhead_ms_at_1ghz=float(host["fitted"]["runner_overhead_ms_at_1ghz"]),
         io_ns_per_element_at_1ghz=float(host["fitted"]["io_ns_per_element_at_1ghz"]),
         cpu_int8_time_factor=float(cpu["int8_time_factor"]),
         cpu=_cpu_kinds(cpu["kinds"]),
@@ -113,11 +114,13 @@ def write_fitted(params: LatencyParams, path: Path) -> None:
                 raise ValueError(f"{path}: cannot find {'.'.join((*where, 'fitted', key))} (no {part!r} key)")
             if part != key:
                 node = node[part]
-        node[key] = float(f"{value:.4g}")
+        rounded = float(f"{value:.4g}")
+        node[key] = int(rounded) if rounded.is_integer() else rounded  # 2484, not 2484.0
 
     for key in DPU_FITTED:
         put(("dpu",), key, getattr(params, key))
-    put(("host",), "io_ns_per_element_at_1ghz", params.io_ns_per_element_at_1ghz)
+    for key in HOST_FITTED:
+        put(("host",), key, getattr(params, key))
     for kind, keys in CPU_FITTED.items():
         for key in keys:
             put(("cpu", "kinds", kind), key, getattr(params.cpu[kind], key))

@@ -11,7 +11,7 @@ from explorer.dpu.support import DPU, Placement
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
-from explorer.perf.cpu import cpu_layer_ms
+from explorer.perf.cpu import cpu_layer_ms, runner_call_ms
 from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.params import load_params
@@ -189,3 +189,14 @@ def test_calibration_target_median_error_within_10_percent() -> None:
 
     results = errors(tuple(r for r in ROWS if r.metric != "cpu_ms"))
     assert median_abs_error(results) <= 0.10
+
+
+def test_each_subgraph_run_holds_its_core_for_a_runner_call() -> None:
+    # a network fast enough that the runner round trip matters: per core, no more than one run per call
+    b = NetBuilder("fast", (1, 8, 16, 16))
+    fast = Estimator(graph_from_model(b.build([b.conv("input", 16, k=3)])), KV260)
+    est = fast.estimate(DpuConfig(arch="B4096"), None, EstimateOptions(threads=8))
+    call_ms = runner_call_ms(KV260.cpu, load_params())
+    assert est.multi_bound == "dpu"
+    assert est.fps_multi == pytest.approx(1000.0 / (est.dpu_ms + est.dpu_subgraphs * call_ms), rel=1e-6)
+    assert est.fps_multi < 1000.0 / call_ms
