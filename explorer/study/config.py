@@ -56,6 +56,10 @@ TOP_KEYS = (
     "storage",
     "output",
     "study_name",
+    "heartbeat_interval",
+    "grace_period",
+    "max_retry",
+    "cache",
     "estimator",
     "quantization",
     "measure",
@@ -108,6 +112,19 @@ class StoreSection:
     url: str  # an Optuna storage URL, or journal:PATH (absolute)
     output: Path
     study_name: str
+    # database storages (PostgreSQL, MySQL): each running trial's worker beats every heartbeat_interval s; a
+    # trial with no beat for grace_period s is failed (its worker died) and retried up to max_retry times
+    heartbeat_interval: int = 60
+    grace_period: int = 180
+    max_retry: int = 3
+    # the accuracy cache: OUTPUT/cache (per host) by default, a shared folder when several hosts share one,
+    # or None (cache: false) for none
+    cache: Path | None = None
+    cache_enabled: bool = True
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache or self.output / "cache"
 
 
 @dataclass(frozen=True)
@@ -171,7 +188,7 @@ class StudyConfig:
 
     def with_output(self, output: Path) -> StudyConfig:
         """A copy that keeps its output, and its journal, in `output`."""
-        store = StoreSection(f"journal:{(output / 'study.journal').resolve()}", output.resolve(), self.store.study_name)
+        store = dataclasses.replace(self.store, url=f"journal:{(output / 'study.journal').resolve()}", output=output.resolve())
         return dataclasses.replace(self, store=store)
 
 
@@ -455,7 +472,28 @@ def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -
         c.add("storage", "journal: needs a file path, e.g. journal:study.journal")
     elif url.startswith("journal:"):
         url = f"journal:{(base / url[8:]).resolve()}"  # absolute: the lock and the resolved copy must not depend on the cwd
-    return StoreSection(str(url), output, str(study_name))
+    beats = {}
+    for key, default in (("heartbeat_interval", 60), ("grace_period", 180), ("max_retry", 3)):
+        value = raw.get(key, default)
+        least = 0 if key == "max_retry" else 1
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+            c.add(key, f"expected an integer >= {least}{' (seconds)' if key != 'max_retry' else ''}, got {value!r}")
+            value = default
+        beats[key] = value
+    if beats["grace_period"] <= beats["heartbeat_interval"]:
+        c.add(
+            "grace_period",
+            f"must be longer than heartbeat_interval ({beats['heartbeat_interval']} s), or a live worker's trial "
+            f"would be failed between two beats; got {beats['grace_period']}",
+        )
+    cache_raw = raw.get("cache")
+    cache, enabled = None, cache_raw is not False
+    if cache_raw is not None and cache_raw is not False:
+        if isinstance(cache_raw, str) and cache_raw.strip():
+            cache = (base / cache_raw).resolve()
+        else:
+            c.add("cache", f"expected a folder for the accuracy cache, or false for none, got {cache_raw!r}")
+    return StoreSection(str(url), output, str(study_name), **beats, cache=cache, cache_enabled=enabled)
 
 
 def _estimator(c: _Checker, raw: Any, base: Path, board: Board | None) -> EstimatorSection:

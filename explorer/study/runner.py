@@ -40,8 +40,12 @@ from explorer.study.record import METRICS, TrialRecord, copy_result, record_fail
 from explorer.study.search_space import SearchSpace, design_point, suggest
 from explorer.study.store import (
     WORKER_ATTR,
+    Heartbeat,
     Worker,
+    ask,
+    beating,
     close_stale_trials,
+    fail_stale,
     finished_count,
     open_storage,
     trial_folder,
@@ -117,13 +121,17 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samp
         raise ExplorerError("the gp sampler needs torch (pip install torch==2.13.0, the CPU build)") from exc
 
 
+def heartbeat_of(cfg: StudyConfig) -> Heartbeat:
+    return Heartbeat(cfg.store.heartbeat_interval, cfg.store.grace_period, cfg.store.max_retry)
+
+
 def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.Study:
     """Open (or create) the study; close trials whose worker died; seed this process's sampler."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(
             study_name=cfg.store.study_name,
-            storage=open_storage(cfg.store.url),
+            storage=open_storage(cfg.store.url, heartbeat_of(cfg)),
             directions=[
                 optuna.study.StudyDirection.MINIMIZE if o.direction == "minimize" else optuna.study.StudyDirection.MAXIMIZE
                 for o in cfg.objectives
@@ -148,7 +156,7 @@ def open_study(cfg: StudyConfig, space: SearchSpace, worker: int = 0) -> optuna.
                 f"({study.user_attrs['explorer']['objectives']}); use another output folder or study_name"
             )
         study.set_user_attr("explorer", meta)
-    for number, reason in close_stale_trials(study):
+    for number, reason in close_stale_trials(study, cfg.store.max_retry):
         print(f"note: trial {number} was left RUNNING and is now recorded as failed: {reason}", file=sys.stderr)
     trials = study.get_trials(deepcopy=False)
     concurrent = any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
@@ -312,21 +320,25 @@ def run_worker(
     while True:
         done = finished_count(study)
         bar.update(done, study)
-        if done >= cfg.run.n_trials or (cfg.run.timeout is not None and time.time() - start >= cfg.run.timeout):
+        # a retry of a trial whose worker died is run even when the others already reached n_trials
+        retries = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        if (done >= cfg.run.n_trials and not retries) or (cfg.run.timeout is not None and time.time() - start >= cfg.run.timeout):
             break
         if parent is not None and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
-        trial = study.ask()
+        fail_stale(study)  # a database storage: trials whose worker stopped beating are failed and retried
+        trial = ask(study)
         try:
-            trial.set_user_attr(WORKER_ATTR, me.to_dict())
-            values = suggest(trial, ctx.space, ctx.facts)
-            trial.set_user_attr(SUGGESTED_ATTR, True)
-            point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
-            twin = find_twin(study, trial, point.to_dict())
-            if twin is not None:
-                reuse_twin(study, trial, twin)
-            else:
-                study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
+            with beating(study, trial._trial_id):
+                trial.set_user_attr(WORKER_ATTR, me.to_dict())
+                values = suggest(trial, ctx.space, ctx.facts)
+                trial.set_user_attr(SUGGESTED_ATTR, True)
+                point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
+                twin = find_twin(study, trial, point.to_dict())
+                if twin is not None:
+                    reuse_twin(study, trial, twin)
+                else:
+                    study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
             streak.success()
         except KeyboardInterrupt as exc:
             with contextlib.suppress(RuntimeError):  # the interrupt may come after the trial was told

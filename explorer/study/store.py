@@ -12,7 +12,13 @@ Local studies use Optuna's journal file. Three things make it survive crashes:
   next record keeps the whole record. Completed trials are never lost.
 - `close_stale_trials`: a trial left RUNNING by a process that died is recorded as FAIL with the reason,
   so that it is neither lost nor counted twice; each trial records its worker (host, process id and
-  the process's start time) when it starts.
+  the process's start time) when it starts. Its design point is asked again (`retry_stale`), and a trial
+  whose worker died does not count toward n_trials (`counts_as_finished`).
+
+Studies shared by many machines use a database (PostgreSQL): Optuna's schema is created under an advisory
+lock (`_schema_lock`: workers started at once on a fresh database race otherwise), and running trials beat
+(`beating`), so that a trial whose worker on another host died is failed once its beats stop
+(`fail_stale`, Optuna's heartbeat_interval / grace_period) and retried like the above.
 """
 
 from __future__ import annotations
@@ -279,18 +285,157 @@ def storage_for(storage: str) -> optuna.storages.BaseStorage | str:
     return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(str(path))))
 
 
-def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
-    """`storage_for`, with a server storage checked, so a bad URL is one clear message."""
+@dataclass(frozen=True)
+class Heartbeat:
+    """Worker heartbeats of a database storage (Optuna's heartbeat_interval / grace_period), and how often a
+    trial whose worker died is retried."""
+
+    interval: int = 60
+    grace_period: int = 180
+    max_retry: int = 3
+
+
+SCHEMA_LOCK_KEY = 0x64707545_78706C72  # pg_advisory_lock key: "dpuExplr"; one schema creation at a time
+
+
+def database_url(url: str) -> str:
+    """SQLAlchemy's driver for a bare postgresql:// is psycopg2; with only psycopg 3 installed (the
+    `postgres` extra), name it, so both spellings work."""
+    import importlib.util
+
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare) and importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+            return "postgresql+psycopg://" + url[len(bare) :]
+    return url
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna creates its schema: several workers started at once
+    against a fresh database otherwise race on CREATE TYPE / CREATE TABLE and all but one fail."""
+    if not url.startswith(("postgresql", "postgres:")):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def retry_stale(max_retry: int) -> Any:
+    """A trial failed because its worker died is asked again with the same parameters, at most `max_retry`
+    times for one design point. Optuna's RetryFailedTrialCallback does the same but also copies the dead
+    trial's user attributes (its worker and failure reason) into the retry; this one starts it clean and
+    keeps Optuna's `failed_trial` / `retry_history` system attributes, which optuna-dashboard shows."""
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > max_retry or not trial.params:
+            return
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs={"failed_trial": trial.number, "retry_history": history},
+            )
+        )
+
+    return callback
+
+
+def _database_storage(url: str, heartbeat: Heartbeat | None) -> optuna.storages.BaseStorage:
+    import inspect
+
+    kwargs: dict[str, Any] = {}
+    if heartbeat is not None:
+        names = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+        stale = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in names else "failed_trial_callback"
+        kwargs = {
+            "heartbeat_interval": heartbeat.interval,
+            "grace_period": heartbeat.grace_period,
+            stale: retry_stale(heartbeat.max_retry),
+        }
+    import warnings
+
+    with _schema_lock(url), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+
+
+def open_storage(storage: str, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage | str:
+    """`storage_for`, with a server storage opened and checked, so a bad URL or a missing driver is one clear
+    message. `heartbeat`: a running worker's settings for a database storage (readers need none)."""
     opened = storage_for(storage)
     if isinstance(opened, str):
+        url = database_url(opened)
         try:
-            return optuna.storages.get_storage(opened)
+            if url.startswith(("postgresql", "postgres:", "mysql")):
+                return _database_storage(url, heartbeat)
+            return optuna.storages.get_storage(url)
         except ImportError as exc:
-            raise ExplorerError(f"storage {opened!r}: its database driver is not installed ({exc})") from None
+            hint = " (pip install 'dpu-explorer[postgres]')" if url.startswith("postgres") else ""
+            raise ExplorerError(f"storage {opened!r}: its database driver is not installed ({exc}){hint}") from None
         except Exception as exc:  # sqlalchemy's errors (bad URL, unreachable server) share no base we can import
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExplorerError(f"storage {opened!r} cannot be opened: {first}") from None
     return opened
+
+
+@contextlib.contextmanager
+def beating(study: optuna.Study, trial_id: int) -> Iterator[None]:
+    """While a trial runs, beat for it every heartbeat interval (a storage with heartbeats enabled), so
+    that other workers can tell it from a trial whose worker died. Optuna beats only inside
+    study.optimize; the explorer asks and tells, so it beats here."""
+    storage: Any = study._storage  # a database storage (possibly cached) has the heartbeat methods
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        yield
+        return
+    import threading
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
+                storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    """study.ask(), without Optuna's warning that heartbeats belong to study.optimize: `beating` beats."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        return study.ask()
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the trials whose worker stopped beating (and retry them); nothing for storages without heartbeats."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def load_existing(study_name: str, storage: str) -> optuna.Study:
@@ -306,12 +451,28 @@ def load_existing(study_name: str, storage: str) -> optuna.Study:
         raise never_run from None
 
 
+RETRIED_REASONS = ("interrupted", "left RUNNING")  # failures of the worker, not of the design point
+
+
+def counts_as_finished(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial that counts toward n_trials: complete, pruned, or failed because of its design point. A trial
+    whose worker died or was interrupted does not (its design point was not judged): a rerun or a retry makes
+    it up, so a killed worker costs at most the trial it was running."""
+    if trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        return True
+    if trial.state != optuna.trial.TrialState.FAIL:
+        return False
+    reason = trial.user_attrs.get(FAIL_REASON)
+    return isinstance(reason, str) and not reason.startswith(RETRIED_REASONS)  # no reason: failed by heartbeat
+
+
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return sum(counts_as_finished(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def close_stale_trials(study: optuna.Study) -> list[tuple[int, str]]:
-    """Record RUNNING trials whose worker is gone as FAIL with the reason; returns (number, reason) of each."""
+def close_stale_trials(study: optuna.Study, max_retry: int = 0) -> list[tuple[int, str]]:
+    """Record RUNNING trials whose worker is gone as FAIL with the reason, and ask each again with the same
+    parameters (up to `max_retry` times per design point); returns (number, reason) of each."""
     closed = []
     storage = study._storage
     now = time.time()
@@ -331,6 +492,8 @@ def close_stale_trials(study: optuna.Study) -> list[tuple[int, str]]:
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except RuntimeError:
             continue  # another process closed it first
+        if max_retry:
+            retry_stale(max_retry)(study, storage.get_trial(trial._trial_id))
         closed.append((trial.number, reason))
     return closed
 

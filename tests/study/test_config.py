@@ -85,3 +85,26 @@ def test_sections_are_frozen(tmp_path: Path) -> None:
         moved.store.output == (tmp_path / "o").resolve()
         and moved.store.url == f"journal:{(tmp_path / 'o' / 'study.journal').resolve()}"
     )
+
+
+def test_scale_out_settings_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(EXAMPLE.with_name("mobilepose_dsnt.onnx").read_bytes())
+    study = tmp_path / "s.yaml"
+    base = "model: m.onnx\ndata: pose-synth:8:1\nboard: kv260\n"
+    study.write_text(base + "heartbeat_interval: 10\ngrace_period: 30\nmax_retry: 0\ncache: shared/cache\n")
+    store = load_study(study).store
+    assert (store.heartbeat_interval, store.grace_period, store.max_retry) == (10, 30, 0)
+    assert store.cache_dir == (tmp_path / "shared" / "cache").resolve() and store.cache_enabled
+    study.write_text(base + "cache: false\n")
+    store = load_study(study).store
+    assert not store.cache_enabled and store.cache_dir == store.output / "cache"
+    assert (store.heartbeat_interval, store.grace_period, store.max_retry) == (60, 180, 3)
+    study.write_text(base + "heartbeat_interval: 0\ngrace_period: 5\nmax_retry: -1\ncache: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_study(study)
+    found = {p.path: p.message for p in info.value.problems}
+    assert "integer >= 1" in found["heartbeat_interval"] and "integer >= 0" in found["max_retry"]
+    assert "folder for the accuracy cache" in found["cache"]
+    study.write_text(base + "heartbeat_interval: 30\ngrace_period: 30\n")
+    with pytest.raises(ConfigError, match="longer than heartbeat_interval"):
+        load_study(study)

@@ -14,9 +14,18 @@ import pytest
 
 from explorer.errors import ExplorerError
 from explorer.study.design_metrics import StudyContext
+from explorer.study.record import FAIL_REASON
 from explorer.study.runner import FAIL_FAST, FailureStreak, StudyStopped, run_study, worker_seed
 from explorer.study.search_space import load_space
-from explorer.study.store import WORKER_ATTR, Worker, close_stale_trials, repair_journal, storage_for
+from explorer.study.store import (
+    WORKER_ATTR,
+    Worker,
+    close_stale_trials,
+    counts_as_finished,
+    finished_count,
+    repair_journal,
+    storage_for,
+)
 from tests.study.test_runner import small_study
 
 RECORD = b'{"op_code":0,"worker_id":"w","study_name":"s","directions":[1]}'
@@ -68,6 +77,32 @@ def test_stale_running_trials_are_closed_with_the_reason(tmp_path: Path) -> None
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {dead.number: "FAIL", alive.number: "RUNNING"}
     assert study.trials[dead.number].user_attrs["fail_reason"].startswith("interrupted: its worker")
+
+
+def test_a_dead_workers_trial_is_asked_again_and_does_not_count(tmp_path: Path) -> None:
+    storage = storage_for(f"journal:{tmp_path / 'j.journal'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    dead.set_user_attr(WORKER_ATTR, Worker(Worker.current().host, done.pid, None).to_dict())
+    judged = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    judged.set_user_attr(FAIL_REASON, "the evaluator raised")
+    study.tell(judged, state=optuna.trial.TrialState.FAIL)
+    assert close_stale_trials(study, max_retry=1)
+    trials = study.get_trials()
+    retry = trials[-1]
+    assert retry.state.name == "WAITING" and retry.params == {"x": dead.params["x"]}
+    assert retry.system_attrs["failed_trial"] == dead.number and not retry.user_attrs  # starts clean
+    # the failure of a design point counts toward n_trials; its worker's death does not
+    assert [counts_as_finished(t) for t in trials] == [False, True, False]
+    assert finished_count(study) == 1
+    # asked again and dead again: after max_retry retries the design point is given up
+    again = study.ask()
+    assert again.params == retry.params
+    again.set_user_attr(WORKER_ATTR, Worker(Worker.current().host, done.pid, None).to_dict())
+    close_stale_trials(study, max_retry=1)
+    assert not [t for t in study.get_trials() if t.state.name == "WAITING"]
 
 
 def test_worker_seeds() -> None:
