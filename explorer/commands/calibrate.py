@@ -94,7 +94,7 @@ def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
         point = DesignPoint.from_dict(design_point)
         model = folder / f"trial_{trial:05d}.onnx"
         if trial not in written:
-            _, graph, _ = compression.pruned(compress_options(point, cfg.quantization.calibration))
+            _, graph, _ = compression.pruned(compress_options(point, cfg))
             onnx.save(graph.model, str(model))
             written.add(trial)
         source = f"board run on {run.get('board') or '?'} ({run.get('runtime') or 'vart'}), trial {trial} of {cfg.path}"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.commands.common import add_dpu_options, add_hard_activations_option, dpu_config_from_args, print_json
-from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, default_cache_dir
+from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, RECOVERY, default_cache_dir
 from explorer.errors import ExplorerError
 from explorer.tables import format_table
 
@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="dpu", help="int8 for the DPU part, everything, or nothing")
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="activation calibration method")
     p.add_argument("--split", type=int, help="cut index: layers from it on run on the CPU")
+    p.add_argument(
+        "--recovery",
+        choices=RECOVERY,
+        default="reconstruct",
+        help="after pruning: refit the layers that read the pruned channels by least squares on the calibration "
+        "data (default), or none",
+    )
     p.add_argument("--board", help="board whose DPU configuration decides the partition (default: a full-featured ZU+ DPU)")
     add_dpu_options(p)
     add_hard_activations_option(p)
@@ -108,7 +115,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         db = load_database()
         config = dpu_config_from_args(args, db.board(args.board), db)
     thresholds = parse_thresholds(args.prune, ctx.apoz(args.prune_groups).groups) if args.prune else {}
-    options = CompressOptions(thresholds, args.prune_multiple, args.prune_groups, args.quantize, args.calibration, args.split)
+    options = CompressOptions(
+        thresholds, args.prune_multiple, args.prune_groups, args.quantize, args.calibration, args.split, args.recovery
+    )
     result = ctx.measure_accuracy(options, config)
     if args.output:
         onnx.save(ctx.export(options, config), args.output)

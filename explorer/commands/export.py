@@ -179,7 +179,7 @@ def _study_request(args: argparse.Namespace) -> Any:
     if not args.no_model:
         parts = model_parts(
             trial_compression(cfg),
-            compress_options(point, cfg.quantization.calibration),
+            compress_options(point, cfg),
             artifact_name(Path(cfg.model.path).stem),
         )
     return ExportRequest(

@@ -17,3 +17,6 @@ def default_cache_dir() -> Path:
     """The accuracy cache: $XDG_CACHE_HOME/dpu-explorer, else ~/.cache/dpu-explorer."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "dpu-explorer"
+
+
+RECOVERY = ("reconstruct", "none")  # after pruning: least-squares reconstruction (reconstruct.py), or nothing

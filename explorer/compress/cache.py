@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from explorer.compress import default_cache_dir
 
 
@@ -37,3 +39,23 @@ class JsonCache:
         tmp = folder / f".{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(payload, default=float))
         tmp.replace(folder / f"{key}.json")  # atomic: concurrent workers never read half a file
+
+    def read_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """Arrays stored by write_arrays (an .npz file), or None."""
+        if not self.enabled:
+            return None
+        path = self.folder / kind / f"{key}.npz"
+        try:
+            with np.load(path) as loaded:
+                return {name: loaded[name] for name in loaded.files}
+        except (OSError, ValueError):
+            return None  # missing or damaged: recomputed
+
+    def write_arrays(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        if not self.enabled:
+            return
+        folder = self.folder / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        tmp.replace(folder / f"{key}.npz")

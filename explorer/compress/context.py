@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from explorer.compress import QUANTIZE_MODES
+from explorer.compress import QUANTIZE_MODES, RECOVERY
 from explorer.compress.cache import JsonCache
 from explorer.compress.prune import ApozReport, apply_pruning, choose_channels, measure_apoz
 from explorer.compress.quantize import QuantizedModel, _insert_qdq, quantize
+from explorer.compress.reconstruct import apply_weights, reconstruct_weights
 from explorer.data.loaders import Dataset
 from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
@@ -34,7 +35,7 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
 
-CACHE_VERSION = 3  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets)
+CACHE_VERSION = 4  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets); 4: recovery
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
 CPU_INT8_KINDS = {
@@ -67,15 +68,16 @@ class CompressOptions:
     quantize: str = "dpu"  # none | dpu (the seeds' "Y+N") | all ("Y+Y")
     calibration: str = "minmax"
     split: int | None = None
+    recovery: str = "reconstruct"  # what restores accuracy after pruning (RECOVERY)
 
     @property
     def cpu_precision(self) -> str:
         return "int8" if self.quantize == "all" else "fp32"
 
     @property
-    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int]:
+    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int, str]:
         """What the pruned model depends on, as a hashable value."""
-        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups
+        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,26 @@ class CompressionContext:
                     self._pruned[key] = (self.eval_model, self.graph, {})
                 else:
                     model = apply_pruning(self.eval_model, kept)
-                    graph = analyze(normalize(apply_pruning(self.graph.model, kept)))
+                    small = apply_pruning(self.graph.model, kept)
+                    if options.recovery == "reconstruct":
+                        weights = self.reconstruction(model, kept)
+                        model, small = apply_weights(model, weights), apply_weights(small, weights)
+                    graph = analyze(normalize(small))
                     self._pruned[key] = (model, graph, kept)
         return self._pruned[key]
+
+    def reconstruction(self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The consumers' refitted weights for the channels `kept` (reconstruct.py), computed once per kept set
+        and calibration data (memory, then the disk cache)."""
+        channels = {name: [int(i) for i in np.asarray(k).ravel()] for name, k in sorted(kept.items())}
+        key = hashlib.sha256(
+            json.dumps([self.digest, self.calibration.digest, self.hard, channels], sort_keys=True).encode()
+        ).hexdigest()[:24]
+        weights = self.cache.read_arrays("reconstruct", key)
+        if weights is None:
+            weights = reconstruct_weights(self.eval_model, pruned, self.calibration)
+            self.cache.write_arrays("reconstruct", key, weights)
+        return weights
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def float_outputs(self) -> dict[str, np.ndarray]:
@@ -223,6 +242,7 @@ class CompressionContext:
             "calibration_data": self.calibration.digest,
             "evaluator": self.evaluator.name,
             "hard_activations": self.hard,
+            "recovery": options.recovery if kept else None,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -232,6 +252,8 @@ class CompressionContext:
         """Measured accuracy of the model compressed with `options` (placements for `config`, or given)."""
         if options.quantize not in QUANTIZE_MODES:
             raise ExplorerError(f"quantize mode {options.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+        if options.recovery not in RECOVERY:
+            raise ExplorerError(f"recovery {options.recovery!r}: choose one of {', '.join(RECOVERY)}")
         eval_model, graph, kept = self.pruned(options)
         if options.split is not None and not 0 <= options.split <= len(graph.layers):
             raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")

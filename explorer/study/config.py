@@ -62,6 +62,7 @@ TOP_KEYS = (
     "cache",
     "estimator",
     "quantization",
+    "pruning",
     "measure",
 )
 
@@ -143,6 +144,11 @@ class QuantizationSection:
 
 
 @dataclass(frozen=True)
+class PruningSection:
+    recovery: str = "reconstruct"  # after pruning: least-squares reconstruction of the consumers, or none
+
+
+@dataclass(frozen=True)
 class MeasureSection:
     """`measure:`: run the best design points on a host over SSH while the study runs (explore measure)."""
 
@@ -177,6 +183,7 @@ class StudyConfig:
     estimator: EstimatorSection
     quantization: QuantizationSection
     measure: MeasureSection | None = None
+    pruning: PruningSection = PruningSection()
 
     @property
     def base_dir(self) -> Path:
@@ -542,6 +549,18 @@ def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
     return QuantizationSection(str(calibration), hard is True)
 
 
+def _pruning(c: _Checker, raw: Any) -> PruningSection:
+    from explorer.compress import RECOVERY
+
+    section = c.mapping(raw, "pruning")
+    c.keys(section, ("recovery",), "pruning")
+    recovery = section.get("recovery", "reconstruct")
+    if recovery not in RECOVERY:
+        c.add("pruning.recovery", f"expected one of {', '.join(RECOVERY)}, got {recovery!r}")
+        recovery = "reconstruct"
+    return PruningSection(str(recovery))
+
+
 def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:
     if raw is None:
         return None
@@ -603,8 +622,21 @@ def load_study(path: str | Path) -> StudyConfig:
     estimator = _estimator(c, raw.get("estimator"), base, board)
     quantization = _quantization(c, raw.get("quantization"))
     measure = _measure(c, raw.get("measure"), base)
+    pruning = _pruning(c, raw.get("pruning"))
     if c.problems or board is None or space is None:
         raise ConfigError(str(file), c.problems)
     return StudyConfig(
-        file.resolve(), model, data, board.name, space, objectives, constraints, run, store, estimator, quantization, measure
+        file.resolve(),
+        model,
+        data,
+        board.name,
+        space,
+        objectives,
+        constraints,
+        run,
+        store,
+        estimator,
+        quantization,
+        measure,
+        pruning,
     )

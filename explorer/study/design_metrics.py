@@ -59,15 +59,16 @@ def study_calibration(cfg: StudyConfig, names: list[str], data: Dataset | None =
     return (data or load_data(cfg.data.evaluation, names, cfg.base_dir)).head(100)
 
 
-def compress_options(point: DesignPoint, calibration_method: str) -> CompressOptions:
-    """What the model side of a design point depends on: pruning, split and the quantized nodes."""
+def compress_options(point: DesignPoint, cfg: StudyConfig) -> CompressOptions:
+    """What the model side of a design point depends on: pruning and its recovery, split and the quantized nodes."""
     return CompressOptions(
         dict(point.prune),
         point.prune_multiple,
         point.prune_groups,
         "all" if point.cpu_precision == "int8" else "dpu",
-        calibration_method,
+        cfg.quantization.calibration,
         point.split,
+        cfg.pruning.recovery,
     )
 
 
@@ -118,7 +119,7 @@ class StudyContext:
             self.params, self.errors = profile.params(self.board), profile.error_model(self.board)
 
     def options(self, point: DesignPoint) -> CompressOptions:
-        return compress_options(point, self.cfg.quantization.calibration)
+        return compress_options(point, self.cfg)
 
     def estimator(self, options: CompressOptions) -> Estimator:
         key = options.pruning_key

@@ -1,0 +1,196 @@
+"""Training-free recovery after channel pruning: least-squares reconstruction of the consuming layers.
+
+After channels are removed, each convolution (group 1) or Gemm that reads them sees fewer inputs. Its
+weights and bias are refitted so that its output on the calibration data matches the unpruned model's
+output of the same node, by linear least squares (the reconstruction step of He et al. 2017, "Channel
+Pruning for Accelerating Very Deep Neural Networks", and of ThiNet, Luo et al. 2017):
+
+    minimise  sum over samples and output positions of || W' . patch(x_pruned) + b' - y_original ||^2
+              + lambda || W' - W ||^2
+
+where x_pruned is the node's input in the pruned model (so a refit also absorbs what the layers before it
+lost) and y_original its output in the unpruned model, at `positions` output positions drawn per sample
+(seeded). The ridge term holds the weights toward the unpruned ones where the data do not determine them
+(a channel that was nearly always zero). Coupled channels need nothing special: the dependency graph
+(channels.py) already removed them everywhere; only the consumers' weights change, so the model stays a
+valid ONNX graph of the same shape and the int8 path quantizes it as any other.
+
+numpy only: the Gram matrices are accumulated per consumer (size (inputs x kernel + 1)^2) and solved once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from explorer.data.loaders import Dataset
+from explorer.graph.util import attr_int, attr_ints, initializers
+from explorer.runtime import stream_model
+
+POSITIONS = 64  # output positions drawn per sample and consumer
+RIDGE = 1e-3  # lambda, relative to the mean of the Gram matrix's diagonal
+BIAS_SUFFIX = "_reconstructed_bias"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    node: str  # the node's output name (unique), which names it in both models
+    op: str  # Conv or Gemm
+    input: str
+    weight: str
+    bias: str | None
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+    trans_b: bool = False
+
+
+def consumers_of_pruned(original: onnx.ModelProto, pruned: onnx.ModelProto) -> list[Consumer]:
+    """The convolutions (group 1) and Gemms of `pruned` whose weights lost input channels."""
+    before, after = initializers(original), initializers(pruned)
+    out = []
+    for node in pruned.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in after:
+            continue
+        weight = node.input[1]
+        trans_b = node.op_type == "Gemm" and attr_int(node, "transB", 0) == 1
+        axis = 1 if node.op_type == "Conv" or trans_b else 0
+        if node.op_type == "Conv" and attr_int(node, "group", 1) != 1:
+            continue
+        if node.op_type == "Gemm" and (attr_int(node, "transA", 0) or after[weight].ndim != 2):
+            continue
+        if weight not in before or after[weight].shape[axis] >= before[weight].shape[axis]:
+            continue
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] in after else None
+        if node.op_type == "Conv":
+            kh, kw = after[weight].shape[2:]
+            pads = attr_ints(node, "pads") or [0, 0, 0, 0]
+            out.append(
+                Consumer(
+                    node.output[0],
+                    "Conv",
+                    node.input[0],
+                    weight,
+                    bias,
+                    (int(kh), int(kw)),
+                    tuple(attr_ints(node, "strides") or [1, 1]),  # type: ignore[arg-type]
+                    (pads[0], pads[1], pads[2], pads[3]),
+                    tuple(attr_ints(node, "dilations") or [1, 1]),  # type: ignore[arg-type]
+                )
+            )
+        else:
+            one = (1, 1)
+            out.append(Consumer(node.output[0], "Gemm", node.input[0], weight, bias, one, one, (0, 0, 0, 0), one, trans_b))
+    return out
+
+
+def _patches(x: np.ndarray, c: Consumer, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The receptive fields of output positions (rows, cols) of one sample x (C, H, W): (positions, C*kh*kw),
+    in the order of a weight (C, kh, kw) flattened; zero padding outside."""
+    ch = x.shape[0]
+    kh, kw = c.kernel
+    top, left = c.pads[0], c.pads[1]
+    padded = np.pad(x, ((0, 0), (top, c.pads[2]), (left, c.pads[3])))
+    i = rows[:, None] * c.strides[0] + np.arange(kh)[None, :] * c.dilations[0]  # (P, kh) rows in padded
+    j = cols[:, None] * c.strides[1] + np.arange(kw)[None, :] * c.dilations[1]  # (P, kw)
+    fields = padded[:, i[:, :, None], j[:, None, :]]  # (C, P, kh, kw)
+    return np.ascontiguousarray(fields.transpose(1, 0, 2, 3)).reshape(len(rows), ch * kh * kw)
+
+
+def reconstruct_weights(
+    original: onnx.ModelProto,
+    pruned: onnx.ModelProto,
+    data: Dataset,
+    positions: int = POSITIONS,
+    ridge: float = RIDGE,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """New values of the consumers' weights and biases (by initializer name; a bias the node lacked is named
+    `<output>_reconstructed_bias`).
+
+    Sequential, in graph order: each consumer is fitted on its input in the pruned model with the consumers
+    before it already refitted, so a refit never compensates an error that an earlier refit has removed.
+    The unpruned model runs once (its outputs at the drawn positions are kept); the pruned model once per
+    consumer, asked only for that consumer's input."""
+    consumers = consumers_of_pruned(original, pruned)
+    if not consumers:
+        return {}
+    rng = np.random.default_rng(seed)
+    picks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c.node: [] for c in consumers}
+    wanted: dict[str, list[np.ndarray]] = {c.node: [] for c in consumers}
+    for count, outs in stream_model(original, data.inputs, extra_outputs=sorted(picks)):
+        for c in consumers:
+            y = outs[c.node]
+            for k in range(count):
+                if c.op == "Conv":
+                    oh, ow = y.shape[2:]
+                    flat = rng.choice(oh * ow, size=min(positions, oh * ow), replace=False)
+                    rows, cols = flat // ow, flat % ow
+                    picks[c.node].append((rows, cols))
+                    wanted[c.node].append(y[k][:, rows, cols].T.astype(np.float64))  # (P, out)
+                else:
+                    wanted[c.node].append(y[k].reshape(1, -1).astype(np.float64))
+    values: dict[str, np.ndarray] = {}
+    current = pruned
+    for c in consumers:
+        g: np.ndarray | None = None
+        h: np.ndarray | None = None
+        sample = 0
+        for count, outs in stream_model(current, data.inputs, extra_outputs=[c.input]):
+            x = outs[c.input]
+            for k in range(count):
+                if c.op == "Conv":
+                    rows, cols = picks[c.node][sample]
+                    design = _patches(x[k], c, rows, cols)
+                else:
+                    design = x[k].reshape(1, -1)
+                design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)]).astype(np.float64)
+                target = wanted[c.node][sample]
+                g = design.T @ design if g is None else g + design.T @ design
+                h = design.T @ target if h is None else h + design.T @ target
+                sample += 1
+        assert g is not None and h is not None
+        fitted = _solve(c, initializers(current), g, h, ridge)
+        values.update(fitted)
+        current = apply_weights(current, fitted)
+    return values
+
+
+def _solve(c: Consumer, weights: Mapping[str, np.ndarray], g: np.ndarray, h: np.ndarray, ridge: float) -> dict[str, np.ndarray]:
+    """Ridge least squares toward the current weights: (G + lambda I) W = H + lambda W0."""
+    w = weights[c.weight]
+    start = w.reshape(w.shape[0], -1) if c.op == "Conv" else (w if c.trans_b else w.T)  # (out, K)
+    bias = weights[c.bias] if c.bias else np.zeros(start.shape[0], dtype=w.dtype)
+    prior = np.hstack([start, bias[:, None]]).T.astype(np.float64)  # (K+1, out)
+    lam = ridge * float(np.mean(np.diag(g))) + 1e-12
+    solved = np.linalg.solve(g + lam * np.eye(len(g)), h + lam * prior)
+    new_w, new_b = solved[:-1].T.astype(w.dtype), solved[-1].astype(w.dtype)
+    if c.op == "Conv":
+        new_w = new_w.reshape(w.shape)
+    elif not c.trans_b:
+        new_w = new_w.T
+    return {c.weight: new_w, c.bias or c.node + BIAS_SUFFIX: new_b}
+
+
+def apply_weights(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    """`model` with the reconstructed initializers; a consumer without a bias gets the new one as input 3."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    present = {init.name for init in out.graph.initializer}
+    for init in out.graph.initializer:
+        if init.name in values:
+            init.CopyFrom(numpy_helper.from_array(values[init.name], init.name))
+    for node in out.graph.node:
+        name = node.output[0] + BIAS_SUFFIX if node.output else ""
+        if name in values and node.op_type in ("Conv", "Gemm") and len(node.input) == 2:
+            if name not in present:
+                out.graph.initializer.append(numpy_helper.from_array(values[name], name))
+                present.add(name)
+            node.input.append(name)
+    onnx.checker.check_model(out)
+    return out
