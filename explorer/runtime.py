@@ -32,6 +32,15 @@ def with_outputs(model: onnx.ModelProto, extra: Sequence[str]) -> onnx.ModelProt
     return out
 
 
+def up_to(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
+    """A copy of `model` whose outputs are exactly `tensors`: onnxruntime then runs only what they need."""
+    out = with_outputs(model, tensors)
+    keep = [o for o in out.graph.output if o.name in set(tensors)]
+    del out.graph.output[:]
+    out.graph.output.extend(keep)
+    return out
+
+
 def fixed_batch(model: onnx.ModelProto) -> int | None:
     """The static batch size of the model's first input, or None when it is symbolic."""
     inits = {i.name for i in model.graph.initializer}

@@ -29,7 +29,7 @@ from onnx import numpy_helper
 
 from explorer.data.loaders import Dataset
 from explorer.graph.util import attr_int, attr_ints, initializers
-from explorer.runtime import stream_model
+from explorer.runtime import stream_model, up_to
 
 POSITIONS = 64  # output positions drawn per sample and consumer
 RIDGE = 1e-3  # lambda, relative to the mean of the Gram matrix's diagonal
@@ -116,7 +116,7 @@ def reconstruct_weights(
     Sequential, in graph order: each consumer is fitted on its input in the pruned model with the consumers
     before it already refitted, so a refit never compensates an error that an earlier refit has removed.
     The unpruned model runs once (its outputs at the drawn positions are kept); the pruned model once per
-    consumer, asked only for that consumer's input."""
+    consumer, cut after that consumer's input (onnxruntime runs only the nodes before it)."""
     consumers = consumers_of_pruned(original, pruned)
     if not consumers:
         return {}
@@ -141,7 +141,7 @@ def reconstruct_weights(
         g: np.ndarray | None = None
         h: np.ndarray | None = None
         sample = 0
-        for count, outs in stream_model(current, data.inputs, extra_outputs=[c.input]):
+        for count, outs in stream_model(up_to(current, [c.input]), data.inputs):
             x = outs[c.input]
             for k in range(count):
                 if c.op == "Conv":
