@@ -17,6 +17,7 @@ from explorer.hardware.config import DpuConfig, check_config, field_specs, parse
 from explorer.hardware.database import Board, HwDatabase, load_database
 
 KINDS = ("categorical", "int", "float")
+DPU_MULTIPLE = "dpu"  # pruning.multiple: round kept channels to the chosen DPU's output-channel parallelism
 SECTIONS = ("dpu", "pruning", "split")
 PARAM_KEYS = ("kind", "choices", "low", "high", "step", "log", "when", "per_group")
 
@@ -276,9 +277,9 @@ def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwData
             if bad:
                 problems.append(Problem(where, f"an APoZ threshold is a fraction in (0, 1], got {bad}"))
         elif section == "pruning" and name == "multiple":
-            bad = [v for v in _values(param) if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+            bad = [v for v in _values(param) if v != DPU_MULTIPLE and (not isinstance(v, int) or isinstance(v, bool) or v < 1)]
             if bad:
-                problems.append(Problem(where, f"the channel multiple is a positive integer, got {bad}"))
+                problems.append(Problem(where, f"the channel multiple is a positive integer or {DPU_MULTIPLE!r}, got {bad}"))
         elif section == "split" and name == "split" and layers is not None:
             bad = [v for v in _values(param) if not isinstance(v, int | float) or not 0 <= v <= layers]
             if bad:
@@ -357,4 +358,7 @@ def design_point(
     precision = str(sections["split"].get("cpu_precision", "fp32"))
     if precision not in ("fp32", "int8"):
         raise ExplorerError(f"split.cpu_precision must be fp32 or int8, got {precision!r}")
-    return DesignPoint(config, thresholds, int(pruning.get("multiple", 4)), groups, split, precision)
+    multiple = pruning.get("multiple", 4)
+    if multiple == DPU_MULTIPLE:  # what the chosen DPU computes at no extra cost: its output-channel parallelism
+        multiple = arch.ocp
+    return DesignPoint(config, thresholds, int(multiple), groups, split, precision)

@@ -9,7 +9,15 @@ import pytest
 from explorer.errors import ConfigError
 from explorer.hardware.config import check_config
 from explorer.hardware.database import load_database
-from explorer.study.search_space import DesignPoint, board_facts, design_point, load_space, resolve_space_file, suggest
+from explorer.study.search_space import (
+    DesignPoint,
+    board_facts,
+    check_space,
+    design_point,
+    load_space,
+    resolve_space_file,
+    suggest,
+)
 
 DB = load_database()
 
@@ -51,3 +59,18 @@ def test_every_sample_is_a_legal_configuration(board_name: str) -> None:
         assert ("dpu.uram_share" in values) == (board.device.uram > 0)  # conditional on the part having URAM
         study.tell(trial, 0.0)
     assert (len(uram_seen) > 1) == (board.device.uram > 0)
+
+
+def test_the_channel_multiple_can_follow_the_chosen_dpu() -> None:
+    board = DB.board("zcu104")
+    space = load_space(
+        files("dpu_zynqmp.yaml", "pruning.yaml"),
+        {"pruning.multiple": "dpu", "dpu.arch": {"choices": ["B512", "B4096"]}},
+        layers=10,
+    )
+    for arch in ("B512", "B4096"):
+        point = design_point({"dpu.arch": arch}, space, board, 10, DB)
+        assert point.prune_multiple == DB.ip.architectures[arch].ocp  # 8 on a B512, 16 on a B4096
+    bad = load_space(files("dpu_zynqmp.yaml", "pruning.yaml"), {"pruning.multiple": {"choices": [4, "cpu"]}}, layers=10)
+    problems = check_space(bad, board, 10, DB, board_facts(board))
+    assert any("positive integer or 'dpu', got ['cpu']" in p.message for p in problems)
