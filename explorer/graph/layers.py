@@ -62,11 +62,11 @@ class Layer:
 
     @property
     def input_bytes(self) -> int:
-        return sum(int(np.prod(s)) for s in self.input_shapes)
+        return sum(math.prod(s) for s in self.input_shapes)
 
     @property
     def output_bytes(self) -> int:
-        return sum(int(np.prod(s)) for s in self.output_shapes)
+        return sum(math.prod(s) for s in self.output_shapes)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ times) is computed once per Estimator; placements are cached by the limits they 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,11 @@ from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf import runtime_problem
 from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms, runner_call_ms
-from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
+from explorer.perf.dpu import DpuGeometry, LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.params import LatencyParams, load_params
 from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
+
+GEOMETRIES_KEPT = 1000  # geometries whose layer times an Estimator remembers (a few MB for a 100-layer model)
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,13 @@ class Estimator:
         self._placements: dict[tuple[Any, ...], tuple[Placement, ...]] = {}
         self._partitions: dict[tuple[Any, ...], Partition] = {}
         self._cpu_ms: dict[tuple[int, str], list[float]] = {}
+        self._layer_times: dict[DpuGeometry, dict[tuple[int, bool], LayerTime]] = {}
 
     def with_params(self, params: LatencyParams) -> Estimator:
         """The same model and board under other latency parameters, sharing the placements and partitions
         (they do not depend on the parameters); calibration evaluates many parameter sets this way."""
         other = copy.copy(self)
-        other.params, other._cpu_ms = params, {}
+        other.params, other._cpu_ms, other._layer_times = params, {}, {}
         return other
 
     def _key(self, spec: DpuSpec, split: int | None) -> tuple[Any, ...]:
@@ -152,6 +156,17 @@ class Estimator:
             self._partitions[key] = partition(self.graph, self._placed(spec, split), split)
         return self._partitions[key]
 
+    def _layer_times_for(self, geo: DpuGeometry) -> dict[tuple[int, bool], LayerTime]:
+        """The layer times already computed for one core of this geometry (they do not depend on the core
+        count); a study evaluates many configurations of one model (study/completion.py)."""
+        key = dataclasses.replace(geo, cores=0)
+        found = self._layer_times.get(key)
+        if found is None:
+            if len(self._layer_times) >= GEOMETRIES_KEPT:
+                self._layer_times.clear()
+            found = self._layer_times[key] = {}
+        return found
+
     def cpu_times(self, threads: int, precision: str) -> list[float]:
         key = (threads, precision)
         if key not in self._cpu_ms:
@@ -171,6 +186,7 @@ class Estimator:
         spec = resolve(config, self.db)
         part = self._partition(spec, split)
         geo = geometry(spec, self.board, self.params)
+        known = self._layer_times_for(geo)
         active = max(1, min(threads, config.cores))
         cpu_lat = self.cpu_times(arm.cores, opts.cpu_precision)
         cpu_one = self.cpu_times(1, opts.cpu_precision)
@@ -180,7 +196,12 @@ class Estimator:
         dpu_ops = 0
         for sub in part.subgraphs:
             if sub.device == DPU:
-                times = [dpu_layer_time(self.graph.layers[i], part.placements[i], geo) for i in sub.layers]
+                times = []
+                for i in sub.layers:
+                    key = (i, part.placements[i].reason.startswith("fused"))
+                    if key not in known:
+                        known[key] = dpu_layer_time(self.graph.layers[i], part.placements[i], geo)
+                    times.append(known[key])
                 layers += times
                 t = sum(x.time_ms for x in times)
                 in_el = sum(math.prod(self.graph.shapes[x]) for x in sub.inputs)
