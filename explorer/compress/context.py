@@ -145,6 +145,7 @@ class CompressionContext:
         self.reference_model = normalize(prepared) if hard else self.eval_model  # the float model as given
         self._apoz: dict[int, ApozReport] = {}
         self._float_outputs: dict[str, np.ndarray] | None = None
+        self._float_metrics: dict[str, float] | None = None
         self._pruned: dict[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
@@ -197,6 +198,12 @@ class CompressionContext:
         return weights
 
     # -- evaluation ----------------------------------------------------------------------------------------
+    def float_metrics(self) -> dict[str, float]:
+        """The evaluator's metrics of the float model (the same for every compressed model: computed once)."""
+        if self._float_metrics is None:
+            self._float_metrics = self.evaluator(self.float_outputs(), self.data.labels)
+        return self._float_metrics
+
     def float_outputs(self) -> dict[str, np.ndarray]:
         if self._float_outputs is None:
             self._float_outputs = run_model(self.reference_model, self.data.inputs)
@@ -276,7 +283,7 @@ class CompressionContext:
         reference = self.float_outputs()
         result = CompressResult(
             metrics=self.evaluator(outputs, self.data.labels),
-            float_metrics=self.evaluator(reference, self.data.labels),
+            float_metrics=self.float_metrics(),
             fidelity=fidelity_metrics(outputs, reference),
             params_before=sum(layer.weight_count for layer in self.graph.layers),
             params_after=sum(layer.weight_count for layer in graph.layers),
