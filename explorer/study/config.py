@@ -1,11 +1,12 @@
 """study.yaml: one loader that validates everything at once; every problem names its YAML path.
 
 Sections: model, data, calibration_data, evaluator, board, search_space, objectives, constraints,
-sampler, n_trials, timeout, seed, storage, output, study_name, estimator, quantization, measure. Paths are relative
-to the study file. Each section has its own parser returning a frozen dataclass; `load_study` runs them
-all and raises one ConfigError listing every problem. The search space is parsed here too, and checked
-against the board's rules (`search_space.check_space`), so `explore validate` reports a bad space before
-it loads the model; `high: layers` stays symbolic until the model is known (`SearchSpace.bind`).
+sampler, hardware_search, n_trials, timeout, seed, storage, output, study_name, estimator, quantization,
+measure. Paths are relative to the study file. Each section has its own parser returning a frozen
+dataclass; `load_study` runs them all and raises one ConfigError listing every problem. The search space
+is parsed here too, and checked against the board's rules (`search_space.check_space`), so `explore
+validate` reports a bad space before it loads the model; `high: layers` stays symbolic until the model
+is known (`SearchSpace.bind`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from explorer.perf import RUNTIMES
 from explorer.study.search_space import SearchSpace, board_facts, check_space, load_space, resolve_space_file
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid", "gp")
+HARDWARE_SEARCH = ("complete", "sample")  # study/completion.py: complete each model variant's DPU side, or sample it
 DIRECTIONS = ("minimize", "maximize")
 PERF_METRICS = {
     "fps_single": "maximize",
@@ -50,6 +52,7 @@ TOP_KEYS = (
     "objectives",
     "constraints",
     "sampler",
+    "hardware_search",
     "n_trials",
     "timeout",
     "seed",
@@ -106,6 +109,7 @@ class RunSection:
     n_trials: int
     timeout: float | None
     seed: int
+    hardware_search: str = "complete"  # HARDWARE_SEARCH
 
 
 @dataclass(frozen=True)
@@ -438,7 +442,7 @@ def _constraints(c: _Checker, raw: Any, metrics: dict[str, str] | None) -> Const
 
 
 def _run(c: _Checker, raw: Mapping[str, Any]) -> RunSection:
-    sampler = raw.get("sampler", "nsga2")
+    sampler = raw.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         c.add(
             "sampler", f"unknown sampler {sampler!r}" + did_you_mean(str(sampler), SAMPLERS) + f"; choose {', '.join(SAMPLERS)}"
@@ -455,7 +459,14 @@ def _run(c: _Checker, raw: Mapping[str, Any]) -> RunSection:
     if not isinstance(seed, int) or isinstance(seed, bool):
         c.add("seed", f"expected an integer, got {seed!r}")
         seed = 0
-    return RunSection(str(sampler), int(n_trials), float(timeout) if timeout else None, int(seed))
+    hardware_search = raw.get("hardware_search", "complete")
+    if hardware_search not in HARDWARE_SEARCH:
+        c.add(
+            "hardware_search",
+            f"expected one of {', '.join(HARDWARE_SEARCH)}, got {hardware_search!r}"
+            + did_you_mean(str(hardware_search), HARDWARE_SEARCH),
+        )
+    return RunSection(str(sampler), int(n_trials), float(timeout) if timeout else None, int(seed), str(hardware_search))
 
 
 def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -> StoreSection:

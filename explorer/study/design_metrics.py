@@ -6,6 +6,7 @@ built once in `StudyContext` (data, the compression context, one latency Estimat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from explorer.data.loaders import Dataset, load_data
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
 from explorer.graph.loader import graph_inputs, read_model
-from explorer.hardware.config import resolve
+from explorer.hardware.config import DpuSpec, resolve
 from explorer.hardware.database import load_database
 from explorer.hardware.fingerprint import arch_json
-from explorer.hardware.resources import check_fit, estimate_resources, peak_gops
+from explorer.hardware.resources import FitReport, ResourceEstimate, check_fit, estimate_resources, peak_gops
 from explorer.perf.calibrate import read_profile
-from explorer.perf.estimate import EstimateOptions, Estimator
+from explorer.perf.dpu import geometry
+from explorer.perf.estimate import EstimateOptions, Estimator, PerfEstimate
 from explorer.perf.params import LatencyParams
 from explorer.perf.uncertainty import ErrorModel
 from explorer.study.config import StudyConfig
@@ -39,10 +41,21 @@ class Metrics:
     arch_json: str  # the arch.json file text
     accuracy_cached: bool = False
     pruned_channels: dict[str, int] = field(default_factory=dict)
+    accuracy_key: str = ""  # the compressed model's identity (CompressionContext.key)
 
     @property
     def feasible(self) -> bool:
         return all(v <= 0 for v in self.constraints.values())
+
+
+@dataclass(frozen=True)
+class HardwareMetrics:
+    """What a design point's DPU configuration decides: resource and performance metrics, and their sources."""
+
+    values: dict[str, float]
+    spec: DpuSpec
+    fit: FitReport
+    perf: PerfEstimate
 
 
 STUDY_SHAPE_KEY = "model.input_shape in the study"
@@ -129,55 +142,22 @@ class StudyContext:
         return self._estimators[key]
 
     def metrics(self, point: DesignPoint) -> Metrics:
-        cfg = self.cfg
-        spec = resolve(point.dpu, self.db)
-        resources = estimate_resources(spec)
-        fit = check_fit(resources.total, self.board.device, cfg.constraints.ceilings)
         options = self.options(point)
         estimator = self.estimator(options)
         placements = estimator.placements(point.dpu, point.split)
         accuracy = self.compression.measure_accuracy(options, point.dpu, placements)
-        perf = estimator.estimate(
-            point.dpu,
-            point.split,
-            EstimateOptions(
-                cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision, cfg.estimator.runtime
-            ),
-        )
+        hw = self.hardware(point, estimator)
         values: dict[str, float] = {
-            "fps_single": perf.fps_single,
-            "fps_multi": perf.fps_multi,
-            "latency_ms": perf.latency_ms,
-            "dpu_ms": perf.dpu_ms,
-            "cpu_ms": perf.cpu_ms,
-            "dpu_utilization": perf.dpu_utilization,
-            "dpu_subgraphs": float(perf.dpu_subgraphs),
-            "peak_gops": peak_gops(spec),
+            **hw.values,
             "macs": float(accuracy.macs_after),
             "params": float(accuracy.params_after),
-            **{kind: resources.total.get(kind) for kind in ("lut", "ff", "bram36", "uram", "dsp")},
-            **{f"headroom_{kind}": h for kind, h in fit.headroom.items() if h == h and abs(h) != float("inf")},
             **accuracy.metrics,
             **accuracy.fidelity,
         }
         sources = {k: "model" for k in values}
         sources.update({k: "measured" for k in [*accuracy.metrics, *accuracy.fidelity]})
-        constraints: dict[str, float] = {}
-        if cfg.constraints.fit:
-            constraints["resources"] = fit.constraint_value()
-        if cfg.estimator.runtime == "pynq":  # DPU-PYNQ runs exactly one DPU subgraph (perf/estimate.py RUNTIMES)
-            constraints["runtime_subgraphs"] = float(abs(perf.dpu_subgraphs - 1))
-        for bound in cfg.constraints.bounds:
-            value = values.get(bound.metric)
-            if value is None:
-                raise ExplorerError(
-                    f"constraints: the bound on {bound.metric!r} names a metric this design point does not have "
-                    f"(it has {', '.join(sorted(values))})"
-                )
-            scale = abs(bound.value) or 1.0
-            constraints[f"{bound.kind}_{bound.metric}"] = (
-                (bound.value - value) if bound.kind == "min" else (value - bound.value)
-            ) / scale
+        constraints = self.constraints(values, hw)
+        spec, fit, perf = hw.spec, hw.fit, hw.perf
         part = perf.partition
         arch = arch_json(spec)
         details = DesignDetails(
@@ -197,4 +177,66 @@ class StudyContext:
             },
             intervals={k: [lo, hi] for k, (lo, hi) in perf.intervals.bounds.items()} if perf.intervals else {},
         )
-        return Metrics(values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels)
+        return Metrics(
+            values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels, accuracy.key
+        )
+
+    def fit(self, point: DesignPoint) -> tuple[DpuSpec, ResourceEstimate, FitReport]:
+        """The resolved configuration of `point`, its resources (source: model) and whether they fit the device."""
+        spec = resolve(point.dpu, self.db)
+        resources = estimate_resources(spec)
+        return spec, resources, check_fit(resources.total, self.board.device, self.cfg.constraints.ceilings)
+
+    def hardware(
+        self, point: DesignPoint, estimator: Estimator, same_placements: dict[tuple[Any, ...], PerfEstimate] | None = None
+    ) -> HardwareMetrics:
+        """The metrics of `point` that depend on its DPU configuration (all estimates, source: model): resources,
+        fit, latency and FPS. With the model side unchanged, the accuracy metrics are those of any design point
+        whose layers are placed alike. `same_placements`: latency estimates of design points that place the
+        layers as this one does, by what else the estimate reads (the DPU geometry and architecture)."""
+        spec, resources, fit = self.fit(point)
+        cfg = self.cfg
+        options = EstimateOptions(
+            cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision, cfg.estimator.runtime
+        )
+        if same_placements is None:
+            perf = estimator.estimate(point.dpu, point.split, options)
+        else:
+            key = (geometry(spec, self.board, estimator.params), point.dpu.arch, point.split, options)
+            if key not in same_placements:
+                same_placements[key] = estimator.estimate(point.dpu, point.split, options)
+            perf = same_placements[key]
+        values: dict[str, float] = {
+            "fps_single": perf.fps_single,
+            "fps_multi": perf.fps_multi,
+            "latency_ms": perf.latency_ms,
+            "dpu_ms": perf.dpu_ms,
+            "cpu_ms": perf.cpu_ms,
+            "dpu_utilization": perf.dpu_utilization,
+            "dpu_subgraphs": float(perf.dpu_subgraphs),
+            "peak_gops": peak_gops(spec),
+            **{kind: resources.total.get(kind) for kind in ("lut", "ff", "bram36", "uram", "dsp")},
+            **{f"headroom_{kind}": h for kind, h in fit.headroom.items() if h == h and abs(h) != float("inf")},
+        }
+        return HardwareMetrics(values, spec, fit, perf)
+
+    def constraints(self, values: Mapping[str, float], hw: HardwareMetrics) -> dict[str, float]:
+        """The study's constraints on a design point with these metrics (<= 0 feasible)."""
+        cfg = self.cfg
+        constraints: dict[str, float] = {}
+        if cfg.constraints.fit:
+            constraints["resources"] = hw.fit.constraint_value()
+        if cfg.estimator.runtime == "pynq":  # DPU-PYNQ runs exactly one DPU subgraph (perf/estimate.py RUNTIMES)
+            constraints["runtime_subgraphs"] = float(abs(hw.perf.dpu_subgraphs - 1))
+        for bound in cfg.constraints.bounds:
+            value = values.get(bound.metric)
+            if value is None:
+                raise ExplorerError(
+                    f"constraints: the bound on {bound.metric!r} names a metric this design point does not have "
+                    f"(it has {', '.join(sorted(values))})"
+                )
+            scale = abs(bound.value) or 1.0
+            constraints[f"{bound.kind}_{bound.metric}"] = (
+                (bound.value - value) if bound.kind == "min" else (value - bound.value)
+            ) / scale
+        return constraints

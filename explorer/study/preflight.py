@@ -28,7 +28,7 @@ from explorer.hardware.database import RESOURCE_KINDS, Board, HwDatabase
 from explorer.hardware.resources import Resources, check_fit, estimate_resources
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import Metrics, StudyContext
-from explorer.study.search_space import DesignPoint, Param, SearchSpace, _active, _values, check_space, design_point
+from explorer.study.search_space import DesignPoint, Param, SearchSpace, check_space, design_point, is_active, param_values
 
 
 # -- the fit ------------------------------------------------------------------------------------------------
@@ -57,12 +57,12 @@ def _hardware_points(
     space: SearchSpace, board: Board, layers: int, db: HwDatabase, facts: Mapping[str, Any]
 ) -> Iterator[DesignPoint]:
     params = _hardware_params(space)
-    base = {p.name: _values(p)[0] for p in params}
+    base = {p.name: param_values(p)[0] for p in params}
 
     def point(values: Mapping[str, Any]) -> DesignPoint | None:
         active: dict[str, Any] = {}
         for p in params:
-            if _active(p, facts, active):
+            if is_active(p, facts, active):
                 active[p.name] = values[p.name]
         try:
             return design_point(active, space, board, layers, db)
@@ -76,7 +76,7 @@ def _hardware_points(
     # a choice that needs no more of any resource than every other choice of its parameter is the one to keep
     choices: dict[str, list[Any]] = {}
     for p in params:
-        options = _values(p)
+        options = param_values(p)
         estimates = [(v, resources({**base, p.name: v})) for v in options]
         known = [(v, r) for v, r in estimates if r is not None]
         cheapest = [v for v, r in known if all(all(r.get(k) <= o.get(k) for k in RESOURCE_KINDS) for _, o in known)]

@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import optuna
 from explorer.errors import ExplorerError
 from explorer.hardware.config import resolve
 from explorer.hardware.dpu_conf import render_dpu_conf
+from explorer.study.completion import Completion, queue_best_hardware, queue_limit
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import Metrics, StudyContext
 from explorer.study.record import METRICS, TrialRecord, copy_result, record_failure, write_result
@@ -98,7 +100,9 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace, seed: int) -> optuna.samp
     if cfg.run.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(8, cfg.run.n_trials // 8)))
     if cfg.run.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+        with warnings.catch_warnings():  # `group` is experimental in Optuna; what it does is what we want
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
     if cfg.run.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if cfg.run.sampler == "grid":
@@ -305,6 +309,23 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     return objective_values
 
 
+def running_elsewhere(study: optuna.Study, trial: optuna.Trial) -> int:
+    """Trials other than `trial` running now (other workers' trials count toward n_trials when they finish)."""
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(t.number != trial.number for t in running)
+
+
+def complete_hardware(
+    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: Any, metrics: Metrics, limit: int
+) -> None:
+    """Queue the best DPU configurations of a completed trial's model variant (completion.py). The trial is
+    already recorded: a failure here is reported and the study goes on without the proposals."""
+    try:
+        queue_best_hardware(study, trial, completion, point, metrics, limit)
+    except Exception as exc:  # the proposals are an optimisation: the study goes on without them
+        print(f"note: trial {trial.number}: no DPU configurations proposed for its model variant: {exc}", file=sys.stderr)
+
+
 def run_worker(
     cfg: StudyConfig, worker: int = 0, progress: bool = True, ctx: StudyContext | None = None, parent: int | None = None
 ) -> int:
@@ -316,12 +337,14 @@ def run_worker(
     start = time.time()
     bar = Progress(cfg.run.n_trials, start, progress and worker == 0, finished_count(study))
     streak = FailureStreak()
+    completion = Completion(ctx) if cfg.run.hardware_search == "complete" else None
     ran = 0
     while True:
         done = finished_count(study)
         bar.update(done, study)
         # a retry of a trial whose worker died is run even when the others already reached n_trials
-        retries = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        retries = [t for t in waiting if "failed_trial" in t.system_attrs]
         if (done >= cfg.run.n_trials and not retries) or (cfg.run.timeout is not None and time.time() - start >= cfg.run.timeout):
             break
         if parent is not None and os.getppid() != parent:
@@ -338,7 +361,11 @@ def run_worker(
                 if twin is not None:
                     reuse_twin(study, trial, twin)
                 else:
-                    study.tell(trial, record_result(trial, cfg, ctx, point, ctx.metrics(point)))
+                    metrics = ctx.metrics(point)
+                    study.tell(trial, record_result(trial, cfg, ctx, point, metrics))
+                    if completion is not None:  # proposals within what is left of the study's trials
+                        left = cfg.run.n_trials - finished_count(study) - len(waiting) - running_elsewhere(study, trial)
+                        complete_hardware(study, trial, completion, point, metrics, min(queue_limit(cfg.run.n_trials), left))
             streak.success()
         except KeyboardInterrupt as exc:
             with contextlib.suppress(RuntimeError):  # the interrupt may come after the trial was told

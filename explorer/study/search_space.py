@@ -207,7 +207,7 @@ def load_space(
 PRECISIONS = ("fp32", "int8")
 
 
-def _values(param: Param, ends: bool = False) -> list[Any]:
+def param_values(param: Param, ends: bool = False) -> list[Any]:
     """The values a parameter can take (a continuous range, or any range with `ends`: its two ends)."""
     if param.kind == "categorical":
         return list(param.choices)
@@ -251,17 +251,17 @@ def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwData
             else f"search_space (file {', '.join(f.name for f in space.files)}): {param.name}"
         )
         if section == "dpu" and name == "uram_share":
-            bad = [v for v in _values(param) if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1]
+            bad = [v for v in param_values(param) if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1]
             if bad:
                 problems.append(Problem(where, f"a share of the UltraRAM is a fraction in [0, 1], got {bad}"))
-            elif board.device.uram == 0 and any(_values(param)):
+            elif board.device.uram == 0 and any(param_values(param)):
                 problems.append(Problem(where, f"{board.device.name} has no UltraRAM"))
             continue
         if section == "dpu":
             if name not in specs:
                 problems.append(Problem(where, f"not a DPU configuration field; known: {', '.join(specs)}"))
                 continue
-            for value in _values(param, ends=True):
+            for value in param_values(param, ends=True):
                 try:
                     config = parse_dpu_config({**fixed_dpu, name: value}, board, source="search space", db=db)
                 except ConfigError as exc:
@@ -273,21 +273,23 @@ def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwData
                     if violation.rule not in base_rules:
                         problems.append(Problem(where, f"{value!r} is illegal on {board.name}: {violation}"))
         elif section == "pruning" and name.startswith("threshold"):
-            bad = [v for v in _values(param) if not 0 < float(v) <= 1]
+            bad = [v for v in param_values(param) if not 0 < float(v) <= 1]
             if bad:
                 problems.append(Problem(where, f"an APoZ threshold is a fraction in (0, 1], got {bad}"))
         elif section == "pruning" and name == "multiple":
-            bad = [v for v in _values(param) if v != DPU_MULTIPLE and (not isinstance(v, int) or isinstance(v, bool) or v < 1)]
+            bad = [
+                v for v in param_values(param) if v != DPU_MULTIPLE and (not isinstance(v, int) or isinstance(v, bool) or v < 1)
+            ]
             if bad:
                 problems.append(Problem(where, f"the channel multiple is a positive integer or {DPU_MULTIPLE!r}, got {bad}"))
         elif section == "split" and name == "split" and layers is not None:
-            bad = [v for v in _values(param) if not isinstance(v, int | float) or not 0 <= v <= layers]
+            bad = [v for v in param_values(param) if not isinstance(v, int | float) or not 0 <= v <= layers]
             if bad:
                 problems.append(
                     Problem(where, f"the split index is a layer index in 0..{layers} (the model's layers), got {bad}")
                 )
         elif section == "split" and name == "cpu_precision":
-            bad = [v for v in _values(param) if v not in PRECISIONS]
+            bad = [v for v in param_values(param) if v not in PRECISIONS]
             if bad:
                 problems.append(Problem(where, f"the CPU part's precision is fp32 or int8, got {bad}"))
     precision = space.fixed.get("split", {}).get("cpu_precision")
@@ -296,7 +298,7 @@ def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwData
     return list(dict.fromkeys(problems))  # a per-group parameter says its problem once
 
 
-def _active(param: Param, facts: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+def is_active(param: Param, facts: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
     for key, wanted in param.when.items():
         have = facts.get(key, values.get(key, values.get(f"{param.name.split('.')[0]}.{key}")))
         if have != wanted:
@@ -308,7 +310,7 @@ def suggest(trial: TrialLike, space: SearchSpace, facts: Mapping[str, Any]) -> d
     """The only place that calls `trial.suggest_*`: one value per active parameter, in file order."""
     values: dict[str, Any] = {}
     for p in space.params:
-        if not _active(p, facts, values):
+        if not is_active(p, facts, values):
             continue
         if p.kind == "categorical":
             values[p.name] = trial.suggest_categorical(p.name, list(p.choices))

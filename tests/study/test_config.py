@@ -21,7 +21,8 @@ def problems(name: str) -> dict[str, str]:
 
 def test_bundled_examples_are_valid() -> None:
     cfg = load_study(EXAMPLE)
-    assert cfg.board == "Ultra96-V2" and cfg.run.n_trials == 200 and cfg.run.sampler == "nsga2"
+    assert cfg.board == "Ultra96-V2" and cfg.run.n_trials == 200
+    assert cfg.run.sampler == "tpe" and cfg.run.hardware_search == "complete"
     assert [o.metric for o in cfg.objectives] == ["fps_multi", "euclidean_error", "lut"]
     assert cfg.model.path.is_file() and cfg.store.url.startswith("journal:") and cfg.store.url.endswith("study.journal")
     assert [b.metric for b in cfg.constraints.bounds] == ["pck"] and cfg.constraints.bounds[0].kind == "min"

@@ -1,0 +1,224 @@
+"""Hardware completion: once a trial has measured a model variant, find its best DPU configurations by estimate.
+
+What a trial costs is its accuracy: the compressed model is quantized and run on the evaluation data. That
+accuracy depends on the model side of the design point (pruning, split, CPU precision) and on which layers
+the DPU runs, never on the DPU's size or clock; everything the DPU configuration decides (resources, fit,
+latency, FPS) is an estimate that costs well under a millisecond. So after a trial completes with a model
+variant not completed before, the other DPU configurations of the search space are evaluated analytically for
+that variant (keeping its accuracy, for the configurations that place the layers alike), and those whose
+objectives no completed trial matches or beats are queued as the study's next trials (`enqueue_trial`, with
+`proposed_by` naming the trial). They are then evaluated like any other trial, from the accuracy cache. The
+sampler spends its trials on the model side, where the cost is, and the hardware side of every model variant it
+finds is searched through (issue #16).
+
+The DPU space is enumerated exactly when it has at most EXACT_LIMIT configurations; otherwise a Pareto local
+search (Paquete & Stützle 2003) starts at the trial's configuration, changes one parameter at a time, keeps the
+non-dominated configurations and searches on from each new one, up to SEARCH_BUDGET evaluations.
+A study's `hardware_search: sample` switches this off (the sampler then chooses every parameter).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from explorer.errors import ExplorerError
+from explorer.perf.estimate import PerfEstimate
+from explorer.study.design_metrics import Metrics, StudyContext
+from explorer.study.search_space import DesignPoint, Param, design_point, param_values
+
+EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated whole
+SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
+MAX_VALUES = 64  # an int or float range with more values than this is not varied (the sampler's alone)
+PROPOSED_BY = "proposed_by"  # user attribute of a queued trial: what proposed it
+CONSTRAINTS_ATTR = "constraints"  # where Optuna keeps a trial's constraint values (system attributes)
+
+Vector = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A DPU configuration for one model variant, with the study's objectives (minimisation form)."""
+
+    params: dict[str, Any]  # every parameter of the trial, the DPU ones replaced
+    objectives: Vector
+    feasible: bool
+
+
+def dominates(a: Vector, b: Vector) -> bool:
+    """`a` is at least as good as `b` in every objective and better in one (all minimised)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+
+def minimised(values: Mapping[str, float], objectives: Sequence[tuple[str, str]]) -> Vector:
+    """The objective values in minimisation form (maximised ones negated)."""
+    return tuple(values[m] if d == "minimize" else -values[m] for m, d in objectives)
+
+
+def hardware_params(ctx: StudyContext, values: Mapping[str, Any]) -> list[tuple[Param, list[Any]]]:
+    """The DPU parameters the completion varies, with their values: those active for this trial, on a grid
+    (categorical, or a range of at most MAX_VALUES steps), and that no other parameter's `when` depends on."""
+    watched = {key for p in ctx.space.params for key in p.when}
+    out: list[tuple[Param, list[Any]]] = []
+    for p in ctx.space.params:
+        section, _, name = p.name.partition(".")
+        if section != "dpu" or p.name not in values or name in watched or p.name in watched:
+            continue
+        if any(key not in ctx.facts for key in p.when):
+            continue  # active because of another parameter's value: held fixed
+        if p.kind == "float" and p.step is None:
+            continue  # continuous: the sampler's alone
+        options = param_values(p)
+        if p.kind == "float":
+            count = round((p.high - p.low) / (p.step or 1)) + 1
+            options = [round(p.low + i * (p.step or 1), 10) for i in range(count)] if count <= MAX_VALUES else []
+        if 1 < len(options) <= MAX_VALUES:
+            out.append((p, options))
+    return out
+
+
+class Completion:
+    """Finds the best DPU configurations of each new model variant and queues them (see the module text)."""
+
+    def __init__(self, ctx: StudyContext) -> None:
+        self.ctx = ctx
+        self.objectives = [(o.metric, o.direction) for o in ctx.cfg.objectives]
+        self.done: set[tuple[Any, ...]] = set()  # (model-side parameters, accuracy key) completed here
+
+    def group(self, values: Mapping[str, Any], metrics: Metrics) -> tuple[Any, ...]:
+        model_side = tuple(sorted((k, repr(v)) for k, v in values.items() if not k.startswith("dpu.")))
+        return model_side, metrics.accuracy_key
+
+    def candidates(self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics) -> list[Candidate]:
+        """The non-dominated DPU configurations for the model variant of (`values`, `point`), each placing the
+        layers as `point` does (so its accuracy is the trial's); the trial's own configuration included."""
+        ctx = self.ctx
+        options = ctx.options(point)
+        estimator = ctx.estimator(options)
+        placements = estimator.placements(point.dpu, point.split)
+        varied = hardware_params(ctx, values)
+        perf_cache: dict[tuple[Any, ...], PerfEstimate] = {}
+
+        def evaluate(choice: tuple[Any, ...]) -> Candidate | None:
+            params = {**values, **{p.name: v for (p, _), v in zip(varied, choice, strict=True)}}
+            try:
+                other = design_point(params, ctx.space, ctx.board, ctx.layers, ctx.db)
+            except ExplorerError:
+                return None  # an illegal combination: not a candidate
+            if estimator.placements(other.dpu, other.split) != placements:
+                return None  # another accuracy: only a trial can measure it
+            if ctx.cfg.constraints.fit and not ctx.fit(other)[2].fits:
+                return Candidate(params, (), False)  # infeasible whatever its speed: not estimated
+            hw = ctx.hardware(other, estimator, perf_cache)
+            merged = {**metrics.values, **hw.values}
+            if not all(math.isfinite(merged[m]) for m, _ in self.objectives):
+                return None
+            feasible = all(v <= 0 for v in ctx.constraints(merged, hw).values())
+            return Candidate(params, minimised(merged, self.objectives), feasible)
+
+        start = tuple(values[p.name] for p, _ in varied)
+        total = math.prod(len(options) for _, options in varied)
+        if total <= EXACT_LIMIT:
+            found = [c for c in map(evaluate, itertools.product(*(options for _, options in varied))) if c]
+            return front(c for c in found if c.feasible)
+        return local_search(start, [options for _, options in varied], evaluate)
+
+    def propose(
+        self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics, existing: Sequence[Vector], limit: int
+    ) -> list[Candidate]:
+        """The candidates of a new model variant to queue: not matched or beaten by a completed feasible trial
+        (`existing`), at most `limit`, spread along the first objective. Empty when the variant was done."""
+        key = self.group(values, metrics)
+        if key in self.done or limit < 1:
+            return []
+        self.done.add(key)
+        fresh = [
+            c
+            for c in self.candidates(values, point, metrics)
+            if not any(e == c.objectives or dominates(e, c.objectives) for e in existing)
+        ]
+        fresh.sort(key=lambda c: c.objectives)
+        if len(fresh) > limit:
+            step = (len(fresh) - 1) / (limit - 1) if limit > 1 else 0.0
+            fresh = [fresh[round(i * step)] for i in range(limit)]
+        return fresh
+
+
+def front(candidates: Iterator[Candidate] | Sequence[Candidate]) -> list[Candidate]:
+    """The non-dominated candidates, one per objective vector (the first seen)."""
+    kept: dict[Vector, Candidate] = {}
+    for c in candidates:
+        if c.objectives in kept or any(dominates(o, c.objectives) for o in kept):
+            continue
+        for o in [o for o in kept if dominates(c.objectives, o)]:
+            del kept[o]
+        kept[c.objectives] = c
+    return list(kept.values())
+
+
+def local_search(
+    start: tuple[Any, ...], options: Sequence[Sequence[Any]], evaluate: Any, budget: int = SEARCH_BUDGET
+) -> list[Candidate]:
+    """Pareto local search over one-parameter changes from `start`: the archive of non-dominated feasible
+    candidates; each new member's neighbours are evaluated in turn, until none is new or the budget is spent.
+    An infeasible neighbour of a member is a stepping stone: its own neighbours are evaluated too (one step),
+    since a design that does not fit often needs a second change to fit (more cores, and UltraRAM for them)."""
+    seen: set[tuple[Any, ...]] = {start}
+    archive: dict[Vector, tuple[tuple[Any, ...], Candidate]] = {}
+    pending: list[tuple[tuple[Any, ...], bool]] = [(start, False)]  # (point, reached through an infeasible one)
+    first = evaluate(start)
+    if first is not None and first.feasible:
+        archive[first.objectives] = (start, first)
+    spent = 1
+    while pending and spent < budget:
+        here, stepping = pending.pop(0)
+        member = any(point == here for point, _ in archive.values())
+        if archive and not stepping and here != start and not member:
+            continue  # dominated since it was added (with nothing feasible found yet, every point walks on)
+        for i, values in enumerate(options):
+            for value in values:
+                there = (*here[:i], value, *here[i + 1 :])
+                if value == here[i] or there in seen or spent >= budget:
+                    continue
+                seen.add(there)
+                spent += 1
+                c = evaluate(there)
+                if c is None or not c.feasible:
+                    if c is not None and (not archive or not stepping):
+                        pending.append((there, bool(archive)))  # a stepping stone (or still looking for a fit)
+                    continue
+                if c.objectives in archive or any(dominates(o, c.objectives) for o in archive):
+                    continue
+                for o in [o for o in archive if dominates(c.objectives, o)]:
+                    del archive[o]
+                archive[c.objectives] = (there, c)
+                pending.append((there, False))
+    return [c for _, c in archive.values()]
+
+
+def queue_best_hardware(
+    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: DesignPoint, metrics: Metrics, limit: int
+) -> int:
+    """Queue the best DPU configurations of `trial`'s model variant (a trial just told complete); the number queued."""
+    directions = [d for _, d in completion.objectives]
+    existing = [
+        tuple(v if d == "minimize" else -v for v, d in zip(t.values, directions, strict=True))
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.values is not None and all(c <= 0 for c in t.system_attrs.get(CONSTRAINTS_ATTR, ()))
+    ]
+    proposed = completion.propose(trial.params, point, metrics, existing, limit)
+    for c in proposed:
+        study.enqueue_trial(
+            c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"}, skip_if_exists=True
+        )
+    return len(proposed)
+
+
+def queue_limit(n_trials: int) -> int:
+    """How many configurations one completion may queue: an eighth of the study, at least 8."""
+    return max(8, n_trials // 8)

@@ -1,0 +1,87 @@
+"""Hardware completion: the DPU configurations proposed for a measured model variant (study/completion.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from explorer.study import completion
+from explorer.study.completion import PROPOSED_BY, Candidate, Completion, dominates, front, minimised
+from explorer.study.config import StudyConfig
+from explorer.study.design_metrics import StudyContext
+from explorer.study.runner import run_study
+from explorer.study.search_space import design_point
+from explorer.study.store import finished_count
+from tests.study.test_runner import small_study
+
+SPACE = (
+    "  - {metric: lut, direction: minimize}\n"  # a third objective, after small_study's two
+    "search_space:\n  files: [dpu_zynqmp.yaml, split.yaml]\n  overrides:\n"
+    "    dpu.clock_mhz: {choices: [200, 300]}\n    dpu.channel_augmentation: true\n    dpu.softmax: false\n"
+    "    dpu.relu_type: relu_relu6\n    dpu.alu_parallel: 0\n    dpu.alu_leakyrelu: false\n    dpu.save_argmax: true\n"
+    "    dpu.clock_gating: false\n    dpu.dsp_usage: high\n    split.cpu_precision: fp32\n"
+)
+
+
+def study(tmp_path: Path, **extra: object) -> StudyConfig:
+    tmp_path.mkdir(exist_ok=True)
+    return small_study(tmp_path, SPACE, **extra)
+
+
+def trial_values(ctx: StudyContext) -> dict[str, object]:
+    return {
+        "dpu.arch": "B1600",
+        "dpu.cores": 1,
+        "dpu.ram_usage": "low",
+        "dpu.uram_share": 0.0,
+        "dpu.clock_mhz": 200,
+        "split.split": ctx.layers,
+    }
+
+
+def test_dominance_and_front() -> None:
+    assert dominates((1.0, 2.0), (1.0, 3.0)) and not dominates((1.0, 2.0), (1.0, 2.0)) and not dominates((0.0, 3.0), (1.0, 2.0))
+    kept = front(
+        [Candidate({"a": i}, v, True) for i, v in enumerate([(1.0, 3.0), (2.0, 2.0), (1.0, 3.0), (2.0, 4.0), (0.5, 5.0)])]
+    )
+    assert sorted(c.objectives for c in kept) == [(0.5, 5.0), (1.0, 3.0), (2.0, 2.0)]
+    assert minimised({"fps": 10.0, "lut": 5.0}, [("fps", "maximize"), ("lut", "minimize")]) == (-10.0, 5.0)
+
+
+@pytest.mark.slow
+def test_candidates_are_what_their_trials_measure_and_local_search_finds_the_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = study(tmp_path)
+    ctx = StudyContext(cfg)
+    values = trial_values(ctx)
+    point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)
+    metrics = ctx.metrics(point)
+    exact = Completion(ctx).candidates(values, point, metrics)  # 8 x 4 x 2 x 3 x 2 configurations: enumerated
+    assert len(exact) >= 3 and all(c.feasible for c in exact)
+    objectives = [(o.metric, o.direction) for o in cfg.objectives]
+    for c in exact[:: max(1, len(exact) // 4)]:  # a proposal's objectives are exactly what its trial will record
+        other = design_point(c.params, ctx.space, ctx.board, ctx.layers, ctx.db)
+        assert minimised(ctx.metrics(other).values, objectives) == c.objectives
+        assert {k: v for k, v in c.params.items() if not k.startswith("dpu.")} == {"split.split": ctx.layers}
+    monkeypatch.setattr(completion, "EXACT_LIMIT", 0)  # the local search, on the same space
+    searched = Completion(ctx).candidates(values, point, metrics)
+    assert {c.objectives for c in searched} == {c.objectives for c in exact}
+
+
+@pytest.mark.slow
+def test_a_study_queues_the_best_hardware_of_each_new_model_variant(tmp_path: Path) -> None:
+    cfg = study(tmp_path, n_trials=14, sampler="random")
+    result = run_study(cfg, progress=False)
+    trials = result.get_trials(deepcopy=False)
+    proposed = [t for t in trials if PROPOSED_BY in t.user_attrs]
+    assert proposed and all(t.user_attrs[PROPOSED_BY].startswith("hardware completion of trial ") for t in proposed)
+    assert finished_count(result) == 14 and len(trials) == 14  # proposals count toward n_trials and never exceed them
+    assert not result.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    for t in proposed:  # the same model variant as the trial that proposed it
+        source = trials[int(t.user_attrs[PROPOSED_BY].rsplit(" ", 1)[1])]
+        assert t.params["split.split"] == source.params["split.split"]
+    plain = run_study(study(tmp_path / "b", n_trials=6, sampler="random", hardware_search="sample"), progress=False)
+    assert not any(PROPOSED_BY in t.user_attrs for t in plain.get_trials(deepcopy=False))
