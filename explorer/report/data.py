@@ -23,6 +23,7 @@ class TrialRow:
     details: dict[str, Any]
     fail_reason: str = ""
     measured: dict[str, Any] = field(default_factory=dict)  # "build" / "run" records of explore import-*
+    proposed_by: str = ""  # what queued the trial (hardware completion), "" when the sampler chose it
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,7 @@ def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, An
             {
                 "trial": r.number,
                 "trials": numbers,
+                "proposed_by": r.proposed_by or "the sampler",
                 "dpu": f"{dpu.get('arch')} x{dpu.get('cores')} @{dpu.get('clock_mhz')} MHz, RAM {dpu.get('ram_usage')}, "
                 f"DSP {dpu.get('dsp_usage')}, URAM {dpu.get('uram_per_core')}",
                 "pruning": ", ".join(f"{g}={t:.2f}" for g, t in sorted(r.design.get("prune", {}).items())) or "none",
@@ -374,6 +375,7 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
             "feasible": r.feasible,
             "pareto": r.number in info.pareto,
             "fail_reason": r.fail_reason,
+            "proposed_by": r.proposed_by or "sampler",
         }
         record.update({f"param.{k}": v for k, v in r.params.items()})
         record.update({f"{k} [{r.sources.get(k, 'model')}]": v for k, v in r.metrics.items()})

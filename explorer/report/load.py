@@ -26,6 +26,7 @@ def load_info(cfg: StudyConfig) -> ParetoInfo:
                 details=record.details.to_dict() if record.details else {},
                 fail_reason=record.fail_reason,
                 measured=read_measured(record.artifacts) if record.artifacts else {},
+                proposed_by=record.proposed_by,
             )
         )
     return pareto_info([(o.metric, o.direction) for o in cfg.objectives], rows)

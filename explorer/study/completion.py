@@ -30,12 +30,12 @@ import optuna
 from explorer.errors import ExplorerError
 from explorer.perf.estimate import PerfEstimate
 from explorer.study.design_metrics import Metrics, StudyContext
+from explorer.study.record import PROPOSED_BY
 from explorer.study.search_space import DesignPoint, Param, design_point, param_values
 
 EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated whole
 SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
 MAX_VALUES = 64  # an int or float range with more values than this is not varied (the sampler's alone)
-PROPOSED_BY = "proposed_by"  # user attribute of a queued trial: what proposed it
 CONSTRAINTS_ATTR = "constraints"  # where Optuna keeps a trial's constraint values (system attributes)
 
 Vector = tuple[float, ...]

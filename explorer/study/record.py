@@ -22,6 +22,7 @@ from explorer.study.config import StudyConfig
 
 DESIGN_POINT, METRICS, SOURCES, DETAILS, ARTIFACTS = "design_point", "metrics", "sources", "details", "artifacts"
 FAIL_REASON, TRACEBACK, SAME_AS = "fail_reason", "traceback", "same_as"
+PROPOSED_BY = "proposed_by"  # a queued trial: what proposed it (study/completion.py)
 RESULT_KEYS = (DESIGN_POINT, METRICS, SOURCES, DETAILS, ARTIFACTS)  # what a reused result copies
 
 
@@ -80,6 +81,7 @@ class TrialRecord:
     artifacts: Path | None = None
     fail_reason: str = ""
     same_as: int | None = None
+    proposed_by: str = ""  # "hardware completion of trial N" for a queued trial; "" for a sampled one
 
     @property
     def complete(self) -> bool:
@@ -109,6 +111,7 @@ class TrialRecord:
             artifacts=Path(attrs[ARTIFACTS]) if ARTIFACTS in attrs else None,
             fail_reason=str(attrs.get(FAIL_REASON, "")),
             same_as=attrs.get(SAME_AS),
+            proposed_by=str(attrs.get(PROPOSED_BY, "")),
         )
 
 

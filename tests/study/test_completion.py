@@ -8,9 +8,10 @@ import optuna
 import pytest
 
 from explorer.study import completion
-from explorer.study.completion import PROPOSED_BY, Candidate, Completion, dominates, front, minimised
+from explorer.study.completion import Candidate, Completion, dominates, front, minimised
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import StudyContext
+from explorer.study.record import PROPOSED_BY
 from explorer.study.runner import run_study
 from explorer.study.search_space import design_point
 from explorer.study.store import finished_count
@@ -83,5 +84,13 @@ def test_a_study_queues_the_best_hardware_of_each_new_model_variant(tmp_path: Pa
     for t in proposed:  # the same model variant as the trial that proposed it
         source = trials[int(t.user_attrs[PROPOSED_BY].rsplit(" ", 1)[1])]
         assert t.params["split.split"] == source.params["split.split"]
+    import pandas as pd
+
+    from explorer.report.html import write_report
+
+    page = write_report(cfg).read_text()  # the report and trials.csv say what proposed each trial
+    assert "proposed by hardware completion of trial" in page or "proposed by the sampler" in page
+    table = pd.read_csv(cfg.store.output / "trials.csv")
+    assert set(table["proposed_by"]) == {"sampler", *(t.user_attrs[PROPOSED_BY] for t in proposed)}
     plain = run_study(study(tmp_path / "b", n_trials=6, sampler="random", hardware_search="sample"), progress=False)
     assert not any(PROPOSED_BY in t.user_attrs for t in plain.get_trials(deepcopy=False))
