@@ -35,7 +35,8 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
 from explorer.runtime import fixed_batch, run_model
 
-CACHE_VERSION = 4  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets); 4: recovery
+CACHE_VERSION = 5  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets); 4: recovery;
+# 5: percentile/MSE samples drawn per tensor (calibration shared between splits)
 EVAL_BATCH = 32
 # Operators a CPU int8 part quantizes (as onnxruntime's static quantizer does); the rest stay float.
 CPU_INT8_KINDS = {
@@ -146,6 +147,7 @@ class CompressionContext:
         self._apoz: dict[int, ApozReport] = {}
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._float_metrics: dict[str, float] | None = None
+        self._fixes: dict[tuple[Any, ...], dict[tuple[str, frozenset[str]], int]] = {}  # by pruned model, method
         self._pruned: dict[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
@@ -317,7 +319,8 @@ class CompressionContext:
         fused: set[str],
         dpu_nodes: set[str],
     ) -> QuantizedModel:
-        """The evaluation model quantized, calibrated on the batch-1 graph, its DPU part computing as the DPU does."""
+        """The evaluation model quantized, calibrated on the batch-1 graph, its DPU part computing as the DPU does.
+        Fix positions calibrated for one split serve the others of the same pruned model (`quantize`'s `known`)."""
         return quantize(
             eval_model,
             quant_nodes,
@@ -326,6 +329,7 @@ class CompressionContext:
             fused,
             calibration_model=graph.model,
             dpu_nodes=dpu_nodes,
+            known=self._fixes.setdefault((options.pruning_key, options.calibration), {}),
         )
 
     def _width(self, conv: str) -> int:

@@ -13,8 +13,9 @@ keeps only its statistics (`TensorStats`), never every sample's intermediates.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,13 +109,18 @@ def quantize(
     seed: int = 0,
     calibration_model: onnx.ModelProto | None = None,
     dpu_nodes: Collection[str] | None = None,
+    known: MutableMapping[tuple[str, frozenset[str]], int] | None = None,
 ) -> QuantizedModel:
     """A QDQ copy of `model` in which the nodes named in `quantized_nodes` (by first output) run on int8.
 
     `calibration_model` (the same graph, e.g. at batch 1 where `model` has a fixed evaluation batch) is the
     one run for the statistics: its chunk holds fewer samples' intermediates. The nodes named in `dpu_nodes`
     compute as the DPU does (LeakyReLU slope, HardSigmoid and average-pool scaling, aligned fix positions;
-    compress/dpu_arithmetic.py)."""
+    compress/dpu_arithmetic.py).
+
+    `known`: fix positions calibrated before on the same model, method and calibration data, by tensor and by
+    which of the nodes upstream of it compute as the DPU does (all its value depends on); they are reused, and
+    the ones calibrated here are added. Several splits of one model share most of their tensors."""
     if method not in METHODS:
         raise ExplorerError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
     applied: tuple[str, ...] = ()
@@ -139,19 +145,25 @@ def quantize(
             if name in graph_inputs or name in producers:
                 tensors.append(name)
     # calibration: the float model's activations on the calibration set, chunk by chunk
-    rng = np.random.default_rng(seed)
-    stats = {t: TensorStats(method, len(calibration), rng) for t in tensors}
-    extra = [t for t in tensors if t not in graph_inputs]
+    upstream = _emulated_upstream(model, set(dpu_nodes or ()))
+    keys = {t: (t, upstream.get(t, frozenset())) for t in tensors}
+    reused = {t: known[keys[t]] for t in tensors if known is not None and keys[t] in known}
+    missing = [t for t in tensors if t not in reused]
+    stats = {t: TensorStats(method, len(calibration), np.random.default_rng([seed, zlib.crc32(t.encode())])) for t in missing}
+    extra = [t for t in missing if t not in graph_inputs]
     runner = model
     if calibration_model is not None and set(extra) <= {o for n in calibration_model.graph.node for o in n.output}:
         runner = calibration_model
-    for count, outputs in stream_model(runner, calibration.inputs, extra_outputs=extra):
-        for t in extra:
-            stats[t].update(outputs[t], count)
-    for t in tensors:
+    if extra:
+        for count, outputs in stream_model(runner, calibration.inputs, extra_outputs=extra):
+            for t in extra:
+                stats[t].update(outputs[t], count)
+    for t in missing:
         if t in graph_inputs:
             stats[t].update(calibration.inputs[t], len(calibration))
-    activation_fix = {t: stats[t].fix(percentile) for t in tensors}
+    activation_fix = {t: reused[t] if t in reused else stats[t].fix(percentile) for t in tensors}
+    if known is not None:
+        known.update({keys[t]: activation_fix[t] for t in missing})
     if dpu_nodes is not None:
         applied += align_fix_positions(model, dpu_nodes, activation_fix)
     weight_fix: dict[str, int] = {}
@@ -167,6 +179,18 @@ def quantize(
             weight_fix[node.input[2]] = min(weight_fix[node.input[2]], accumulator)
     qdq = _insert_qdq(model, activation_fix, weight_fix, graph_inputs, graph_outputs)
     return QuantizedModel(qdq, activation_fix, weight_fix, applied)
+
+
+def _emulated_upstream(model: onnx.ModelProto, dpu_nodes: set[str]) -> dict[str, frozenset[str]]:
+    """For each tensor, the DPU-computed nodes (by first output) it depends on, itself included."""
+    found: dict[str, frozenset[str]] = {}
+    for node in _toposort(list(model.graph.node)):
+        above = frozenset().union(*(found.get(i, frozenset()) for i in node.input if i))
+        if node.output and node.output[0] in dpu_nodes:
+            above = above | {node.output[0]}
+        for out in node.output:
+            found[out] = above
+    return found
 
 
 def _insert_qdq(

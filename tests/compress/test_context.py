@@ -103,3 +103,21 @@ def test_unknown_evaluator_name() -> None:
 
     with pytest.raises(ExplorerError):
         load_evaluator("nope")
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_splits_share_calibration_with_the_same_result(ctx: CompressionContext, tmp_path: Path, method: str) -> None:
+    """Fix positions calibrated for one split are reused by the next; the result equals a fresh calibration."""
+    opts = [CompressOptions(quantize="all", calibration=method, split=s) for s in (None, 3, 5)]
+    for o in opts:
+        ctx.measure_accuracy(o)
+    known = ctx._fixes[(opts[0].pruning_key, method)]
+    count = len(known)
+    assert count > 0
+    later = CompressOptions(quantize="dpu", calibration=method, split=4)
+    shared = ctx.measure_accuracy(later)
+    assert len(known) == count  # every tensor of split 4 was calibrated already, for splits 3 and 5
+    fresh = CompressionContext(ctx.path, ctx.data, ctx.calibration, ctx.evaluator, use_cache=False)
+    alone = fresh.measure_accuracy(later)
+    assert shared.metrics == alone.metrics and shared.fidelity == alone.fidelity
+    assert shared.key == alone.key
