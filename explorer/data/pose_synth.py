@@ -8,6 +8,7 @@ normalised coordinates of DSNT, x and y in [-1, 1] ((2 * pixel + 1) / size - 1).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,20 @@ def _segment_distance(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarr
     return distance
 
 
+def _paint_segment(
+    image: np.ndarray, xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float, colour: np.ndarray
+) -> None:
+    """Colour the pixels nearer than `radius` to the segment a-b. Only the segment's bounding box, widened by
+    the radius, is looked at: no pixel outside it is that near, so the image is the same as over the whole grid."""
+    size = image.shape[-1]
+    x0, x1 = max(0, math.floor(min(a[0], b[0]) - radius - 1)), min(size, math.ceil(max(a[0], b[0]) + radius + 1))
+    y0, y1 = max(0, math.floor(min(a[1], b[1]) - radius - 1)), min(size, math.ceil(max(a[1], b[1]) + radius + 1))
+    if x0 >= x1 or y0 >= y1:
+        return
+    window = image[:, y0:y1, x0:x1]  # a view: painting it paints the image
+    window[:, _segment_distance(xx[y0:y1, x0:x1], yy[y0:y1, x0:x1], a, b) < radius] = colour
+
+
 def _background(rng: np.random.Generator, size: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     coarse = rng.uniform(0.0, 1.0, size=(3, 5, 5))
     idx = np.linspace(0, 4, size)
@@ -91,8 +106,8 @@ def _background(rng: np.random.Generator, size: int, xx: np.ndarray, yy: np.ndar
     image = 0.25 + 0.5 * image
     for _ in range(rng.integers(0, 4)):  # distractor strokes
         a, b = rng.uniform(0, size, 2), rng.uniform(0, size, 2)
-        mask = _segment_distance(xx, yy, a, b) < rng.uniform(0.5, 2.0)
-        image[:, mask] = rng.uniform(0, 1, size=(3, 1))
+        radius = rng.uniform(0.5, 2.0)
+        _paint_segment(image, xx, yy, a, b, radius, rng.uniform(0, 1, size=(3, 1)))
     for _ in range(rng.integers(0, 3)):  # distractor boxes
         x0, y0 = rng.integers(0, size, 2)
         w_, h_ = rng.integers(3, max(4, size // 4), 2)
@@ -124,8 +139,7 @@ def render(rng: np.random.Generator, size: int = 96) -> PoseSample:
     body = rng.uniform(0.0, 1.0, size=3)
     for child, parent in LIMBS:
         shade = np.clip(body + rng.normal(0.0, 0.08, size=3), 0, 1)
-        mask = _segment_distance(xx, yy, pts[parent], pts[child]) < thickness
-        image[:, mask] = shade[:, None]
+        _paint_segment(image, xx, yy, pts[parent], pts[child], thickness, shade[:, None])
     head = np.hypot(xx - pts[9, 0], yy - pts[9, 1]) < 0.07 * height
     image[:, head] = np.clip(body + 0.1, 0, 1)[:, None]
     image = np.clip(image + rng.normal(0.0, 0.04, size=image.shape), 0.0, 1.0)
