@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from explorer import __version__
-from explorer.commands import calibrate, compress, estimate, export, hw, study
+from explorer.commands import calibrate, compare, compress, estimate, export, hw, study
 from explorer.errors import ExplorerError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     hw.register(sub)
     estimate.register(sub)
+    compare.register(sub)
     calibrate.register(sub)
     compress.register(sub)
     study.register(sub)
