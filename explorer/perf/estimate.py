@@ -141,6 +141,10 @@ class Estimator:
     def placements(self, config: DpuConfig, split: int | None = None) -> tuple[Placement, ...]:
         return self._placed(resolve(config, self.db), split)
 
+    def placed(self, spec: DpuSpec, split: int | None = None) -> tuple[Placement, ...]:
+        """`placements` of a configuration already resolved."""
+        return self._placed(spec, split)
+
     def _placed(self, spec: DpuSpec, split: int | None) -> tuple[Placement, ...]:
         key = self._key(spec, split)
         if key not in self._placements:

@@ -22,16 +22,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 
 from explorer.errors import ExplorerError
+from explorer.hardware.config import DpuConfig, DpuSpec
+from explorer.hardware.resources import FitReport, ResourceEstimate
 from explorer.perf.estimate import PerfEstimate
 from explorer.study.design_metrics import Metrics, StudyContext
 from explorer.study.record import PROPOSED_BY
-from explorer.study.search_space import DesignPoint, Param, design_point, param_values
+from explorer.study.search_space import DPU_MULTIPLE, DesignPoint, Param, design_point, param_values
 
 EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated whole
 SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
@@ -39,6 +41,7 @@ MAX_VALUES = 64  # an int or float range with more values than this is not varie
 CONSTRAINTS_ATTR = "constraints"  # where Optuna keeps a trial's constraint values (system attributes)
 
 Vector = tuple[float, ...]
+Fitted = tuple[DpuSpec, ResourceEstimate, FitReport]
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,25 @@ class Completion:
         self.ctx = ctx
         self.objectives = [(o.metric, o.direction) for o in ctx.cfg.objectives]
         self.done: set[tuple[Any, ...]] = set()  # (model-side parameters, accuracy key) completed here
+        self.configs: dict[tuple[Any, ...], tuple[DpuConfig, DpuSpec, Fitted] | None] = {}  # by DPU values
 
     def group(self, values: Mapping[str, Any], metrics: Metrics) -> tuple[Any, ...]:
         model_side = tuple(sorted((k, repr(v)) for k, v in values.items() if not k.startswith("dpu.")))
         return model_side, metrics.accuracy_key
+
+    def hardware_of(self, params: Mapping[str, Any]) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
+        """The DPU configuration the DPU values of `params` map to, resolved, with its resources and fit; None when
+        illegal. It depends on the DPU values alone, so it is kept for every model variant."""
+        key = tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu.")))
+        if key not in self.configs:
+            try:
+                point = design_point(params, self.ctx.space, self.ctx.board, self.ctx.layers, self.ctx.db)
+            except ExplorerError:
+                self.configs[key] = None
+            else:
+                fit = self.ctx.fit(point)
+                self.configs[key] = (point.dpu, fit[0], fit)
+        return self.configs[key]
 
     def candidates(self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics) -> list[Candidate]:
         """The non-dominated DPU configurations for the model variant of (`values`, `point`), each placing the
@@ -104,17 +122,20 @@ class Completion:
         varied = hardware_params(ctx, values)
         perf_cache: dict[tuple[Any, ...], PerfEstimate] = {}
 
+        by_ocp = DPU_MULTIPLE in (values.get("pruning.multiple"), ctx.space.fixed.get("pruning", {}).get("multiple"))
+
         def evaluate(choice: tuple[Any, ...]) -> Candidate | None:
             params = {**values, **{p.name: v for (p, _), v in zip(varied, choice, strict=True)}}
-            try:
-                other = design_point(params, ctx.space, ctx.board, ctx.layers, ctx.db)
-            except ExplorerError:
+            hardware = self.hardware_of(params)
+            if hardware is None:
                 return None  # an illegal combination: not a candidate
-            if estimator.placements(other.dpu, other.split) != placements:
-                return None  # another accuracy: only a trial can measure it
-            if ctx.cfg.constraints.fit and not ctx.fit(other)[2].fits:
+            config, spec, fit = hardware
+            other = replace(point, dpu=config, prune_multiple=spec.arch.ocp if by_ocp else point.prune_multiple)
+            if other.prune_multiple != point.prune_multiple or estimator.placed(spec, other.split) != placements:
+                return None  # another model or another accuracy: only a trial can measure it
+            if ctx.cfg.constraints.fit and not fit[2].fits:
                 return Candidate(params, (), False)  # infeasible whatever its speed: not estimated
-            hw = ctx.hardware(other, estimator, perf_cache)
+            hw = ctx.hardware(other, estimator, perf_cache, fit)
             merged = {**metrics.values, **hw.values}
             if not all(math.isfinite(merged[m]) for m, _ in self.objectives):
                 return None

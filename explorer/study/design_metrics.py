@@ -188,13 +188,18 @@ class StudyContext:
         return spec, resources, check_fit(resources.total, self.board.device, self.cfg.constraints.ceilings)
 
     def hardware(
-        self, point: DesignPoint, estimator: Estimator, same_placements: dict[tuple[Any, ...], PerfEstimate] | None = None
+        self,
+        point: DesignPoint,
+        estimator: Estimator,
+        same_placements: dict[tuple[Any, ...], PerfEstimate] | None = None,
+        fitted: tuple[DpuSpec, ResourceEstimate, FitReport] | None = None,
     ) -> HardwareMetrics:
         """The metrics of `point` that depend on its DPU configuration (all estimates, source: model): resources,
         fit, latency and FPS. With the model side unchanged, the accuracy metrics are those of any design point
         whose layers are placed alike. `same_placements`: latency estimates of design points that place the
-        layers as this one does, by what else the estimate reads (the DPU geometry and architecture)."""
-        spec, resources, fit = self.fit(point)
+        layers as this one does, by what else the estimate reads (the DPU geometry and architecture). `fitted`:
+        what `fit` gives for this point, when known."""
+        spec, resources, fit = fitted or self.fit(point)
         cfg = self.cfg
         options = EstimateOptions(
             cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision, cfg.estimator.runtime
