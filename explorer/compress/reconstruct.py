@@ -143,17 +143,19 @@ def reconstruct_weights(
         sample = 0
         for count, outs in stream_model(up_to(current, [c.input]), data.inputs):
             x = outs[c.input]
+            rows_of_chunk = []  # one design matrix per chunk: a single product per chunk, not one per sample
             for k in range(count):
                 if c.op == "Conv":
-                    rows, cols = picks[c.node][sample]
-                    design = _patches(x[k], c, rows, cols)
+                    rows, cols = picks[c.node][sample + k]
+                    rows_of_chunk.append(_patches(x[k], c, rows, cols))
                 else:
-                    design = x[k].reshape(1, -1)
-                design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)]).astype(np.float64)
-                target = wanted[c.node][sample]
-                g = design.T @ design if g is None else g + design.T @ design
-                h = design.T @ target if h is None else h + design.T @ target
-                sample += 1
+                    rows_of_chunk.append(x[k].reshape(1, -1))
+            design = np.vstack(rows_of_chunk)
+            design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)]).astype(np.float64)
+            target = np.vstack(wanted[c.node][sample : sample + count])
+            g = design.T @ design if g is None else g + design.T @ design
+            h = design.T @ target if h is None else h + design.T @ target
+            sample += count
         assert g is not None and h is not None
         fitted = _solve(c, initializers(current), g, h, ridge)
         values.update(fitted)
