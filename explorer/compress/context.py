@@ -33,8 +33,10 @@ from explorer.graph.loader import SHAPE_FLAG, ModelError, graph_inputs, prepare_
 from explorer.graph.passes import hard_activations, normalize
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, resolve
+from explorer.recent import Recent
 from explorer.runtime import fixed_batch, run_model
 
+PRUNED_KEPT = 8  # pruned models a context keeps in memory
 CACHE_VERSION = 5  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets); 4: recovery;
 # 5: percentile/MSE samples drawn per tensor (calibration shared between splits)
 EVAL_BATCH = 32
@@ -148,7 +150,8 @@ class CompressionContext:
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._float_metrics: dict[str, float] | None = None
         self._fixes: dict[tuple[Any, ...], dict[tuple[str, frozenset[str]], int]] = {}  # by pruned model, method
-        self._pruned: dict[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = {}
+        # the pruned models most recently used (a study's later trials rebuild an older one from the disk cache)
+        self._pruned: Recent[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = Recent(PRUNED_KEPT)
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
     # -- pruning -------------------------------------------------------------------------------------------
@@ -167,24 +170,21 @@ class CompressionContext:
 
     def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""
-        key = options.pruning_key
-        if key not in self._pruned:
-            if not options.prune:
-                self._pruned[key] = (self.eval_model, self.graph, {})
-            else:
-                report = self.apoz(options.prune_groups)
-                kept = choose_channels(report, options.prune, options.prune_multiple)
-                if not kept:
-                    self._pruned[key] = (self.eval_model, self.graph, {})
-                else:
-                    model = apply_pruning(self.eval_model, kept)
-                    small = apply_pruning(self.graph.model, kept)
-                    if options.recovery == "reconstruct":
-                        weights = self.reconstruction(model, kept)
-                        model, small = apply_weights(model, weights), apply_weights(small, weights)
-                    graph = analyze(normalize(small))
-                    self._pruned[key] = (model, graph, kept)
-        return self._pruned[key]
+        return self._pruned.get_or_make(options.pruning_key, lambda: self._prune(options))
+
+    def _prune(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
+        if not options.prune:
+            return self.eval_model, self.graph, {}
+        report = self.apoz(options.prune_groups)
+        kept = choose_channels(report, options.prune, options.prune_multiple)
+        if not kept:
+            return self.eval_model, self.graph, {}
+        model = apply_pruning(self.eval_model, kept)
+        small = apply_pruning(self.graph.model, kept)
+        if options.recovery == "reconstruct":
+            weights = self.reconstruction(model, kept)
+            model, small = apply_weights(model, weights), apply_weights(small, weights)
+        return model, analyze(normalize(small)), kept
 
     def reconstruction(self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The consumers' refitted weights for the channels `kept` (reconstruct.py), computed once per kept set

@@ -30,7 +30,7 @@ from explorer.perf.dpu import DpuGeometry, LayerTime, dpu_layer_time, geometry, 
 from explorer.perf.params import LatencyParams, load_params
 from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
 
-GEOMETRIES_KEPT = 1000  # geometries whose layer times an Estimator remembers (a few MB for a 100-layer model)
+GEOMETRIES_KEPT = 64  # geometries whose layer times an Estimator remembers (about 1 MB for a 100-layer model)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from explorer.perf.dpu import geometry
 from explorer.perf.estimate import EstimateOptions, Estimator, PerfEstimate
 from explorer.perf.params import LatencyParams
 from explorer.perf.uncertainty import ErrorModel
+from explorer.recent import Recent
 from explorer.study.config import StudyConfig
 from explorer.study.record import DesignDetails, SubgraphSummary
 from explorer.study.search_space import DesignPoint, SearchSpace, board_facts
@@ -58,6 +59,7 @@ class HardwareMetrics:
     perf: PerfEstimate
 
 
+VARIANTS_KEPT = 8  # model variants whose latency estimator a study keeps (the most recently used)
 STUDY_SHAPE_KEY = "model.input_shape in the study"
 
 
@@ -124,7 +126,7 @@ class StudyContext:
         self.layers = len(self.compression.graph.layers)
         self.space: SearchSpace = cfg.space.bind(self.layers)
         self.facts = board_facts(self.board)
-        self._estimators: dict[tuple[Any, ...], Estimator] = {}
+        self._estimators: Recent[tuple[Any, ...], Estimator] = Recent(VARIANTS_KEPT)
         self.params: LatencyParams | None = None  # the shipped fit unless the study names a calibration profile
         self.errors: ErrorModel | None = None  # ... and the spread of its intervals
         if cfg.estimator.calibration is not None:
@@ -136,10 +138,9 @@ class StudyContext:
 
     def estimator(self, options: CompressOptions) -> Estimator:
         key = options.pruning_key
-        if key not in self._estimators:
-            _, graph, _ = self.compression.pruned(options)
-            self._estimators[key] = Estimator(graph, self.board, self.params, db=self.db, errors=self.errors)
-        return self._estimators[key]
+        return self._estimators.get_or_make(
+            key, lambda: Estimator(self.compression.pruned(options)[1], self.board, self.params, db=self.db, errors=self.errors)
+        )
 
     def metrics(self, point: DesignPoint) -> Metrics:
         options = self.options(point)
