@@ -31,12 +31,14 @@ from explorer.errors import ExplorerError
 from explorer.hardware.config import DpuConfig, DpuSpec
 from explorer.hardware.resources import FitReport, ResourceEstimate
 from explorer.perf.estimate import PerfEstimate
+from explorer.recent import Recent
 from explorer.study.design_metrics import Metrics, StudyContext
 from explorer.study.record import PROPOSED_BY
 from explorer.study.search_space import DPU_MULTIPLE, DesignPoint, Param, design_point, param_values
 
 EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated whole
 SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
+CONFIGS_KEPT = 20_000  # DPU configurations (resolved, with their fit) kept across model variants
 MAX_VALUES = 64  # an int or float range with more values than this is not varied (the sampler's alone)
 CONSTRAINTS_ATTR = "constraints"  # where Optuna keeps a trial's constraint values (system attributes)
 
@@ -92,7 +94,7 @@ class Completion:
         self.ctx = ctx
         self.objectives = [(o.metric, o.direction) for o in ctx.cfg.objectives]
         self.done: set[tuple[Any, ...]] = set()  # (model-side parameters, accuracy key) completed here
-        self.configs: dict[tuple[Any, ...], tuple[DpuConfig, DpuSpec, Fitted] | None] = {}  # by DPU values
+        self.configs: Recent[tuple[Any, ...], tuple[DpuConfig, DpuSpec, Fitted] | None] = Recent(CONFIGS_KEPT)
 
     def group(self, values: Mapping[str, Any], metrics: Metrics) -> tuple[Any, ...]:
         model_side = tuple(sorted((k, repr(v)) for k, v in values.items() if not k.startswith("dpu.")))
@@ -101,16 +103,16 @@ class Completion:
     def hardware_of(self, params: Mapping[str, Any]) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
         """The DPU configuration the DPU values of `params` map to, resolved, with its resources and fit; None when
         illegal. It depends on the DPU values alone, so it is kept for every model variant."""
-        key = tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu.")))
-        if key not in self.configs:
+
+        def make() -> tuple[DpuConfig, DpuSpec, Fitted] | None:
             try:
                 point = design_point(params, self.ctx.space, self.ctx.board, self.ctx.layers, self.ctx.db)
             except ExplorerError:
-                self.configs[key] = None
-            else:
-                fit = self.ctx.fit(point)
-                self.configs[key] = (point.dpu, fit[0], fit)
-        return self.configs[key]
+                return None
+            fit = self.ctx.fit(point)
+            return point.dpu, fit[0], fit
+
+        return self.configs.get_or_make(tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu."))), make)
 
     def candidates(self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics) -> list[Candidate]:
         """The non-dominated DPU configurations for the model variant of (`values`, `point`), each placing the
