@@ -51,7 +51,7 @@ class Metrics:
 
 @dataclass(frozen=True)
 class HardwareMetrics:
-    """What a design point's DPU configuration decides: resource and performance metrics, and their sources."""
+    """What a design point's DPU configuration decides (all estimates): resource and performance metrics, and the fit."""
 
     values: dict[str, float]
     spec: DpuSpec
