@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--prune", default="", metavar="GROUP=THRESHOLD,...", help="APoZ threshold per layer group (g0, g1, ... or all)"
     )
     p.add_argument("--prune-multiple", type=int, default=4, help="round remaining channels to a multiple of this (default 4)")
+    p.add_argument(
+        "--abstain",
+        action="store_true",
+        help="leave a layer group whole where pruning would not change its output-channel passes ceil(channels / OCP) "
+        "on the DPU (--board and the DPU flags; default a full-featured ZU+ DPU)",
+    )
     p.add_argument("--prune-groups", type=int, default=4, help="number of layer groups of neighbouring convolutions")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="dpu", help="int8 for the DPU part, everything, or nothing")
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax", help="activation calibration method")
@@ -57,7 +63,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from explorer.data.loaders import load_data
     from explorer.evaluators.builtin import load_evaluator
     from explorer.graph.loader import graph_inputs, read_model
-    from explorer.hardware.config import DpuConfig
+    from explorer.hardware.config import DpuConfig, resolve
     from explorer.hardware.database import load_database
 
     if args.prune_multiple < 1 or args.prune_groups < 1:
@@ -116,7 +122,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
         config = dpu_config_from_args(args, db.board(args.board), db)
     thresholds = parse_thresholds(args.prune, ctx.apoz(args.prune_groups).groups) if args.prune else {}
     options = CompressOptions(
-        thresholds, args.prune_multiple, args.prune_groups, args.quantize, args.calibration, args.split, args.recovery
+        thresholds,
+        args.prune_multiple,
+        args.prune_groups,
+        args.quantize,
+        args.calibration,
+        args.split,
+        args.recovery,
+        resolve(config).arch.ocp if args.abstain else 0,
     )
     result = ctx.measure_accuracy(options, config)
     if args.output:

@@ -72,15 +72,16 @@ class CompressOptions:
     calibration: str = "minmax"
     split: int | None = None
     recovery: str = "reconstruct"  # what restores accuracy after pruning (RECOVERY)
+    abstain_ocp: int = 0  # the DPU's OCP: leave a cluster whole when pruning would not change its passes (0: prune)
 
     @property
     def cpu_precision(self) -> str:
         return "int8" if self.quantize == "all" else "fp32"
 
     @property
-    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int, str]:
+    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int, str, int]:
         """What the pruned model depends on, as a hashable value."""
-        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery
+        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class CompressionContext:
         if not options.prune:
             return self.eval_model, self.graph, {}
         report = self.apoz(options.prune_groups)
-        kept = choose_channels(report, options.prune, options.prune_multiple)
+        kept = choose_channels(report, options.prune, options.prune_multiple, options.abstain_ocp)
         if not kept:
             return self.eval_model, self.graph, {}
         model = apply_pruning(self.eval_model, kept)

@@ -141,11 +141,15 @@ def parse_thresholds(spec: str | Mapping[str, float], groups: tuple[str, ...]) -
     return out
 
 
-def choose_channels(report: ApozReport, thresholds: Mapping[str, float], multiple: int) -> dict[str, np.ndarray]:
+def choose_channels(
+    report: ApozReport, thresholds: Mapping[str, float], multiple: int, abstain_ocp: int = 0
+) -> dict[str, np.ndarray]:
     """Kept channel indices per source convolution (by node name; only convolutions that lose channels).
 
     Keyed by name so that one decision applies to any normalisation of the same model (batch 1 for the
-    latency estimate, a larger batch for evaluation)."""
+    latency estimate, a larger batch for evaluation). `abstain_ocp`: the output-channel parallelism of the
+    DPU; a cluster whose pruning would leave its compute passes ceil(channels / OCP) unchanged stays whole
+    (seed 002: "abstain from the pruning" where it buys parameters but no time)."""
     kept: dict[str, np.ndarray] = {}
     for c in report.clusters:
         t = thresholds.get(c.group)
@@ -155,6 +159,8 @@ def choose_channels(report: ApozReport, thresholds: Mapping[str, float], multipl
         candidates = int((c.apoz >= t).sum())
         keep = c.size - candidates
         keep = min(c.size, max(multiple, math.ceil(keep / multiple) * multiple)) if multiple > 1 else max(1, keep)
+        if abstain_ocp and math.ceil(keep / abstain_ocp) == math.ceil(c.size / abstain_ocp):
+            continue
         if keep < c.size:
             for source in c.sources:
                 kept[source] = np.sort(order[:keep])

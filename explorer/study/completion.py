@@ -133,7 +133,7 @@ class Completion:
                 return None  # an illegal combination: not a candidate
             config, spec, fit = hardware
             other = replace(point, dpu=config, prune_multiple=spec.arch.ocp if by_ocp else point.prune_multiple)
-            if other.prune_multiple != point.prune_multiple or estimator.placed(spec, other.split) != placements:
+            if ctx.options(other).pruning_key != options.pruning_key or estimator.placed(spec, other.split) != placements:
                 return None  # another model or another accuracy: only a trial can measure it
             if ctx.cfg.constraints.fit and not fit[2].fits:
                 return Candidate(params, (), False)  # infeasible whatever its speed: not estimated

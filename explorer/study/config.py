@@ -150,6 +150,7 @@ class QuantizationSection:
 @dataclass(frozen=True)
 class PruningSection:
     recovery: str = "reconstruct"  # after pruning: least-squares reconstruction of the consumers, or none
+    abstain: bool = False  # leave a layer group whole where pruning would not change its passes on the sampled DPU
 
 
 @dataclass(frozen=True)
@@ -564,12 +565,16 @@ def _pruning(c: _Checker, raw: Any) -> PruningSection:
     from explorer.compress import RECOVERY
 
     section = c.mapping(raw, "pruning")
-    c.keys(section, ("recovery",), "pruning")
+    c.keys(section, ("recovery", "abstain"), "pruning")
     recovery = section.get("recovery", "reconstruct")
     if recovery not in RECOVERY:
         c.add("pruning.recovery", f"expected one of {', '.join(RECOVERY)}, got {recovery!r}")
         recovery = "reconstruct"
-    return PruningSection(str(recovery))
+    abstain = section.get("abstain", False)
+    if not isinstance(abstain, bool):
+        c.add("pruning.abstain", f"expected true or false, got {abstain!r}")
+        abstain = False
+    return PruningSection(str(recovery), abstain)
 
 
 def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:

@@ -84,6 +84,7 @@ def compress_options(point: DesignPoint, cfg: StudyConfig) -> CompressOptions:
         cfg.quantization.calibration,
         point.split,
         cfg.pruning.recovery,
+        resolve(point.dpu).arch.ocp if cfg.pruning.abstain and point.prune else 0,
     )
 
 

@@ -113,3 +113,19 @@ def test_threshold_one_prunes_nothing_alive_and_parse_errors() -> None:
         parse_thresholds("g7=0.5", report.groups)
     with pytest.raises(ExplorerError, match=r"must be in \[0, 1\]"):
         parse_thresholds("g0=1.5", report.groups)
+
+
+def test_abstain_leaves_whole_what_pruning_would_not_make_faster() -> None:
+    """With the DPU's OCP given, a cluster whose kept channels need as many output-channel passes as before
+    stays whole: 32 -> 28 channels is two passes of 16 either way; 32 -> 16 saves one."""
+    from explorer.compress.prune import ApozReport, ClusterStats
+
+    apoz = np.linspace(0.0, 0.99, 32)  # channel i is inactive more often as i grows
+    report = ApozReport((ClusterStats(0, ("conv_a",), 32, apoz, "g0"),), (), ("g0",))
+    few = {"g0": float(apoz[28])}  # removes the last 4 channels
+    many = {"g0": float(apoz[16])}  # removes 16
+    assert len(choose_channels(report, few, 4)["conv_a"]) == 28
+    assert choose_channels(report, few, 4, abstain_ocp=16) == {}
+    assert len(choose_channels(report, many, 4, abstain_ocp=16)["conv_a"]) == 16
+    assert choose_channels(report, few, 4, abstain_ocp=8) == {}  # OCP 8: four passes either way
+    assert len(choose_channels(report, few, 4, abstain_ocp=4)["conv_a"]) == 28  # OCP 4: eight passes -> seven

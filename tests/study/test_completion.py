@@ -94,3 +94,24 @@ def test_a_study_queues_the_best_hardware_of_each_new_model_variant(tmp_path: Pa
     assert set(table["proposed_by"]) == {"sampler", *(t.user_attrs[PROPOSED_BY] for t in proposed)}
     plain = run_study(study(tmp_path / "b", n_trials=6, sampler="random", hardware_search="sample"), progress=False)
     assert not any(PROPOSED_BY in t.user_attrs for t in plain.get_trials(deepcopy=False))
+
+
+@pytest.mark.slow
+def test_with_abstain_a_proposal_keeps_the_trials_output_channel_parallelism(tmp_path: Path) -> None:
+    """`pruning: {abstain: true}` makes the pruned model depend on the DPU's OCP: a proposal for a variant must
+    keep it (another OCP is another model, whose accuracy only a trial can measure)."""
+    from explorer.hardware.config import resolve
+    from explorer.study.record import TrialRecord
+    from explorer.study.search_space import DesignPoint
+
+    more = "search_space: {files: [dpu_zynqmp.yaml, pruning.yaml, split.yaml]}\npruning: {abstain: true}\n"
+    result = run_study(small_study(tmp_path, more, n_trials=8), progress=False)
+    trials = result.get_trials(deepcopy=False)
+
+    def ocp(number: int) -> int:
+        return resolve(DesignPoint.from_dict(TrialRecord.read(trials[number]).design_point).dpu).arch.ocp
+
+    proposed = [t for t in trials if PROPOSED_BY in t.user_attrs]
+    assert proposed and finished_count(result) == 8
+    for t in proposed:
+        assert ocp(t.number) == ocp(int(t.user_attrs[PROPOSED_BY].rsplit(" ", 1)[1]))
