@@ -33,7 +33,7 @@ import yaml
 
 from explorer.perf.estimate import PerfEstimate
 from explorer.report.data import hypervolume
-from explorer.study.completion import CONSTRAINTS_ATTR, minimised
+from explorer.study.completion import minimised
 from explorer.study.config import StudyConfig, load_study
 from explorer.study.design_metrics import StudyContext
 from explorer.study.runner import run_study
@@ -201,8 +201,7 @@ def main() -> None:
                                 [(o.metric, o.direction) for o in cfg.objectives],
                             )
                             for t in trials[:budget]
-                            if t.state == optuna.trial.TrialState.COMPLETE
-                            and all(c <= 0 for c in t.system_attrs.get(CONSTRAINTS_ATTR, ()))
+                            if t.state == optuna.trial.TrialState.COMPLETE and all(c <= 0 for c in (t.constraints or {}).values())
                         ]
                         fractions[budget].append(hv(np.array(points)) / whole)
                 default = " (default)" if (sampler, search) == (cfg.run.sampler, cfg.run.hardware_search) else ""

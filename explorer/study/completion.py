@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,7 +40,6 @@ EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated w
 SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
 CONFIGS_KEPT = 20_000  # DPU configurations (resolved, with their fit) kept across model variants
 MAX_VALUES = 64  # an int or float range with more values than this is not varied (the sampler's alone)
-CONSTRAINTS_ATTR = "constraints"  # where Optuna keeps a trial's constraint values (system attributes)
 
 Vector = tuple[float, ...]
 Fitted = tuple[DpuSpec, ResourceEstimate, FitReport]
@@ -225,16 +224,24 @@ def local_search(
 
 
 def queue_best_hardware(
-    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: DesignPoint, metrics: Metrics, limit: int
+    study: optuna.Study,
+    trial: optuna.Trial,
+    completion: Completion,
+    point: DesignPoint,
+    metrics: Metrics,
+    room: Callable[[], int],
 ) -> int:
-    """Queue the best DPU configurations of `trial`'s model variant (a trial just told complete); the number queued."""
+    """Queue the best DPU configurations of `trial`'s model variant (a trial just told complete), at most `room()`
+    of them; the number queued. A variant completed before costs nothing here (the study is not read)."""
+    if completion.group(trial.params, metrics) in completion.done:
+        return 0
     directions = [d for _, d in completion.objectives]
     existing = [
         tuple(v if d == "minimize" else -v for v, d in zip(t.values, directions, strict=True))
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if t.values is not None and all(c <= 0 for c in t.system_attrs.get(CONSTRAINTS_ATTR, ()))
+        if t.values is not None and all(c <= 0 for c in (t.constraints or {}).values())
     ]
-    proposed = completion.propose(trial.params, point, metrics, existing, limit)
+    proposed = completion.propose(trial.params, point, metrics, existing, room())
     for c in proposed:
         study.enqueue_trial(
             c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"}, skip_if_exists=True

@@ -244,6 +244,24 @@ class _Checker:
             return False
         return True
 
+    def flag(self, section: Mapping[str, Any], key: str, path: str) -> bool:
+        """`section[key]` as true or false (false when absent); anything else is a problem named by its path."""
+        value = section.get(key, False)
+        if not isinstance(value, bool):
+            self.add(f"{path}.{key}", f"expected true or false, got {value!r}")
+        return value is True
+
+    def one_of(self, section: Mapping[str, Any], key: str, choices: tuple[str, ...], path: str) -> str:
+        """`section[key]` if it is one of `choices` (the first when absent), else a problem and the first."""
+        value = section.get(key, choices[0])
+        if value not in choices:
+            self.add(
+                f"{path}.{key}".lstrip("."),
+                f"expected one of {', '.join(choices)}, got {value!r}" + did_you_mean(str(value), choices),
+            )
+            return choices[0]
+        return str(value)
+
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         if value is None:
             return {}
@@ -460,14 +478,8 @@ def _run(c: _Checker, raw: Mapping[str, Any]) -> RunSection:
     if not isinstance(seed, int) or isinstance(seed, bool):
         c.add("seed", f"expected an integer, got {seed!r}")
         seed = 0
-    hardware_search = raw.get("hardware_search", "complete")
-    if hardware_search not in HARDWARE_SEARCH:
-        c.add(
-            "hardware_search",
-            f"expected one of {', '.join(HARDWARE_SEARCH)}, got {hardware_search!r}"
-            + did_you_mean(str(hardware_search), HARDWARE_SEARCH),
-        )
-    return RunSection(str(sampler), int(n_trials), float(timeout) if timeout else None, int(seed), str(hardware_search))
+    hardware_search = c.one_of(raw, "hardware_search", HARDWARE_SEARCH, "")
+    return RunSection(str(sampler), int(n_trials), float(timeout) if timeout else None, int(seed), hardware_search)
 
 
 def _store(c: _Checker, raw: Mapping[str, Any], base: Path, default_name: str) -> StoreSection:
@@ -555,10 +567,7 @@ def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
     calibration = quant.get("calibration", "minmax")
     if calibration not in CALIBRATION_METHODS:
         c.add("quantization.calibration", f"expected one of {', '.join(CALIBRATION_METHODS)}, got {calibration!r}")
-    hard = quant.get("hard_activations", False)
-    if not isinstance(hard, bool):
-        c.add("quantization.hard_activations", f"expected true or false, got {hard!r}")
-    return QuantizationSection(str(calibration), hard is True)
+    return QuantizationSection(str(calibration), c.flag(quant, "hard_activations", "quantization"))
 
 
 def _pruning(c: _Checker, raw: Any) -> PruningSection:
@@ -566,15 +575,7 @@ def _pruning(c: _Checker, raw: Any) -> PruningSection:
 
     section = c.mapping(raw, "pruning")
     c.keys(section, ("recovery", "abstain"), "pruning")
-    recovery = section.get("recovery", "reconstruct")
-    if recovery not in RECOVERY:
-        c.add("pruning.recovery", f"expected one of {', '.join(RECOVERY)}, got {recovery!r}")
-        recovery = "reconstruct"
-    abstain = section.get("abstain", False)
-    if not isinstance(abstain, bool):
-        c.add("pruning.abstain", f"expected true or false, got {abstain!r}")
-        abstain = False
-    return PruningSection(str(recovery), abstain)
+    return PruningSection(c.one_of(section, "recovery", RECOVERY, "pruning"), c.flag(section, "abstain", "pruning"))
 
 
 def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:
@@ -610,10 +611,7 @@ def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:
         value = section.get(key)
         if value is not None and c.typed(value, (str,), f"measure.{key}", "a string"):
             values[key] = value
-    recalibrate = section.get("recalibrate", False)
-    if not isinstance(recalibrate, bool):
-        c.add("measure.recalibrate", f"expected true or false, got {recalibrate!r}")
-    values["recalibrate"] = recalibrate is True
+    values["recalibrate"] = c.flag(section, "recalibrate", "measure")
     return MeasureSection(**values)
 
 

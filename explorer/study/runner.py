@@ -26,7 +26,9 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -309,19 +311,21 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     return objective_values
 
 
-def running_elsewhere(study: optuna.Study, trial: optuna.Trial) -> int:
-    """Trials other than `trial` running now (other workers' trials count toward n_trials when they finish)."""
+def room(cfg: StudyConfig, study: optuna.Study, trial: optuna.Trial, waiting: list[optuna.trial.FrozenTrial]) -> int:
+    """How many proposals one completion may queue: its share (`queue_limit`), within the trials the study has
+    left once the finished, waiting and running ones (other workers' too) are counted."""
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return sum(t.number != trial.number for t in running)
+    left = cfg.run.n_trials - finished_count(study) - len(waiting) - sum(t.number != trial.number for t in running)
+    return min(queue_limit(cfg.run.n_trials), left)
 
 
 def complete_hardware(
-    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: Any, metrics: Metrics, limit: int
+    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: Any, metrics: Metrics, room: Callable[[], int]
 ) -> None:
     """Queue the best DPU configurations of a completed trial's model variant (completion.py). The trial is
     already recorded: a failure here is reported and the study goes on without the proposals."""
     try:
-        queue_best_hardware(study, trial, completion, point, metrics, limit)
+        queue_best_hardware(study, trial, completion, point, metrics, room)
     except Exception as exc:  # the proposals are an optimisation: the study goes on without them
         print(f"note: trial {trial.number}: no DPU configurations proposed for its model variant: {exc}", file=sys.stderr)
 
@@ -364,8 +368,7 @@ def run_worker(
                     metrics = ctx.metrics(point)
                     study.tell(trial, record_result(trial, cfg, ctx, point, metrics))
                     if completion is not None:  # proposals within what is left of the study's trials
-                        left = cfg.run.n_trials - finished_count(study) - len(waiting) - running_elsewhere(study, trial)
-                        complete_hardware(study, trial, completion, point, metrics, min(queue_limit(cfg.run.n_trials), left))
+                        complete_hardware(study, trial, completion, point, metrics, partial(room, cfg, study, trial, waiting))
             streak.success()
         except KeyboardInterrupt as exc:
             with contextlib.suppress(RuntimeError):  # the interrupt may come after the trial was told
