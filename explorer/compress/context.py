@@ -28,7 +28,7 @@ from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import Evaluator, fidelity_metrics
 from explorer.fileio import file_digest
-from explorer.graph.layers import ModelGraph, analyze
+from explorer.graph.layers import ModelGraph, analyze, timing_only
 from explorer.graph.loader import SHAPE_FLAG, ModelError, graph_inputs, prepare_model, read_model
 from explorer.graph.passes import hard_activations, normalize
 from explorer.graph.prepare import graph_from_model
@@ -36,7 +36,8 @@ from explorer.hardware.config import DpuConfig, resolve
 from explorer.recent import Recent
 from explorer.runtime import fixed_batch, run_model
 
-PRUNED_KEPT = 8  # pruned models a context keeps in memory
+PRUNED_KEPT = 8  # pruned models (with their weights) a context keeps in memory
+VARIANTS_KEPT = 1024  # pruned variants whose layer table (no weights) and kept channels a context keeps
 CACHE_VERSION = 5  # 2: DPU arithmetic emulated; 3: keyed by effect (kept channels, node sets); 4: recovery;
 # 5: percentile/MSE samples drawn per tensor (calibration shared between splits)
 EVAL_BATCH = 32
@@ -82,6 +83,14 @@ class CompressOptions:
     def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int, str, int]:
         """What the pruned model depends on, as a hashable value."""
         return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a pruned model is without its weights: the batch-1 layer table (`timing_only`) and the channels kept."""
+
+    graph: ModelGraph
+    kept: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,9 @@ class CompressionContext:
         self._fixes: dict[tuple[Any, ...], dict[tuple[str, frozenset[str]], int]] = {}  # by pruned model, method
         # the pruned models most recently used (a study's later trials rebuild an older one from the disk cache)
         self._pruned: Recent[tuple[Any, ...], tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]] = Recent(PRUNED_KEPT)
+        # ... and, for many more, what placement, timing and the accuracy key read (no weights: a study revisiting
+        # a variant whose accuracy it knows prunes nothing again)
+        self._variants: Recent[tuple[Any, ...], Variant] = Recent(VARIANTS_KEPT)
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
 
     # -- pruning -------------------------------------------------------------------------------------------
@@ -172,6 +184,15 @@ class CompressionContext:
     def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""
         return self._pruned.get_or_make(options.pruning_key, lambda: self._prune(options))
+
+    def variant(self, options: CompressOptions) -> Variant:
+        """The pruned variant of `options` without its weights: its layer table (placement, timing) and kept channels."""
+
+        def make() -> Variant:
+            _, graph, kept = self.pruned(options)
+            return Variant(graph if graph is self.graph else timing_only(graph), kept)
+
+        return self._variants.get_or_make(options.pruning_key, make)
 
     def _prune(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         if not options.prune:
@@ -264,7 +285,7 @@ class CompressionContext:
             raise ExplorerError(f"quantize mode {options.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
         if options.recovery not in RECOVERY:
             raise ExplorerError(f"recovery {options.recovery!r}: choose one of {', '.join(RECOVERY)}")
-        eval_model, graph, kept = self.pruned(options)
+        graph, kept = (variant := self.variant(options)).graph, variant.kept
         if options.split is not None and not 0 <= options.split <= len(graph.layers):
             raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")
         if placements is None:
@@ -278,9 +299,10 @@ class CompressionContext:
         if cached is not None:
             self._memory[key] = CompressResult(**{**cached, "cached": True})
             return self._memory[key]
+        eval_model, full_graph, _ = self.pruned(options)
         model, arithmetic = eval_model, []
         if quant_nodes:
-            q = self._quantize(eval_model, graph, options, quant_nodes, fused, dpu_nodes)
+            q = self._quantize(eval_model, full_graph, options, quant_nodes, fused, dpu_nodes)
             model, arithmetic = q.model, list(q.dpu_arithmetic)
         outputs = run_model(model, self.data.inputs)
         reference = self.float_outputs()

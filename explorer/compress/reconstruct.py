@@ -25,13 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from explorer.data.loaders import Dataset
-from explorer.graph.util import attr_int, attr_ints, initializers
-from explorer.runtime import stream_model, up_to
+from explorer.graph.util import attr_int, attr_ints, initializers, producers
+from explorer.graph.util import consumers as readers
+from explorer.runtime import run_model, stream_model
 
 POSITIONS = 64  # output positions drawn per sample and consumer
+CHUNK = 64  # samples whose design matrices are stacked into one product
 RIDGE = 1e-3  # lambda, relative to the mean of the Gram matrix's diagonal
 BIAS_SUFFIX = "_reconstructed_bias"
 
@@ -115,8 +117,8 @@ def reconstruct_weights(
 
     Sequential, in graph order: each consumer is fitted on its input in the pruned model with the consumers
     before it already refitted, so a refit never compensates an error that an earlier refit has removed.
-    The unpruned model runs once (its outputs at the drawn positions are kept); the pruned model once per
-    consumer, cut after that consumer's input (onnxruntime runs only the nodes before it)."""
+    The unpruned model runs once (its outputs at the drawn positions are kept); each node of the pruned model
+    runs once too, in the pieces between one consumer's input and the next (`Prefix`)."""
     consumers = consumers_of_pruned(original, pruned)
     if not consumers:
         return {}
@@ -137,14 +139,15 @@ def reconstruct_weights(
                     wanted[c.node].append(y[k].reshape(1, -1).astype(np.float64))
     values: dict[str, np.ndarray] = {}
     current = pruned
+    prefix = Prefix(data.inputs)
     for c in consumers:
         g: np.ndarray | None = None
         h: np.ndarray | None = None
-        sample = 0
-        for count, outs in stream_model(up_to(current, [c.input]), data.inputs):
-            x = outs[c.input]
+        inputs = prefix.up_to(current, c.input)
+        for sample in range(0, len(inputs), CHUNK):
+            x = inputs[sample : sample + CHUNK]
             rows_of_chunk = []  # one design matrix per chunk: a single product per chunk, not one per sample
-            for k in range(count):
+            for k in range(len(x)):
                 if c.op == "Conv":
                     rows, cols = picks[c.node][sample + k]
                     rows_of_chunk.append(_patches(x[k], c, rows, cols))
@@ -152,15 +155,86 @@ def reconstruct_weights(
                     rows_of_chunk.append(x[k].reshape(1, -1))
             design = np.vstack(rows_of_chunk)
             design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)]).astype(np.float64)
-            target = np.vstack(wanted[c.node][sample : sample + count])
+            target = np.vstack(wanted[c.node][sample : sample + len(x)])
             g = design.T @ design if g is None else g + design.T @ design
             h = design.T @ target if h is None else h + design.T @ target
-            sample += count
         assert g is not None and h is not None
         fitted = _solve(c, initializers(current), g, h, ridge)
         values.update(fitted)
         current = apply_weights(current, fitted)
     return values
+
+
+class Prefix:
+    """The pruned model's tensors on the calibration data, computed once each while the consumers are refitted.
+
+    The consumers are refitted in graph order, and a consumer's input is computed after every consumer before
+    it was refitted: so each tensor computed for one consumer is final (no consumer still to refit is upstream
+    of it). `up_to` runs only the nodes between what is known and the tensor asked for (a model cut out of the
+    current one, its inputs the known tensors it reads), and keeps the tensors that nodes not yet run will read.
+    Holds a few activations of the whole calibration set (the live ones), not one per layer."""
+
+    def __init__(self, inputs: Mapping[str, np.ndarray]) -> None:
+        self.data = dict(inputs)
+        self.known: dict[str, np.ndarray] = dict(inputs)
+        self.ran: set[int] = set()  # nodes (by index in the model) whose outputs were computed
+
+    def up_to(self, model: onnx.ModelProto, tensor: str) -> np.ndarray:
+        """`tensor` of `model` on every sample."""
+        nodes = list(model.graph.node)
+        made = producers(nodes)
+        constant = {init.name for init in model.graph.initializer}
+        needed: set[int] = set()
+        stack = [tensor]
+        while stack:
+            name = stack.pop()
+            if name in self.known or name in constant or name not in made or made[name] in needed:
+                continue
+            needed.add(made[name])
+            stack.extend(x for x in nodes[made[name]].input if x)
+        if needed:
+            users = readers(nodes)
+            ran = self.ran | needed
+            order = sorted(needed)
+            produced = [o for i in order for o in nodes[i].output if o]
+            live = [o for o in produced if o == tensor or any(u not in ran for u in users.get(o, []))]
+            read = sorted({x for i in order for x in nodes[i].input if x in self.known})
+            self.known.update(
+                run_model(_cut(model, [nodes[i] for i in order], read, live, self.known), {k: self.known[k] for k in read})
+            )
+            self.ran = ran
+            for name in [n for n in self.known if n not in self.data and n != tensor]:
+                if all(u in ran for u in users.get(name, [])):
+                    del self.known[name]  # every node that reads it has run
+        return self.known[tensor]
+
+
+def _cut(
+    model: onnx.ModelProto, nodes: list[onnx.NodeProto], inputs: list[str], outputs: list[str], known: Mapping[str, np.ndarray]
+) -> onnx.ModelProto:
+    """The model of `nodes` of `model`, reading `inputs` (graph inputs or known tensors, batch first, with the
+    model's batch dimension) and returning `outputs`."""
+    declared: dict[str, onnx.ValueInfoProto] = {i.name: i for i in model.graph.input}
+    batch = next(i for i in model.graph.input if i.name not in {init.name for init in model.graph.initializer})
+    dim0 = batch.type.tensor_type.shape.dim[0]
+
+    def declare(name: str) -> onnx.ValueInfoProto:
+        if name in declared:
+            return declared[name]
+        array = known[name]
+        info = helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype), [None, *array.shape[1:]])
+        info.type.tensor_type.shape.dim[0].CopyFrom(dim0)
+        return info
+
+    reads = {x for node in nodes for x in node.input if x}
+    graph = helper.make_graph(
+        nodes,
+        model.graph.name,
+        [declare(name) for name in inputs],
+        [helper.make_empty_tensor_value_info(name) for name in outputs],
+        initializer=[init for init in model.graph.initializer if init.name in reads],
+    )
+    return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
 
 
 def _solve(c: Consumer, weights: Mapping[str, np.ndarray], g: np.ndarray, h: np.ndarray, ridge: float) -> dict[str, np.ndarray]:

@@ -143,6 +143,8 @@ def partition(graph: ModelGraph, placements: Sequence[Placement], split: int | N
 
 def subgraph_model(graph: ModelGraph, sub: Subgraph) -> onnx.ModelProto:
     """The subgraph as a standalone, valid ONNX model (same opset, its own initializers)."""
+    if not graph.weights:
+        raise ValueError("a timing-only graph (graph/layers.py timing_only) has no weights to cut into subgraph models")
     types = elem_types(graph.model)
     nodes = [graph.nodes[i] for i in sub.layers]
     needed = {t for node in nodes for t in node.input if t}

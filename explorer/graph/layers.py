@@ -6,6 +6,7 @@ DPU's data type): one byte per weight and per feature-map element.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,7 @@ class ModelGraph:
     constants: frozenset[str]
     graph_inputs: tuple[str, ...]
     graph_outputs: tuple[str, ...]
+    weights: bool = True  # False: the initializers hold no values (`timing_only`): placement and timing only
 
     @property
     def total_macs(self) -> int:
@@ -323,6 +325,26 @@ def analyze(model: onnx.ModelProto) -> ModelGraph:
         graph_inputs=inputs,
         graph_outputs=tuple(o.name for o in model.graph.output),
     )
+
+
+WEIGHT_FREE_ELEMENTS = 64  # initializers with more elements lose their values in `timing_only`
+
+
+def timing_only(graph: ModelGraph) -> ModelGraph:
+    """`graph` without the values of its weights: everything placement and timing read (layers, shapes, node
+    attributes, small constants such as shapes and scales), a small fraction of the memory. A study keeps one per
+    model variant it has seen. It cannot be run or cut into subgraph models (`weights` is False)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    for init in model.graph.initializer:
+        if math.prod(init.dims) > WEIGHT_FREE_ELEMENTS:
+            dims, kind, name = list(init.dims), init.data_type, init.name
+            init.Clear()
+            init.name, init.data_type = name, kind
+            init.dims.extend(dims)
+    by_output = {node.output[0]: node for node in model.graph.node if node.output}
+    nodes = tuple(by_output[node.output[0]] for node in graph.nodes)
+    return dataclasses.replace(graph, model=model, nodes=nodes, weights=False)
 
 
 def producer_layers(graph: ModelGraph) -> dict[str, int]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from explorer.dpu.partition import Cut, Partition, cut_points, partition
 from explorer.dpu.support import CPU, DPU, Placement, limits_for, place_layers
-from explorer.graph.layers import ModelGraph
+from explorer.graph.layers import Layer, ModelGraph
 from explorer.hardware.config import DpuConfig, DpuSpec, resolve
 from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf import runtime_problem
@@ -29,8 +29,10 @@ from explorer.perf.cpu import cpu_layer_ms, host_invocation_ms, runner_call_ms
 from explorer.perf.dpu import DpuGeometry, LayerTime, dpu_layer_time, geometry, shared_frame_ms
 from explorer.perf.params import LatencyParams, load_params
 from explorer.perf.uncertainty import ErrorModel, Intervals, intervals, shipped_error_model
+from explorer.recent import Recent
 
-GEOMETRIES_KEPT = 64  # geometries whose layer times an Estimator remembers (about 1 MB for a 100-layer model)
+GEOMETRIES_KEPT = 128  # core geometries whose layer times a LayerTimes store remembers
+TIMES_PER_GEOMETRY = 2048  # layer times one geometry keeps (the layers of its model's variants)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,40 @@ class PerfEstimate:
         }
 
 
+class LayerTimes:
+    """DPU layer times by core geometry (without the core count: a core's time alone does not depend on it),
+    shared by the estimators of one model's pruned variants: a layer that a variant's pruning did not change
+    keeps its time. A layer is known by its shape signature (index, kind, shapes, weights) and whether it is
+    fused; at most GEOMETRIES_KEPT geometries of at most TIMES_PER_GEOMETRY layer times are kept."""
+
+    def __init__(self) -> None:
+        self._by_geometry: Recent[DpuGeometry, dict[tuple[int, bool], LayerTime]] = Recent(GEOMETRIES_KEPT)
+        self._signatures: dict[tuple[Any, ...], int] = {}
+
+    def signature(self, layer: Layer) -> int:
+        """A number for what a layer's DPU time depends on, the same for the same layer of every variant."""
+        key = (
+            layer.index,
+            layer.kind,
+            layer.input_shapes,
+            layer.output_shapes,
+            layer.kernel,
+            layer.stride,
+            layer.in_channels,
+            layer.out_channels,
+            layer.macs,
+            layer.weight_count,
+        )
+        return self._signatures.setdefault(key, len(self._signatures))
+
+    def of(self, geo: DpuGeometry) -> dict[tuple[int, bool], LayerTime]:
+        """The layer times known for one core of `geo`, by (signature, fused)."""
+        found = self._by_geometry.get_or_make(dataclasses.replace(geo, cores=0), dict)
+        if len(found) >= TIMES_PER_GEOMETRY:
+            found.clear()
+        return found
+
+
 class Estimator:
     """Estimates one model on one board for any DPU configuration and split."""
 
@@ -116,7 +152,9 @@ class Estimator:
         params: LatencyParams | None = None,
         db: HwDatabase | None = None,
         errors: ErrorModel | None = None,
+        layer_times: LayerTimes | None = None,
     ):
+        """`layer_times`: a store shared with the estimators of the same model's other pruned variants."""
         self.graph = graph
         self.board = board
         self.params = params or load_params()
@@ -126,13 +164,15 @@ class Estimator:
         self._placements: dict[tuple[Any, ...], tuple[Placement, ...]] = {}
         self._partitions: dict[tuple[Any, ...], Partition] = {}
         self._cpu_ms: dict[tuple[int, str], list[float]] = {}
-        self._layer_times: dict[DpuGeometry, dict[tuple[int, bool], LayerTime]] = {}
+        self._layer_times = layer_times or LayerTimes()
+        self._signatures = [self._layer_times.signature(layer) for layer in graph.layers]
 
     def with_params(self, params: LatencyParams) -> Estimator:
         """The same model and board under other latency parameters, sharing the placements and partitions
         (they do not depend on the parameters); calibration evaluates many parameter sets this way."""
         other = copy.copy(self)
-        other.params, other._cpu_ms, other._layer_times = params, {}, {}
+        other.params, other._cpu_ms, other._layer_times = params, {}, LayerTimes()
+        other._signatures = [other._layer_times.signature(layer) for layer in self.graph.layers]
         return other
 
     def _key(self, spec: DpuSpec, split: int | None) -> tuple[Any, ...]:
@@ -160,17 +200,6 @@ class Estimator:
             self._partitions[key] = partition(self.graph, self._placed(spec, split), split)
         return self._partitions[key]
 
-    def _layer_times_for(self, geo: DpuGeometry) -> dict[tuple[int, bool], LayerTime]:
-        """The layer times already computed for one core of this geometry (they do not depend on the core
-        count); a study evaluates many configurations of one model (study/completion.py)."""
-        key = dataclasses.replace(geo, cores=0)
-        found = self._layer_times.get(key)
-        if found is None:
-            if len(self._layer_times) >= GEOMETRIES_KEPT:
-                self._layer_times.clear()
-            found = self._layer_times[key] = {}
-        return found
-
     def cpu_times(self, threads: int, precision: str) -> list[float]:
         key = (threads, precision)
         if key not in self._cpu_ms:
@@ -190,7 +219,7 @@ class Estimator:
         spec = resolve(config, self.db)
         part = self._partition(spec, split)
         geo = geometry(spec, self.board, self.params)
-        known = self._layer_times_for(geo)
+        known = self._layer_times.of(geo)
         active = max(1, min(threads, config.cores))
         cpu_lat = self.cpu_times(arm.cores, opts.cpu_precision)
         cpu_one = self.cpu_times(1, opts.cpu_precision)
@@ -202,7 +231,7 @@ class Estimator:
             if sub.device == DPU:
                 times = []
                 for i in sub.layers:
-                    key = (i, part.placements[i].reason.startswith("fused"))
+                    key = (self._signatures[i], part.placements[i].reason.startswith("fused"))
                     if key not in known:
                         known[key] = dpu_layer_time(self.graph.layers[i], part.placements[i], geo)
                     times.append(known[key])

@@ -43,9 +43,15 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
 
 
-def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+def pareto_front(points: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
     """Indices of the non-dominated points (minimisation)."""
-    return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+    p = np.asarray(points, dtype=float)
+    if len(p) == 0:
+        return []
+    p = p.reshape(len(p), -1)
+    no_worse = np.all(p[:, None, :] <= p[None, :, :], axis=2)  # [j, i]: j is at least as good as i everywhere
+    better = np.any(p[:, None, :] < p[None, :, :], axis=2)
+    return np.flatnonzero(~np.any(no_worse & better, axis=0)).tolist()
 
 
 def hypervolume_2d_or_more(points: np.ndarray, reference: np.ndarray) -> float:
@@ -92,10 +98,9 @@ def pareto_info(objectives: Sequence[tuple[str, str]], rows: Sequence[TrialRow])
         normalised = (loss - lo) / span
         reference = np.full(len(objectives), 1.1)
         order = sorted(range(len(feasible)), key=lambda i: feasible[i].number)
-        seen: list[int] = []
+        kept: list[int] = []  # the front so far: a new point joins it or not, and may push members out
         for i in order:
-            seen.append(i)
-            current = normalised[seen]
-            keep = pareto_front(current.tolist())
-            history.append((feasible[i].number, hypervolume(current[keep], reference)))
+            candidates = [*kept, i]
+            kept = [candidates[k] for k in pareto_front(normalised[candidates])]
+            history.append((feasible[i].number, hypervolume(normalised[kept], reference)))
     return ParetoInfo(tuple((m, d) for m, d in objectives), tuple(rows), tuple(sorted(front)), tuple(history))

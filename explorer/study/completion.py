@@ -99,9 +99,12 @@ class Completion:
         model_side = tuple(sorted((k, repr(v)) for k, v in values.items() if not k.startswith("dpu.")))
         return model_side, metrics.accuracy_key
 
-    def hardware_of(self, params: Mapping[str, Any]) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
+    def hardware_of(
+        self, params: Mapping[str, Any], key: tuple[Any, ...] | None = None
+    ) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
         """The DPU configuration the DPU values of `params` map to, resolved, with its resources and fit; None when
-        illegal. It depends on the DPU values alone, so it is kept for every model variant."""
+        illegal. It depends on the DPU values alone, so it is kept for every model variant (by `key` when given:
+        a value that names those DPU values)."""
 
         def make() -> tuple[DpuConfig, DpuSpec, Fitted] | None:
             try:
@@ -111,7 +114,9 @@ class Completion:
             fit = self.ctx.fit(point)
             return point.dpu, fit[0], fit
 
-        return self.configs.get_or_make(tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu."))), make)
+        if key is None:
+            key = tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu.")))
+        return self.configs.get_or_make(key, make)
 
     def candidates(self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics) -> list[Candidate]:
         """The non-dominated DPU configurations for the model variant of (`values`, `point`), each placing the
@@ -122,18 +127,28 @@ class Completion:
         placements = estimator.placements(point.dpu, point.split)
         varied = hardware_params(ctx, values)
         perf_cache: dict[tuple[Any, ...], PerfEstimate] = {}
+        names = tuple(p.name for p, _ in varied)
+        # the DPU values the choices do not change: with the names and the choice, a configuration's key
+        held = tuple(sorted((k, repr(v)) for k, v in values.items() if k.startswith("dpu.") and k not in names))
+        alike: dict[int, bool] = {}  # by the identity of the estimator's (cached) placements: equal to the trial's
 
         by_ocp = DPU_MULTIPLE in (values.get("pruning.multiple"), ctx.space.fixed.get("pruning", {}).get("multiple"))
 
         def evaluate(choice: tuple[Any, ...]) -> Candidate | None:
-            params = {**values, **{p.name: v for (p, _), v in zip(varied, choice, strict=True)}}
-            hardware = self.hardware_of(params)
+            params = {**values, **dict(zip(names, choice, strict=True))}
+            hardware = self.hardware_of(params, (held, names, tuple(map(repr, choice))))
             if hardware is None:
                 return None  # an illegal combination: not a candidate
             config, spec, fit = hardware
             other = replace(point, dpu=config, prune_multiple=spec.arch.ocp if by_ocp else point.prune_multiple)
-            if ctx.options(other).pruning_key != options.pruning_key or estimator.placed(spec, other.split) != placements:
-                return None  # another model or another accuracy: only a trial can measure it
+            if ctx.options(other).pruning_key != options.pruning_key:
+                return None  # another model: only a trial can measure its accuracy
+            placed = estimator.placed(spec, other.split)
+            if placed is not placements:
+                if id(placed) not in alike:
+                    alike[id(placed)] = placed == placements
+                if not alike[id(placed)]:
+                    return None  # other layers on the DPU, so another accuracy: only a trial can measure it
             if ctx.cfg.constraints.fit and not fit[2].fits:
                 return Candidate(params, (), False)  # infeasible whatever its speed: not estimated
             hw = ctx.hardware(other, estimator, perf_cache, fit)

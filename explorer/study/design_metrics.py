@@ -22,7 +22,7 @@ from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import FitReport, ResourceEstimate, check_fit, estimate_resources, peak_gops
 from explorer.perf.calibrate import read_profile
 from explorer.perf.dpu import geometry
-from explorer.perf.estimate import EstimateOptions, Estimator, PerfEstimate
+from explorer.perf.estimate import EstimateOptions, Estimator, LayerTimes, PerfEstimate
 from explorer.perf.params import LatencyParams
 from explorer.perf.uncertainty import ErrorModel
 from explorer.recent import Recent
@@ -59,7 +59,7 @@ class HardwareMetrics:
     perf: PerfEstimate
 
 
-VARIANTS_KEPT = 8  # model variants whose latency estimator a study keeps (the most recently used)
+VARIANTS_KEPT = 256  # model variants whose latency estimator a study keeps (the most recently used)
 STUDY_SHAPE_KEY = "model.input_shape in the study"
 
 
@@ -128,6 +128,7 @@ class StudyContext:
         self.space: SearchSpace = cfg.space.bind(self.layers)
         self.facts = board_facts(self.board)
         self._estimators: Recent[tuple[Any, ...], Estimator] = Recent(VARIANTS_KEPT)
+        self.layer_times = LayerTimes()  # DPU layer times by geometry, shared by the variants' estimators
         self.params: LatencyParams | None = None  # the shipped fit unless the study names a calibration profile
         self.errors: ErrorModel | None = None  # ... and the spread of its intervals
         if cfg.estimator.calibration is not None:
@@ -140,7 +141,15 @@ class StudyContext:
     def estimator(self, options: CompressOptions) -> Estimator:
         key = options.pruning_key
         return self._estimators.get_or_make(
-            key, lambda: Estimator(self.compression.pruned(options)[1], self.board, self.params, db=self.db, errors=self.errors)
+            key,
+            lambda: Estimator(
+                self.compression.variant(options).graph,
+                self.board,
+                self.params,
+                db=self.db,
+                errors=self.errors,
+                layer_times=self.layer_times,
+            ),
         )
 
     def metrics(self, point: DesignPoint) -> Metrics:

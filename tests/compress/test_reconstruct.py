@@ -124,3 +124,47 @@ def test_the_context_recovers_by_default_caches_and_quantizes(tmp_path: Path) ->
     assert np.isfinite(with_int8.metrics["euclidean_error"])
     with pytest.raises(Exception, match="recovery 'magic'"):
         ctx.measure_accuracy(CompressOptions(prune={"g2": 0.6}, recovery="magic"))
+
+
+def test_the_prefix_computes_each_consumer_input_as_the_whole_model_does() -> None:
+    """`Prefix` runs each node once, in pieces between consumer inputs, holding only the tensors still to be
+    read; every tensor it gives equals a run of the model cut after that tensor (residual Add and Concat)."""
+    from explorer.compress.reconstruct import Prefix
+    from explorer.runtime import up_to
+
+    model = graph_from_model(coupled_model()[0]).model
+    data = _data(20, 6)
+    targets = [n.input[0] for n in model.graph.node if n.op_type == "Conv"]
+    prefix = Prefix(data.inputs)
+    held = []
+    for name in targets:
+        got = prefix.up_to(model, name)
+        want = run_model(up_to(model, [name]), data.inputs)[name]
+        assert np.allclose(got, want, atol=1e-5), name
+        held.append(len(prefix.known))
+    assert prefix.ran and max(held) < len(model.graph.node)  # the live tensors, not one per layer
+
+
+def test_the_context_keeps_a_weight_free_variant_and_prunes_it_once(tmp_path: Path) -> None:
+    """A study revisiting a pruned variant whose accuracy it knows reads its layer table from memory (no weights
+    kept), after its full pruned model has left the few kept with weights."""
+    import explorer.compress.context as context_module
+    from explorer.data.loaders import load_data
+
+    model_path = Path(__file__).parents[2] / "examples" / "pose" / "mobilepose_dsnt.onnx"
+    data, calibration = load_data("pose-synth:8:3", ["input"]), load_data("pose-synth:8:2", ["input"])
+    ctx = CompressionContext(model_path, data, calibration, load_evaluator("pose"), tmp_path)
+    options = [CompressOptions(prune={"g2": t}, quantize="none", recovery="none") for t in (0.6, 0.55, 0.5)]
+    first = [ctx.measure_accuracy(o) for o in options]
+    variant = ctx.variant(options[0])
+    assert not variant.graph.weights and ctx.pruned(options[0])[1].weights
+    assert variant.graph.layers == ctx.pruned(options[0])[1].layers
+    calls = []
+    original = context_module.apply_pruning
+    context_module.apply_pruning = lambda *a: calls.append(a) or original(*a)  # type: ignore[assignment]
+    try:
+        ctx._pruned = context_module.Recent(1)  # the full models are gone
+        again = [ctx.measure_accuracy(o) for o in options]
+    finally:
+        context_module.apply_pruning = original
+    assert calls == [] and [r.metrics for r in again] == [r.metrics for r in first]

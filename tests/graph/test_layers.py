@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from explorer.graph.prepare import graph_from_model
@@ -33,3 +35,24 @@ def test_reference_workloads_match_published_gop() -> None:
     # Vitis AI model zoo: ResNet-50 (Caffe) 7.7 GOP, MobileNetV2 224 0.59-0.6 GOP.
     assert graph_from_model(resnet50()).total_ops / 1e9 == pytest.approx(7.7, rel=0.01)
     assert graph_from_model(mobilenet_v2()).total_ops / 1e9 == pytest.approx(0.6, rel=0.02)
+
+
+def test_a_timing_only_graph_keeps_layers_and_shapes_but_no_weights() -> None:
+    from explorer.dpu.partition import partition, subgraph_model
+    from explorer.dpu.support import place_layers
+    from explorer.graph.layers import WEIGHT_FREE_ELEMENTS, timing_only
+    from explorer.hardware.config import DpuConfig, resolve
+
+    graph = graph_from_model(mobilenet_v2(size=96, width=0.5))
+    light = timing_only(graph)
+    assert light.layers == graph.layers and light.shapes == graph.shapes and not light.weights
+    assert [n.output[0] for n in light.nodes] == [n.output[0] for n in graph.nodes]
+    assert light.model.ByteSize() < graph.model.ByteSize() / 10
+    assert all(not init.raw_data for init in light.model.graph.initializer if math.prod(init.dims) > WEIGHT_FREE_ELEMENTS)
+    spec = resolve(DpuConfig())
+    placements = tuple(place_layers(graph, spec))
+    assert tuple(place_layers(light, spec)) == placements
+    sub = partition(light, placements, None).subgraphs[0]
+    with pytest.raises(ValueError, match="timing-only"):
+        subgraph_model(light, sub)
+    assert subgraph_model(graph, partition(graph, placements, None).subgraphs[0]).graph.node

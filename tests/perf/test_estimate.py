@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from explorer.dpu.support import DPU, Placement
+from explorer.graph.layers import ModelGraph
 from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
@@ -200,3 +201,25 @@ def test_each_subgraph_run_holds_its_core_for_a_runner_call() -> None:
     assert est.multi_bound == "dpu"
     assert est.fps_multi == pytest.approx(1000.0 / (est.dpu_ms + est.dpu_subgraphs * call_ms), rel=1e-6)
     assert est.fps_multi < 1000.0 / call_ms
+
+
+def test_variants_share_the_layer_times_they_have_in_common() -> None:
+    """Estimators of one model's pruned variants share one LayerTimes store: a layer whose shape a variant did
+    not change is timed once per geometry, and every estimate equals that of an estimator of its own."""
+    from explorer.perf.estimate import LayerTimes
+
+    def net(width: int) -> ModelGraph:
+        b = NetBuilder("variant", (1, 3, 32, 32), seed=1)
+        x = b.conv("input", 16, k=3, s=2)
+        x = b.conv(x, width, k=3)  # the pruned layer
+        return graph_from_model(b.build([b.conv(x, 8, k=1)]))
+
+    store = LayerTimes()
+    full, pruned = Estimator(net(16), KV260, layer_times=store), Estimator(net(12), KV260, layer_times=store)
+    config = DpuConfig(arch="B1152")
+    for est, width in ((full, 16), (pruned, 12)):
+        assert est.estimate(config).latency_ms == Estimator(net(width), KV260).estimate(config).latency_ms
+    times = store.of(geometry(resolve(config), KV260, load_params()))
+    first = {k for k in times if k[0] in (full._signatures[0], pruned._signatures[0])}
+    assert full._signatures[0] == pruned._signatures[0] and len(first) == 1
+    assert full._signatures[2] != pruned._signatures[2]  # the consumer of the pruned layer reads fewer channels

@@ -198,3 +198,15 @@ def test_hostile_strings_are_escaped_in_every_field(tmp_path: Path, monkeypatch:
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 15  # each field is there, as text
     # inside the figures' JSON, tojson writes < and > as \u003c / \u003e, never as a closing tag
     assert "</script>alert" not in page and "alert(1)\\u003c/script\\u003e" in page
+
+
+def test_pareto_front_equals_the_pairwise_definition_and_keeps_ties() -> None:
+    import numpy as np
+
+    from explorer.report.data import dominates
+
+    rng = np.random.default_rng(4)
+    points = rng.integers(0, 5, size=(60, 3)).astype(float).tolist()  # coarse: many ties and equal points
+    want = [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+    assert pareto_front(points) == want
+    assert pareto_front([]) == [] and pareto_front([[1.0, 2.0], [1.0, 2.0]]) == [0, 1]
