@@ -257,10 +257,8 @@ def queue_best_hardware(
         if t.values is not None and all(c <= 0 for c in (t.constraints or {}).values())
     ]
     proposed = completion.propose(trial.params, point, metrics, existing, room())
-    for c in proposed:
-        study.enqueue_trial(
-            c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"}, skip_if_exists=True
-        )
+    for c in proposed:  # not matched by a completed trial (propose); a twin queued elsewhere is reused (find_twin)
+        study.enqueue_trial(c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"})
     return len(proposed)
 
 
