@@ -72,7 +72,7 @@ def compare_layers(
         ca, cb = (la.out_channels if la else 0), (lb.out_channels if lb else 0)
         pa, pb = _passes(kind, ca, *par_a), _passes(kind, cb, *par_b)
         verdict = ""
-        if la and lb and ca != cb:
+        if la and lb and ca != cb and kind in CHANNEL_KINDS:  # a pruned layer (its activation follows it)
             shorter = tb is not None and ta is not None and tb.time_ms < ta.time_ms * (1 - 1e-9)
             if shorter:
                 verdict = "shorter"
@@ -98,6 +98,41 @@ def compare_layers(
             )
         )
     return pairs
+
+
+COLUMNS = (
+    "name",
+    "kind",
+    "time_a_ms",
+    "time_b_ms",
+    "gops_a",
+    "gops_b",
+    "channels_a",
+    "channels_b",
+    "passes_a",
+    "passes_b",
+    "verdict",
+)
+
+
+def to_columns(pairs: list[LayerPair]) -> dict[str, list[Any]]:
+    """The comparison as columns (what a trial records: compact, JSON-ready), times rounded to 0.1 ns."""
+    columns: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for p in pairs:
+        for c in COLUMNS:
+            value = getattr(p, c)
+            columns[c].append(round(value, 7) if isinstance(value, float) else value)
+    return columns
+
+
+def largest_differences(columns: dict[str, list[Any]], count: int) -> list[dict[str, Any]]:
+    """The `count` layers of a recorded comparison whose time differs most, as rows (largest first)."""
+    n = len(columns.get("name", []))
+    rows = [{c: columns[c][i] for c in COLUMNS if c in columns} for i in range(n)]
+    for row in rows:
+        row["difference_ms"] = float(row.get("time_b_ms", 0.0)) - float(row.get("time_a_ms", 0.0))
+    rows.sort(key=lambda r: -abs(r["difference_ms"]))
+    return [r for r in rows[:count] if r["difference_ms"] or r.get("verdict")]
 
 
 def figure_html(pairs: list[LayerPair], label_a: str, label_b: str, title: str) -> str:

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from collections import Counter
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from plotly.offline import get_plotlyjs
 from explorer import __version__
 from explorer.datafiles import data_path
 from explorer.hardware.database import RESOURCE_KINDS, load_database
+from explorer.perf.compare import largest_differences
 from explorer.report.data import ParetoInfo, TrialRow, pareto_info
 from explorer.report.load import load_info
 from explorer.study.config import StudyConfig
@@ -217,6 +219,7 @@ def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, An
                 "metrics": m,
                 "sources": r.sources,
                 "details": r.details,
+                "layers": layer_view(r.details.get("layers", {}), bool(r.design.get("prune"))),
                 "bars": [
                     {
                         "kind": k,
@@ -229,6 +232,32 @@ def pareto_rows(info: ParetoInfo, capacity: dict[str, int]) -> list[dict[str, An
             }
         )
     return rows
+
+
+LAYERS_LISTED = 8  # layers under a design's per-layer plot: those whose DPU time differs most
+
+
+def layer_view(columns: dict[str, list[Any]], pruned: bool) -> dict[str, Any]:
+    """What a design's details show per layer (seed 002, Figures 12 and 13): the plot's data (layer names escaped:
+    Plotly reads a few HTML tags in labels) and, for a pruned design, the layers whose time pruning changed most
+    with the verdict, and how many pruned layers run shorter. Empty for a trial recorded without them."""
+    if not columns.get("name"):
+        return {}
+    data = {
+        "names": [escape(str(n)) for n in columns["name"]],
+        "time_b": columns.get("time_b_ms", []),
+        "gops_b": columns.get("gops_b", []),
+        "time_a": columns.get("time_a_ms", []) if pruned else [],
+        "gops_a": columns.get("gops_a", []) if pruned else [],
+    }
+    verdicts = [v for v in columns.get("verdict", []) if v]
+    return {
+        "data": data,
+        "pruned": pruned,
+        "table": largest_differences(columns, LAYERS_LISTED) if pruned else [],
+        "pruned_layers": len(verdicts),
+        "shorter": sum(v == "shorter" for v in verdicts),
+    }
 
 
 def _fidelity(row: TrialRow, metric: str, measured: bool) -> str:
@@ -359,7 +388,8 @@ def write_report(cfg: StudyConfig, output: Path | None = None) -> Path:
             "pareto": len(info.pareto),
         },
         failures=[(r.number, r.fail_reason) for r in info.rows if r.state == "FAIL"][:20],
-        rows=pareto_rows(info, capacity),
+        rows=(rows := pareto_rows(info, capacity)),
+        layer_data={str(r["trial"]): r["layers"]["data"] for r in rows if r["layers"]},
         measured=measured_rows(info),
         reranked=reranked_rows(info),
         metric_columns=metric_columns,

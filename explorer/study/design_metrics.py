@@ -7,7 +7,7 @@ built once in `StudyContext` (data, the compression context, one latency Estimat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from explorer.hardware.database import load_database
 from explorer.hardware.fingerprint import arch_json
 from explorer.hardware.resources import FitReport, ResourceEstimate, check_fit, estimate_resources, peak_gops
 from explorer.perf.calibrate import read_profile
+from explorer.perf.compare import compare_layers, to_columns
 from explorer.perf.dpu import geometry
 from explorer.perf.estimate import EstimateOptions, Estimator, LayerTimes, PerfEstimate
 from explorer.perf.params import LatencyParams
@@ -187,10 +188,26 @@ class StudyContext:
                 "pre_post": perf.pre_ms + perf.post_ms,
             },
             intervals={k: [lo, hi] for k, (lo, hi) in perf.intervals.bounds.items()} if perf.intervals else {},
+            layers=self.layer_comparison(point, options, estimator, hw),
         )
         return Metrics(
             values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels, accuracy.key
         )
+
+    def layer_comparison(
+        self, point: DesignPoint, options: CompressOptions, estimator: Estimator, hw: HardwareMetrics
+    ) -> dict[str, list[Any]]:
+        """Per layer, the unpruned model on this design's DPU (A) against this design (B): DPU time, GOPS, output
+        channels and passes, and whether pruning shortened a layer (perf/compare.py; estimates)."""
+        unpruned = replace(options, prune={})
+        base = self.estimator(unpruned) if unpruned.pruning_key != options.pruning_key else estimator
+        base_perf = hw.perf if base is estimator else base.estimate(point.dpu, point.split, self.estimate_options(point))
+        parallelism = (hw.spec.arch.ocp, hw.spec.arch.icp)
+        return to_columns(compare_layers(base.graph, base_perf, parallelism, estimator.graph, hw.perf, parallelism))
+
+    def estimate_options(self, point: DesignPoint) -> EstimateOptions:
+        est = self.cfg.estimator
+        return EstimateOptions(est.threads, est.pre_ms, est.post_ms, point.cpu_precision, est.runtime)
 
     def fit(self, point: DesignPoint) -> tuple[DpuSpec, ResourceEstimate, FitReport]:
         """The resolved configuration of `point`, its resources (source: model) and whether they fit the device."""
@@ -211,10 +228,7 @@ class StudyContext:
         layers as this one does, by what else the estimate reads (the DPU geometry and architecture). `fitted`:
         what `fit` gives for this point, when known."""
         spec, resources, fit = fitted or self.fit(point)
-        cfg = self.cfg
-        options = EstimateOptions(
-            cfg.estimator.threads, cfg.estimator.pre_ms, cfg.estimator.post_ms, point.cpu_precision, cfg.estimator.runtime
-        )
+        options = self.estimate_options(point)
         if same_placements is None:
             perf = estimator.estimate(point.dpu, point.split, options)
         else:

@@ -45,6 +45,8 @@ class DesignDetails:
     cpu_reasons: dict[str, str]
     latency_split_ms: dict[str, float]
     intervals: dict[str, list[float]] = field(default_factory=dict)  # 80 % intervals: metric -> [low, high]
+    # per layer (perf/compare.py to_columns): A = the unpruned model on this DPU, B = this design (estimates)
+    layers: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +66,7 @@ class DesignDetails:
             intervals={
                 str(k): [float(x) for x in v] for k, v in data.get("intervals", {}).items() if isinstance(v, list) and len(v) == 2
             },
+            layers={str(k): list(v) for k, v in data.get("layers", {}).items() if isinstance(v, list)},
         )
 
 

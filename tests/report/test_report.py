@@ -96,7 +96,8 @@ def test_report_page_and_csv(tmp_path: Path) -> None:
     run_study(cfg, progress=False)
     page = write_report(cfg)
     text = page.read_text()
-    assert text.count("Plotly.newPlot") == 1 and "pareto_fps_multi_euclidean_error" in text
+    assert text.count("Plotly.newPlot(name") == 1 and "pareto_fps_multi_euclidean_error" in text
+    assert 'class="fig layers" id="layers-' in text and "const layerData = {" in text  # per layer, drawn when opened
     assert 'id="pareto-table"' in text and "(measured)" in text and "(estimate)" in text
     assert 'euclidean_error <span class="est">(measured)' in text and 'euclidean_error <span class="est">(estimate)' not in text
     assert "e+04" not in text.split('id="pareto-table"')[1].split("</table>")[0]  # counts print as integers
@@ -177,13 +178,26 @@ def test_hostile_strings_are_escaped_in_every_field(tmp_path: Path, monkeypatch:
         {f"p{HOSTILE}": f"v{HOSTILE}", "dpu.arch": "B512"},
         {"fps_multi": 10.0, "euclidean_error": 0.5, metric: 0.9, "lut": 1000.0},
         {metric: "measured", "euclidean_error": "measured"},
-        {"dpu": {"arch": f"B{HOSTILE}", "cores": 1}, "prune": {}, "split": HOSTILE, "cpu_precision": HOSTILE},
+        {"dpu": {"arch": f"B{HOSTILE}", "cores": 1}, "prune": {"g0": 0.7}, "split": HOSTILE, "cpu_precision": HOSTILE},
         {
             "fingerprint": HOSTILE,
             "target": HOSTILE,
             "partition": [{"device": HOSTILE, "layers": [HOSTILE], "time_ms": 1.0}],
             "cpu_reasons": {f"layer{HOSTILE}": f"reason{HOSTILE}"},
             "latency_split_ms": {HOSTILE: 1.0},
+            "layers": {
+                "name": [f"conv{HOSTILE}"],
+                "kind": [HOSTILE],
+                "time_a_ms": [0.2],
+                "time_b_ms": [0.1],
+                "gops_a": [1.0],
+                "gops_b": [1.5],
+                "channels_a": [32],
+                "channels_b": [24],
+                "passes_a": [2],
+                "passes_b": [2],
+                "verdict": [f"shorter{HOSTILE}"],
+            },
         },
         measured={
             "build": {"source": HOSTILE, "resources": {"lut": 900}, "timing_met": True, "clock_mhz": 300},
@@ -195,7 +209,8 @@ def test_hostile_strings_are_escaped_in_every_field(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(report_html, "load_info", lambda _cfg: info)
     page = report_html.write_report(cfg, tmp_path / "r.html").read_text()
     assert HOSTILE not in page
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 15  # each field is there, as text
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 18  # each field is there, as text
+    assert 'id="layers-0"' in page and "conv&lt;script&gt;" in page  # the per-layer table and plot data
     # inside the figures' JSON, tojson writes < and > as \u003c / \u003e, never as a closing tag
     assert "</script>alert" not in page and "alert(1)\\u003c/script\\u003e" in page
 
@@ -210,3 +225,35 @@ def test_pareto_front_equals_the_pairwise_definition_and_keeps_ties() -> None:
     want = [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
     assert pareto_front(points) == want
     assert pareto_front([]) == [] and pareto_front([[1.0, 2.0], [1.0, 2.0]]) == [0, 1]
+
+
+def test_a_pruned_design_shows_per_layer_what_pruning_bought() -> None:
+    """Seed 002's Figures 12 and 13 in the design details: per layer, the unpruned model and the pruned design on
+    one DPU, with the layers whose time changed most and whether pruning shortened them."""
+    from explorer.graph.layers import ModelGraph
+    from explorer.graph.prepare import graph_from_model
+    from explorer.hardware.config import DpuConfig, resolve
+    from explorer.hardware.database import load_database
+    from explorer.perf.compare import compare_layers, to_columns
+    from explorer.perf.estimate import Estimator
+    from explorer.report.html import layer_view
+    from reference.zoo import NetBuilder
+
+    def net(width: int) -> ModelGraph:
+        b = NetBuilder("n", (1, 3, 64, 64), seed=2)
+        x = b.conv("input", 32, k=3, s=2)
+        x = b.conv(x, width, k=3)
+        return graph_from_model(b.build([b.conv(x, 64, k=3)]))
+
+    board, config = load_database().board("zcu102"), DpuConfig(arch="B4096")
+    ocp_icp = (resolve(config).arch.ocp, resolve(config).arch.icp)
+    full, pruned = net(64), net(40)  # 64 -> 40 channels: 4 -> 3 passes of OCP 16
+    est_a, est_b = Estimator(full, board).estimate(config), Estimator(pruned, board).estimate(config)
+    columns = to_columns(compare_layers(full, est_a, ocp_icp, pruned, est_b, ocp_icp))
+    view = layer_view(columns, pruned=True)
+    assert view["pruned_layers"] == 1 and view["shorter"] == 1
+    top = next(r for r in view["table"] if r["verdict"])  # the consumer, reading fewer channels, may gain more
+    assert top["channels_a"] == 64 and top["channels_b"] == 40 and top["passes_b"] == 3 and top["verdict"] == "shorter"
+    assert len(view["data"]["time_a"]) == len(view["data"]["names"]) == len(full.layers)
+    unpruned = layer_view(to_columns(compare_layers(full, est_a, ocp_icp, full, est_a, ocp_icp)), pruned=False)
+    assert unpruned["table"] == [] and unpruned["data"]["time_a"] == [] and layer_view({}, pruned=True) == {}

@@ -38,6 +38,10 @@ def test_run_records_metrics_artifacts_and_resumes(tmp_path: Path) -> None:
     assert "resources" in trial.constraints
     low, high = trial.user_attrs["details"]["intervals"]["fps_multi"]  # the estimate's 80 % interval is recorded
     assert low < trial.user_attrs["metrics"]["fps_multi"] < high
+    layers = trial.user_attrs["details"]["layers"]  # per layer against the unpruned model (the report's view)
+    assert len(layers["name"]) == len(layers["time_b_ms"]) > 10 and set(layers["verdict"]) <= {"", "shorter"} | {
+        v for v in layers["verdict"] if v.startswith("not shorter")
+    }
     folder = Path(trial.user_attrs["artifacts"])
     assert {p.name for p in folder.iterdir()} == {"arch.json", "dpu_conf.vh", "partition.json", "metrics.json"}
     assert json.loads((folder / "arch.json").read_text())["fingerprint"].startswith("0x1")
