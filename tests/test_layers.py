@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "explorer"
 # Bottom to top. Modules of one layer may use each other; study and export are siblings (neither imports
 # the other), and so are perf and compress.
 LAYERS: list[set[str]] = [
-    {"errors", "datafiles", "fileio", "tables", "recent", "runtime", "templates", "__init__"},
+    {"errors", "datafiles", "fileio", "hooks", "tables", "recent", "runtime", "templates", "__init__"},
     {"hardware"},
     {"data", "evaluators"},
     {"graph"},

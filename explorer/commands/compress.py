@@ -8,7 +8,9 @@ from typing import Any
 
 from explorer.commands.common import add_dpu_options, add_hard_activations_option, dpu_config_from_args, print_json
 from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, RECOVERY, default_cache_dir
+from explorer.compress.finetune import DEFAULT_STEPS, FinetuneHook, resolve_spec
 from explorer.errors import ExplorerError
+from explorer.hooks import hook_file
 from explorer.tables import format_table
 
 
@@ -40,6 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="after pruning: refit the layers that read the pruned channels by least squares on the calibration "
         "data (default), or none",
     )
+    p.add_argument(
+        "--finetune",
+        metavar="SPEC",
+        help="after pruning and recovery, fine-tune with this function (module:function or path/to/file.py:function, "
+        "e.g. examples/pose/finetune.py:finetune); it gets the pruned model's path, the calibration data and the steps",
+    )
+    p.add_argument(
+        "--finetune-steps", type=int, default=DEFAULT_STEPS, help=f"step budget of --finetune (default {DEFAULT_STEPS})"
+    )
     p.add_argument("--board", help="board whose DPU configuration decides the partition (default: a full-featured ZU+ DPU)")
     add_dpu_options(p)
     add_hard_activations_option(p)
@@ -53,6 +64,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _quantile(group: dict[str, Any], q: float) -> float:
     quantiles = group.get("apoz_quantiles")
     return float(quantiles.get(q, 0.0)) if isinstance(quantiles, dict) else 0.0
+
+
+def finetune_hook(args: argparse.Namespace) -> FinetuneHook | None:
+    """`--finetune SPEC --finetune-steps N` (a relative file path is relative to the working directory)."""
+    if args.finetune is None:
+        return None
+    if ":" not in args.finetune:
+        raise ExplorerError(f"--finetune {args.finetune!r}: use module:function or path/to/file.py:function")
+    if args.finetune_steps < 1:
+        raise ExplorerError("--finetune-steps must be at least 1")
+    spec = resolve_spec(args.finetune, Path.cwd())
+    file = hook_file(spec)
+    if file is not None and not file.is_file():
+        raise ExplorerError(f"--finetune {args.finetune!r}: no such file {file}")
+    return FinetuneHook(spec, args.finetune_steps)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -130,13 +156,18 @@ def cmd_compress(args: argparse.Namespace) -> int:
         args.split,
         args.recovery,
         resolve(config).arch.ocp if args.abstain else 0,
+        finetune_hook(args) if thresholds else None,
     )
     result = ctx.measure_accuracy(options, config)
     if args.output:
         onnx.save(ctx.export(options, config), args.output)
     payload: dict[str, Any] = {
         **result.to_dict(),
-        "options": {**options.__dict__, "prune": dict(options.prune)},
+        "options": {
+            **options.__dict__,
+            "prune": dict(options.prune),
+            "finetune": options.finetune.__dict__ if options.finetune else None,
+        },
         "output": args.output,
     }
     if args.json:

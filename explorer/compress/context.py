@@ -20,6 +20,7 @@ import onnx
 
 from explorer.compress import QUANTIZE_MODES, RECOVERY
 from explorer.compress.cache import JsonCache
+from explorer.compress.finetune import FinetuneHook, finetuned_weights
 from explorer.compress.prune import ApozReport, apply_pruning, choose_channels, measure_apoz
 from explorer.compress.quantize import QuantizedModel, _insert_qdq, quantize
 from explorer.compress.reconstruct import apply_weights, reconstruct_weights
@@ -74,15 +75,17 @@ class CompressOptions:
     split: int | None = None
     recovery: str = "reconstruct"  # what restores accuracy after pruning (RECOVERY)
     abstain_ocp: int = 0  # the DPU's OCP: leave a cluster whole when pruning would not change its passes (0: prune)
+    finetune: FinetuneHook | None = None  # the user's fine-tuning after pruning and recovery (finetune.py)
 
     @property
     def cpu_precision(self) -> str:
         return "int8" if self.quantize == "all" else "fp32"
 
     @property
-    def pruning_key(self) -> tuple[tuple[tuple[str, float], ...], int, int, str, int]:
+    def pruning_key(self) -> tuple[Any, ...]:
         """What the pruned model depends on, as a hashable value."""
-        return tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
+        key = tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
+        return (*key, self.finetune) if self.finetune else key
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,9 @@ class CompressionContext:
         if options.recovery == "reconstruct":
             weights = self.reconstruction(model, kept)
             model, small = apply_weights(model, weights), apply_weights(small, weights)
+        if options.finetune is not None:
+            weights = self.finetuning(model, kept, options)
+            model, small = apply_weights(model, weights), apply_weights(small, weights)
         return model, analyze(normalize(small)), kept
 
     def reconstruction(self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -219,6 +225,21 @@ class CompressionContext:
         if weights is None:
             weights = reconstruct_weights(self.eval_model, pruned, self.calibration)
             self.cache.write_arrays("reconstruct", key, weights)
+        return weights
+
+    def finetuning(
+        self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray], options: CompressOptions
+    ) -> dict[str, np.ndarray]:
+        """The weights the fine-tuning hook gives the pruned (recovered) model, computed once per kept set, recovery,
+        hook and data (memory, then the disk cache)."""
+        assert options.finetune is not None
+        channels = {name: [int(i) for i in np.asarray(k).ravel()] for name, k in sorted(kept.items())}
+        identity = [self.digest, self.calibration.digest, self.hard, channels, options.recovery, options.finetune.identity()]
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        weights = self.cache.read_arrays("finetune", key)
+        if weights is None:
+            weights = finetuned_weights(options.finetune, pruned, self.calibration)
+            self.cache.write_arrays("finetune", key, weights)
         return weights
 
     # -- evaluation ----------------------------------------------------------------------------------------
@@ -275,6 +296,8 @@ class CompressionContext:
             "hard_activations": self.hard,
             "recovery": options.recovery if kept else None,
         }
+        if kept and options.finetune is not None:  # (absent otherwise: the keys of earlier studies stay valid)
+            payload["finetune"] = options.finetune.identity()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     def measure_accuracy(

@@ -11,8 +11,6 @@ Fidelity to the float model needs no labels: see `fidelity_metrics`.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.evaluators.pose import pose_metrics
+from explorer.hooks import load_function
 
 EvaluateFn = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], dict[str, float]]
 
@@ -110,30 +109,8 @@ def load_evaluator(spec: str, base_dir: Path | None = None) -> Evaluator:
     path is relative to `base_dir`, the study file's folder)."""
     if spec in BUILTIN:
         return BUILTIN[spec]
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
+    if ":" not in spec:
         raise ExplorerError(f"evaluator {spec!r}: use one of {', '.join(BUILTIN)}, module:function or file.py:function")
-    if module_name.endswith(".py"):
-        file = Path(module_name)
-        if not file.is_absolute() and base_dir is not None:
-            file = base_dir / file
-        if not file.is_file():
-            raise ExplorerError(f"evaluator {spec!r}: no such file {file}")
-        loaded = importlib.util.spec_from_file_location(f"explorer_user_evaluator_{file.stem}", file)
-        if loaded is None or loaded.loader is None:
-            raise ExplorerError(f"evaluator {spec!r}: {file} is not a Python module")
-        module = importlib.util.module_from_spec(loaded)
-        try:
-            loaded.loader.exec_module(module)
-        except Exception as exc:
-            raise ExplorerError(f"evaluator {spec!r}: importing {file} failed: {type(exc).__name__}: {exc}") from exc
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ExplorerError(f"evaluator {spec!r}: cannot import module {module_name!r}: {exc}") from exc
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise ExplorerError(f"evaluator {spec!r}: {module_name} has no function {attr!r}")
+    function, module = load_function(spec, base_dir, "evaluator")
     directions = getattr(function, "DIRECTIONS", None) or getattr(module, "DIRECTIONS", None) or {}
     return Evaluator(spec, function, dict(directions))

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from explorer.compress import CALIBRATION_METHODS
+from explorer.compress.finetune import DEFAULT_STEPS, FinetuneHook, resolve_spec
 from explorer.errors import ConfigError, ExplorerError, Problem, UnknownNameError, did_you_mean, unknown_keys
 from explorer.evaluators.builtin import BUILTIN, FIDELITY_DIRECTIONS
 from explorer.fileio import load_mapping_file
 from explorer.hardware.database import RESOURCE_KINDS, Board, load_database
 from explorer.hardware.resources import DEFAULT_CEILINGS
+from explorer.hooks import hook_file
 from explorer.perf import RUNTIMES
 from explorer.study.search_space import SearchSpace, board_facts, check_space, load_space, resolve_space_file
 
@@ -66,6 +68,7 @@ TOP_KEYS = (
     "estimator",
     "quantization",
     "pruning",
+    "finetune",
     "measure",
 )
 
@@ -151,6 +154,7 @@ class QuantizationSection:
 class PruningSection:
     recovery: str = "reconstruct"  # after pruning: least-squares reconstruction of the consumers, or none
     abstain: bool = False  # leave a layer group whole where pruning would not change its passes on the sampled DPU
+    finetune: FinetuneHook | None = None  # `finetune:` the user's fine-tuning after pruning (compress/finetune.py)
 
 
 @dataclass(frozen=True)
@@ -578,6 +582,30 @@ def _pruning(c: _Checker, raw: Any) -> PruningSection:
     return PruningSection(c.one_of(section, "recovery", RECOVERY, "pruning"), c.flag(section, "abstain", "pruning"))
 
 
+def _finetune(c: _Checker, raw: Any, base: Path) -> FinetuneHook | None:
+    """`finetune: SPEC` or `finetune: {hook: SPEC, steps: N}` (SPEC: module:function or file.py:function)."""
+    if raw is None:
+        return None
+    section = {"hook": raw} if isinstance(raw, str) else c.mapping(raw, "finetune")
+    c.keys(section, ("hook", "steps"), "finetune")
+    path = "finetune" if isinstance(raw, str) else "finetune.hook"
+    spec, steps = section.get("hook"), section.get("steps", DEFAULT_STEPS)
+    if not c.typed(spec, (str,), path, "module:function or path/to/file.py:function"):
+        return None
+    spec = str(spec)
+    if ":" not in spec:
+        c.add(path, f"expected module:function or path/to/file.py:function, got {spec!r}")
+        return None
+    file = hook_file(spec, base)
+    if file is not None and not file.is_file():
+        c.add(path, f"no such file {file}")
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        c.add("finetune.steps", f"expected a whole number of steps of at least 1, got {steps!r}")
+        return None
+    return FinetuneHook(resolve_spec(spec, base), steps)
+
+
 def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:
     if raw is None:
         return None
@@ -636,7 +664,7 @@ def load_study(path: str | Path) -> StudyConfig:
     estimator = _estimator(c, raw.get("estimator"), base, board)
     quantization = _quantization(c, raw.get("quantization"))
     measure = _measure(c, raw.get("measure"), base)
-    pruning = _pruning(c, raw.get("pruning"))
+    pruning = dataclasses.replace(_pruning(c, raw.get("pruning")), finetune=_finetune(c, raw.get("finetune"), base))
     if c.problems or board is None or space is None:
         raise ConfigError(str(file), c.problems)
     return StudyConfig(

@@ -86,6 +86,7 @@ def compress_options(point: DesignPoint, cfg: StudyConfig) -> CompressOptions:
         point.split,
         cfg.pruning.recovery,
         resolve(point.dpu).arch.ocp if cfg.pruning.abstain and point.prune else 0,
+        cfg.pruning.finetune if point.prune else None,
     )
 
 
