@@ -40,7 +40,7 @@ from explorer.evaluators.pose import gaussian_heatmaps
 
 SIZE, HEATMAP = 96, 24
 TRAIN_SIZE = 6000  # generated training images (made once per process, about 20 s on 2 cores)
-LEARNING_RATE = 5e-4
+LEARNING_RATE = 2e-3  # the from-scratch rate of train.py: the pruned network has much to relearn (BENCHMARKS.md)
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:

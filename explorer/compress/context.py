@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,29 +217,31 @@ class CompressionContext:
     def reconstruction(self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The consumers' refitted weights for the channels `kept` (reconstruct.py), computed once per kept set
         and calibration data (memory, then the disk cache)."""
-        channels = {name: [int(i) for i in np.asarray(k).ravel()] for name, k in sorted(kept.items())}
-        key = hashlib.sha256(
-            json.dumps([self.digest, self.calibration.digest, self.hard, channels], sort_keys=True).encode()
-        ).hexdigest()[:24]
-        weights = self.cache.read_arrays("reconstruct", key)
-        if weights is None:
-            weights = reconstruct_weights(self.eval_model, pruned, self.calibration)
-            self.cache.write_arrays("reconstruct", key, weights)
-        return weights
+        return self._weights("reconstruct", kept, [], lambda: reconstruct_weights(self.eval_model, pruned, self.calibration))
 
     def finetuning(
         self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray], options: CompressOptions
     ) -> dict[str, np.ndarray]:
         """The weights the fine-tuning hook gives the pruned (recovered) model, computed once per kept set, recovery,
-        hook and data (memory, then the disk cache)."""
-        assert options.finetune is not None
+        hook and data (the disk cache)."""
+        hook = options.finetune
+        assert hook is not None
+        return self._weights(
+            "finetune", kept, [options.recovery, hook.identity()], lambda: finetuned_weights(hook, pruned, self.calibration)
+        )
+
+    def _weights(
+        self, kind: str, kept: Mapping[str, np.ndarray], more: list[Any], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """New weight values of a pruned model, read from the disk cache by the model, the calibration data, the
+        channels kept and `more`, else computed and stored."""
         channels = {name: [int(i) for i in np.asarray(k).ravel()] for name, k in sorted(kept.items())}
-        identity = [self.digest, self.calibration.digest, self.hard, channels, options.recovery, options.finetune.identity()]
+        identity = [self.digest, self.calibration.digest, self.hard, channels, *more]
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-        weights = self.cache.read_arrays("finetune", key)
+        weights = self.cache.read_arrays(kind, key)
         if weights is None:
-            weights = finetuned_weights(options.finetune, pruned, self.calibration)
-            self.cache.write_arrays("finetune", key, weights)
+            weights = compute()
+            self.cache.write_arrays(kind, key, weights)
         return weights
 
     # -- evaluation ----------------------------------------------------------------------------------------
