@@ -29,7 +29,7 @@ from explorer.perf.uncertainty import ErrorModel
 from explorer.recent import Recent
 from explorer.study.config import StudyConfig
 from explorer.study.record import DesignDetails, SubgraphSummary
-from explorer.study.search_space import DesignPoint, SearchSpace, board_facts
+from explorer.study.search_space import DesignPoint, SearchSpace, board_facts, thresholds_by_effect
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,10 @@ class StudyContext:
         )
         self.layers = len(self.compression.graph.layers)
         self.space: SearchSpace = cfg.space.bind(self.layers)
+        if any(p.by_effect for p in self.space.params):  # thresholds offered by what they prune (the APoZ, cached)
+            report = self.compression.apoz(self.space.prune_groups)
+            by_group = {g: [c.apoz.tolist() for c in report.clusters if c.group == g] for g in report.groups}
+            self.space = thresholds_by_effect(self.space, by_group)
         self.facts = board_facts(self.board)
         self._estimators: Recent[tuple[Any, ...], Estimator] = Recent(VARIANTS_KEPT)
         self.layer_times = LayerTimes()  # DPU layer times by geometry, shared by the variants' estimators

@@ -19,7 +19,7 @@ from explorer.hardware.database import Board, HwDatabase, load_database
 KINDS = ("categorical", "int", "float")
 DPU_MULTIPLE = "dpu"  # pruning.multiple: round kept channels to the chosen DPU's output-channel parallelism
 SECTIONS = ("dpu", "pruning", "split")
-PARAM_KEYS = ("kind", "choices", "low", "high", "step", "log", "when", "per_group")
+PARAM_KEYS = ("kind", "choices", "low", "high", "step", "log", "when", "per_group", "by_effect")
 
 
 class TrialLike(Protocol):
@@ -39,6 +39,7 @@ class Param:
     log: bool = False
     when: Mapping[str, Any] = field(default_factory=dict)
     high_is_layers: bool = False  # `high: layers`: the model's layer count, known once the model is loaded
+    by_effect: bool = False  # an APoZ threshold offered as one value per distinct effect (`thresholds_by_effect`)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: in
     if kind not in KINDS:
         problems.append(Problem(f"{where}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}"))
         return None
+    by_effect = spec.get("by_effect", False)
+    if not isinstance(by_effect, bool) or (by_effect and not name.startswith("pruning.threshold")):
+        problems.append(Problem(f"{where}.by_effect", "true or false, and only on the pruning thresholds"))
+        by_effect = False
     when = spec.get("when") or {}
     if not isinstance(when, Mapping):
         problems.append(Problem(f"{where}.when", "expected a mapping of fact or parameter -> value"))
@@ -119,7 +124,7 @@ def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: in
         if not isinstance(choices, list) or not choices:
             problems.append(Problem(f"{where}.choices", "expected a non-empty list"))
             return None
-        return Param(name, kind, tuple(choices), when=dict(when))
+        return Param(name, kind, tuple(choices), when=dict(when), by_effect=by_effect)
     low, high = spec.get("low"), spec.get("high")
     symbolic = high == "layers"
     if symbolic:
@@ -132,7 +137,41 @@ def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: in
         problems.append(Problem(f"{where}.step", f"expected a positive number, got {step!r}"))
         step = None
     log, pending = bool(spec.get("log", False)), symbolic and layers is None
-    return Param(name, kind, (), float(low), float(high), float(step) if step else None, log, dict(when), pending)
+    return Param(name, kind, (), float(low), float(high), float(step) if step else None, log, dict(when), pending, by_effect)
+
+
+def thresholds_by_effect(space: SearchSpace, apoz: Mapping[str, Sequence[Sequence[float]]]) -> SearchSpace:
+    """The space with each `by_effect` APoZ threshold offered as one value per distinct effect: thresholds that
+    prune the same channels are one choice for the sampler (and the cache), not many (issue #17).
+
+    `apoz`: per layer group, the APoZ of each channel of each of its prunable clusters. A threshold t prunes
+    the channels whose APoZ is at least t (compress/prune.py `choose_channels`), so two thresholds prune alike,
+    at every channel multiple and with or without abstaining, exactly when no channel's APoZ lies between them.
+    Each run of the parameter's values with one effect becomes its highest value (the mildest label of it)."""
+    params = []
+    for p in space.params:
+        if not p.by_effect:
+            params.append(p)
+            continue
+        if p.kind == "float" and not p.step:
+            params.append(p)  # a continuous range has no runs of values to merge
+            continue
+        if p.kind == "float":
+            values = [round(p.low + i * (p.step or 1), 10) for i in range(round((p.high - p.low) / (p.step or 1)) + 1)]
+        else:
+            values = [float(v) for v in param_values(p)]
+        group = p.name.removeprefix("pruning.threshold").lstrip("_")  # "g2"; "" for one threshold for every group
+        clusters = [c for g, cs in apoz.items() if group in (g, "") for c in cs]
+        channels = [float(a) for cluster in clusters for a in cluster]
+        choices: list[float] = []
+        last: int | None = None
+        for value in sorted(values, reverse=True):  # from the mildest: a new effect starts where a channel is cut
+            effect = sum(a >= value for a in channels)
+            if effect != last:
+                choices.append(value)
+                last = effect
+        params.append(replace(p, kind="categorical", choices=tuple(sorted(choices)), low=0.0, high=0.0, step=None))
+    return replace(space, params=tuple(params))
 
 
 def load_space(

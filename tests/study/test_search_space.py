@@ -74,3 +74,47 @@ def test_the_channel_multiple_can_follow_the_chosen_dpu() -> None:
     bad = load_space(files("dpu_zynqmp.yaml", "pruning.yaml"), {"pruning.multiple": {"choices": [4, "cpu"]}}, layers=10)
     problems = check_space(bad, board, 10, DB, board_facts(board))
     assert any("positive integer or 'dpu', got ['cpu']" in p.message for p in problems)
+
+
+def test_thresholds_by_effect_offer_one_value_per_distinct_pruning() -> None:
+    """Thresholds that prune the same channels are one choice: a run of grid values with no channel's APoZ
+    between them becomes its highest value; a group whose channels are all below the grid is a single choice."""
+    from explorer.study.search_space import Param, SearchSpace, thresholds_by_effect
+
+    grid = {"kind": "float", "low": 0.5, "high": 1.0, "step": 0.01}
+    params = tuple(
+        Param(f"pruning.threshold_g{g}", "float", (), grid["low"], grid["high"], grid["step"], by_effect=g < 2) for g in range(3)
+    )
+    space = SearchSpace(params, {"pruning": {}}, 3)
+    apoz = {"g0": [[0.555, 0.62], [0.62]], "g1": [[0.1, 0.2]], "g2": [[0.7]]}
+    bound = thresholds_by_effect(space, apoz)
+    g0, g1, g2 = bound.params
+    assert g0.kind == "categorical" and g0.choices == (0.55, 0.62, 1.0)  # cuts 3 channels, 2, none
+    assert g1.choices == (1.0,)  # nothing to cut anywhere on the grid: one point, not 51
+    assert g2 == params[2]  # not asked for: unchanged
+
+
+def test_by_effect_is_only_for_thresholds() -> None:
+    from explorer.datafiles import data_path
+    from explorer.study.search_space import load_space
+
+    with pytest.raises(ConfigError, match="by_effect"):
+        load_space([data_path("search_spaces") / "pruning.yaml"], {"pruning.multiple": {"by_effect": True}})
+    space = load_space([data_path("search_spaces") / "pruning.yaml"], {"pruning.threshold": {"by_effect": True}})
+    assert all(p.by_effect for p in space.params if "threshold" in p.name)
+
+
+def test_a_study_samples_thresholds_by_effect(tmp_path: Path) -> None:
+    from explorer.study.design_metrics import StudyContext
+    from explorer.study.runner import load_records, run_study
+    from tests.study.test_runner import small_study
+
+    more = "search_space:\n  files: [dpu_zynqmp.yaml, pruning.yaml, split.yaml]\n"
+    cfg = small_study(tmp_path, more + "  overrides:\n    pruning.threshold: {by_effect: true}\n").with_run(n_trials=3)
+    ctx = StudyContext(cfg)
+    thresholds = [p for p in ctx.space.params if p.name.startswith("pruning.threshold")]
+    assert len(thresholds) == 4 and all(p.kind == "categorical" and 1 <= len(p.choices) < 51 for p in thresholds)
+    run_study(cfg, progress=False, ctx=ctx)
+    for record in load_records(cfg):
+        for p in thresholds:
+            assert record.params[p.name] in p.choices
