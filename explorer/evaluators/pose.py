@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 R_SHOULDER, L_HIP = 12, 3
@@ -41,6 +43,19 @@ def pose_metrics(coords: np.ndarray, keypoints: np.ndarray, heatmaps: np.ndarray
     torso = np.linalg.norm(keypoints[:, R_SHOULDER] - keypoints[:, L_HIP], axis=-1, keepdims=True)
     out = {"euclidean_error": float(dist.mean()), "pck": float((dist < 0.2 * np.maximum(torso, 1e-6)).mean())}
     if heatmaps is not None:
-        target = gaussian_heatmaps(keypoints, heatmaps.shape[-1])
-        out["jsd"] = float(js_divergence(np.asarray(heatmaps, dtype=np.float64), target.astype(np.float64)).mean())
+        target = _targets(keypoints, heatmaps.shape[-1])
+        out["jsd"] = float(js_divergence(np.asarray(heatmaps, dtype=np.float64), target).mean())
     return out
+
+
+_TARGETS: dict[tuple[bytes, int], np.ndarray] = {}  # a study evaluates many models on the same keypoints
+
+
+def _targets(keypoints: np.ndarray, size: int) -> np.ndarray:
+    """The Gaussian target heatmaps of `keypoints` (float64), made once per keypoint set and size."""
+    key = (hashlib.sha256(np.ascontiguousarray(keypoints).tobytes()).digest() + str(keypoints.shape).encode(), size)
+    if key not in _TARGETS:
+        if len(_TARGETS) >= 4:
+            _TARGETS.clear()
+        _TARGETS[key] = gaussian_heatmaps(keypoints, size).astype(np.float64)
+    return _TARGETS[key]

@@ -49,7 +49,17 @@ class DesignDetails:
     layers: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready (what `asdict` gives, without its deep copy of the per-layer columns: a study writes one per trial)."""
+        return {
+            "fits": self.fits,
+            "fingerprint": self.fingerprint,
+            "target": self.target,
+            "partition": [{**asdict(s), "layers": list(s.layers)} for s in self.partition],
+            "cpu_reasons": dict(self.cpu_reasons),
+            "latency_split_ms": dict(self.latency_split_ms),
+            "intervals": {k: list(v) for k, v in self.intervals.items()},
+            "layers": {k: list(v) for k, v in self.layers.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DesignDetails:
