@@ -204,7 +204,7 @@ class StudyContext:
     ) -> dict[str, list[Any]]:
         """Per layer, the unpruned model on this design's DPU (A) against this design (B): DPU time, GOPS, output
         channels and passes, and whether pruning shortened a layer (perf/compare.py; estimates)."""
-        unpruned = replace(options, prune={})
+        unpruned = replace(options, prune={}, abstain_ocp=0, finetune=None)
         base = self.estimator(unpruned) if unpruned.pruning_key != options.pruning_key else estimator
         base_perf = hw.perf if base is estimator else base.estimate(point.dpu, point.split, self.estimate_options(point))
         parallelism = (hw.spec.arch.ocp, hw.spec.arch.icp)
