@@ -101,6 +101,7 @@ def test_report_page_and_csv(tmp_path: Path) -> None:
     assert 'id="pareto-table"' in text and "(measured)" in text and "(estimate)" in text
     assert 'euclidean_error <span class="est">(measured)' in text and 'euclidean_error <span class="est">(estimate)' not in text
     assert "e+04" not in text.split('id="pareto-table"')[1].split("</table>")[0]  # counts print as integers
+    assert "e+04" not in text.split("<h2>Design details</h2>")[1]  # in the designs' resource bars too
     assert "<script src=" not in text and "plotly.js v" in text  # Plotly embedded once; nothing loaded from outside
     csv = page.with_name("trials.csv").read_text().splitlines()
     assert len(csv) == 1 + 5 and "euclidean_error [measured]" in csv[0] and "fps_multi 80% low [model]" in csv[0]
