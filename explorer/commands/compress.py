@@ -43,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "data (default), or none",
     )
     p.add_argument(
+        "--prune-rounds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="iterative pruning: K rounds of prune, recover and measure the APoZ again, the thresholds going from mild "
+        "to the given ones (default 1); the output lists each round",
+    )
+    p.add_argument(
         "--finetune",
         metavar="SPEC",
         help="after pruning and recovery, fine-tune with this function (module:function or path/to/file.py:function, "
@@ -92,6 +100,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from explorer.hardware.config import DpuConfig, resolve
     from explorer.hardware.database import load_database
 
+    if args.prune_rounds < 1:
+        raise ExplorerError("--prune-rounds must be at least 1")
     if args.prune_multiple < 1 or args.prune_groups < 1:
         raise ExplorerError("--prune-multiple and --prune-groups must be at least 1")
     names = [i.name for i in graph_inputs(read_model(args.model))]
@@ -157,6 +167,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         args.recovery,
         resolve(config).arch.ocp if args.abstain else 0,
         finetune_hook(args) if thresholds else None,
+        args.prune_rounds,
     )
     result = ctx.measure_accuracy(options, config)
     if args.output:
@@ -184,6 +195,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
             print(f"  {line}")
     if result.pruned_channels:
         print(f"pruned channels: {sum(result.pruned_channels.values())} in {len(result.pruned_channels)} convolution(s)")
+    for step in result.pruning_schedule:
+        levels = ", ".join(f"{g}={t:.3f}" for g, t in sorted(step["thresholds"].items()))
+        print(f"  round {step['round']}: thresholds {levels}; {step['channels_left']:,} prunable channels left")
     if args.output:
         print(f"wrote {args.output}")
     return 0

@@ -76,6 +76,7 @@ class CompressOptions:
     recovery: str = "reconstruct"  # what restores accuracy after pruning (RECOVERY)
     abstain_ocp: int = 0  # the DPU's OCP: leave a cluster whole when pruning would not change its passes (0: prune)
     finetune: FinetuneHook | None = None  # the user's fine-tuning after pruning and recovery (finetune.py)
+    rounds: int = 1  # iterative pruning: prune, recover and measure the APoZ again, this many times (`schedule`)
 
     @property
     def cpu_precision(self) -> str:
@@ -85,7 +86,8 @@ class CompressOptions:
     def pruning_key(self) -> tuple[Any, ...]:
         """What the pruned model depends on, as a hashable value."""
         key = tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
-        return (*key, self.finetune) if self.finetune else key
+        more = ((self.finetune,) if self.finetune else ()) + ((("rounds", self.rounds),) if self.rounds > 1 else ())
+        return (*key, *more)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class CompressResult:
     pruned_channels: dict[str, int]
     key: str
     dpu_arithmetic: list[str] = field(default_factory=list)  # what of the DPU's integer arithmetic was emulated
+    pruning_schedule: list[dict[str, Any]] = field(default_factory=list)  # iterative pruning: each round's thresholds
     cached: bool = False
     source: str = "measured: onnxruntime on this machine"
 
@@ -169,6 +172,7 @@ class CompressionContext:
         # a variant whose accuracy it knows prunes nothing again)
         self._variants: Recent[tuple[Any, ...], Variant] = Recent(VARIANTS_KEPT)
         self._memory: dict[str, CompressResult] = {}  # this process's results, so a study reads each once
+        self._schedules: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], list[dict[str, Any]]]] = {}  # rounds > 1
 
     # -- pruning -------------------------------------------------------------------------------------------
     def apoz(self, groups: int = 4) -> ApozReport:
@@ -200,8 +204,7 @@ class CompressionContext:
     def _prune(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         if not options.prune:
             return self.eval_model, self.graph, {}
-        report = self.apoz(options.prune_groups)
-        kept = choose_channels(report, options.prune, options.prune_multiple, options.abstain_ocp)
+        kept = self.schedule(options)[0]
         if not kept:
             return self.eval_model, self.graph, {}
         model = apply_pruning(self.eval_model, kept)
@@ -213,6 +216,34 @@ class CompressionContext:
             weights = self.finetuning(model, kept, options)
             model, small = apply_weights(model, weights), apply_weights(small, weights)
         return model, analyze(normalize(small)), kept
+
+    def schedule(self, options: CompressOptions) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        """(channels kept, in the unpruned model's numbering; the rounds that chose them). One round: the APoZ of
+        the unpruned model against the thresholds. `rounds` k > 1 (seed 002 prunes in six iterations): round r
+        uses the thresholds t + (1 - t)(k - r)/k, from mild to the given t, on the APoZ measured again on the
+        model the rounds before pruned and recovered (`recovery`; no fine-tuning between rounds)."""
+        if options.pruning_key in self._schedules:
+            return self._schedules[options.pruning_key]
+        report = self.apoz(options.prune_groups)
+        sizes = {source: c.size for c in report.clusters for source in c.sources}
+        kept: dict[str, np.ndarray] = {}
+        rounds: list[dict[str, Any]] = []
+        k = max(1, options.rounds)
+        for r in range(1, k + 1):
+            thresholds = {g: t + (1 - t) * (k - r) / k for g, t in options.prune.items()}
+            if r > 1 and kept:  # the APoZ of what the rounds so far left (recovered as the final model is)
+                small = apply_pruning(self.graph.model, kept)
+                if options.recovery == "reconstruct":
+                    small = apply_weights(small, self.reconstruction(apply_pruning(self.eval_model, kept), kept))
+                report = measure_apoz(small, self.calibration, options.prune_groups)
+            for source, keep in choose_channels(report, thresholds, options.prune_multiple, options.abstain_ocp).items():
+                kept[source] = kept.get(source, np.arange(sizes[source]))[keep]  # back to the unpruned numbering
+            left = sum(len(kept[source]) if source in kept else size for source, size in sizes.items())
+            pruned = {source: len(v) for source, v in sorted(kept.items())}
+            rounds.append({"round": r, "thresholds": thresholds, "channels_left": left, "pruned": pruned})
+        if k > 1:  # (one round is a lookup: nothing to keep)
+            self._schedules[options.pruning_key] = kept, rounds
+        return kept, rounds
 
     def reconstruction(self, pruned: onnx.ModelProto, kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The consumers' refitted weights for the channels `kept` (reconstruct.py), computed once per kept set
@@ -342,6 +373,7 @@ class CompressionContext:
             pruned_channels={name: int(self._width(name) - len(keep)) for name, keep in kept.items()},
             key=key,
             dpu_arithmetic=arithmetic,
+            pruning_schedule=self.schedule(options)[1] if options.rounds > 1 and options.prune else [],
         )
         self.cache.write("accuracy", key, {k: v for k, v in result.to_dict().items() if k != "cached"})
         self._memory[key] = CompressResult(**{**result.to_dict(), "cached": True})

@@ -155,6 +155,7 @@ class PruningSection:
     recovery: str = "reconstruct"  # after pruning: least-squares reconstruction of the consumers, or none
     abstain: bool = False  # leave a layer group whole where pruning would not change its passes on the sampled DPU
     finetune: FinetuneHook | None = None  # `finetune:` the user's fine-tuning after pruning (compress/finetune.py)
+    rounds: int = 1  # iterative pruning: rounds of prune, recover, measure the APoZ again
 
 
 @dataclass(frozen=True)
@@ -578,8 +579,14 @@ def _pruning(c: _Checker, raw: Any) -> PruningSection:
     from explorer.compress import RECOVERY
 
     section = c.mapping(raw, "pruning")
-    c.keys(section, ("recovery", "abstain"), "pruning")
-    return PruningSection(c.one_of(section, "recovery", RECOVERY, "pruning"), c.flag(section, "abstain", "pruning"))
+    c.keys(section, ("recovery", "abstain", "rounds"), "pruning")
+    rounds = section.get("rounds", 1)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        c.add("pruning.rounds", f"expected a whole number of pruning rounds of at least 1, got {rounds!r}")
+        rounds = 1
+    return PruningSection(
+        c.one_of(section, "recovery", RECOVERY, "pruning"), c.flag(section, "abstain", "pruning"), rounds=rounds
+    )
 
 
 def _finetune(c: _Checker, raw: Any, base: Path) -> FinetuneHook | None:

@@ -87,6 +87,7 @@ def compress_options(point: DesignPoint, cfg: StudyConfig) -> CompressOptions:
         cfg.pruning.recovery,
         resolve(point.dpu).arch.ocp if cfg.pruning.abstain and point.prune else 0,
         cfg.pruning.finetune if point.prune else None,
+        cfg.pruning.rounds,
     )
 
 
@@ -204,7 +205,7 @@ class StudyContext:
     ) -> dict[str, list[Any]]:
         """Per layer, the unpruned model on this design's DPU (A) against this design (B): DPU time, GOPS, output
         channels and passes, and whether pruning shortened a layer (perf/compare.py; estimates)."""
-        unpruned = replace(options, prune={}, abstain_ocp=0, finetune=None)
+        unpruned = replace(options, prune={}, abstain_ocp=0, finetune=None, rounds=1)
         base = self.estimator(unpruned) if unpruned.pruning_key != options.pruning_key else estimator
         base_perf = hw.perf if base is estimator else base.estimate(point.dpu, point.split, self.estimate_options(point))
         parallelism = (hw.spec.arch.ocp, hw.spec.arch.icp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -129,3 +131,49 @@ def test_abstain_leaves_whole_what_pruning_would_not_make_faster() -> None:
     assert len(choose_channels(report, many, 4, abstain_ocp=16)["conv_a"]) == 16
     assert choose_channels(report, few, 4, abstain_ocp=8) == {}  # OCP 8: four passes either way
     assert len(choose_channels(report, few, 4, abstain_ocp=4)["conv_a"]) == 28  # OCP 4: eight passes -> seven
+
+
+def test_iterative_pruning_goes_from_mild_to_the_thresholds_and_records_each_round(tmp_path: Path) -> None:
+    """`rounds` k: round r prunes at t + (1 - t)(k - r)/k on the APoZ measured again on what the rounds before
+    left (recovered); the kept channels are numbered as in the unpruned model; one round is plain pruning."""
+    from explorer.compress.context import CompressionContext, CompressOptions
+    from explorer.compress.prune import choose_channels
+    from explorer.data.loaders import load_data
+    from explorer.evaluators.builtin import load_evaluator
+
+    model = Path(__file__).parents[2] / "examples" / "pose" / "mobilepose_dsnt.onnx"
+    data, calibration = load_data("pose-synth:8:3", ["input"]), load_data("pose-synth:8:2", ["input"])
+    ctx = CompressionContext(model, data, calibration, load_evaluator("pose"), tmp_path)
+    one = CompressOptions(prune={"g2": 0.55}, quantize="none")
+    assert {k: v.tolist() for k, v in ctx.schedule(one)[0].items()} == {
+        k: v.tolist() for k, v in choose_channels(ctx.apoz(4), one.prune, one.prune_multiple).items()
+    }
+    three = CompressOptions(prune={"g2": 0.55}, quantize="none", rounds=3)
+    kept, rounds = ctx.schedule(three)
+    assert [r["round"] for r in rounds] == [1, 2, 3] and three.pruning_key != one.pruning_key
+    assert [round(r["thresholds"]["g2"], 6) for r in rounds] == [0.85, 0.7, 0.55]
+    left = [r["channels_left"] for r in rounds]
+    assert left == sorted(left, reverse=True) and left[-1] < left[0] and kept
+    sizes = {s: c.size for c in ctx.apoz(4).clusters for s in c.sources}
+    for source, keep in kept.items():  # the unpruned model's numbering, each channel once, a multiple of 4 kept
+        assert np.all(np.diff(keep) > 0) and keep[-1] < sizes[source] and len(keep) % 4 == 0
+    result = ctx.measure_accuracy(three)
+    assert [r["round"] for r in result.pruning_schedule] == [1, 2, 3] and result.macs_after < result.macs_before
+
+
+def test_rounds_in_a_study_and_on_the_command_line(tmp_path: Path, capsys: object) -> None:
+    import pytest
+
+    from explorer.cli import main
+    from explorer.errors import ConfigError
+    from tests.study.test_runner import small_study
+
+    assert small_study(tmp_path, "pruning: {rounds: 3}\n").pruning.rounds == 3
+    with pytest.raises(ConfigError, match="pruning.rounds"):
+        small_study(tmp_path, "pruning: {rounds: 0}\n")
+    model = Path(__file__).parents[2] / "examples" / "pose" / "mobilepose_dsnt.onnx"
+    args = ["compress", str(model), "--data", "pose-synth:8:3", "--calib-data", "pose-synth:8:2", "--quantize", "none"]
+    assert main([*args, "--prune", "g2=0.55", "--prune-rounds", "2", "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "round 1: thresholds g2=0.775" in out and "round 2: thresholds g2=0.550" in out
+    assert main([*args, "--prune", "g2=0.55", "--prune-rounds", "0"]) == 1
