@@ -354,10 +354,9 @@ def run_worker(
         if parent is not None and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
         fail_stale(study)  # a database storage: trials whose worker stopped beating are failed and retried
-        trial = ask(study)
+        trial = ask(study, me)  # the trial records its worker
         try:
             with beating(study, trial._trial_id):
-                trial.set_user_attr(WORKER_ATTR, me.to_dict())
                 values = suggest(trial, ctx.space, ctx.facts)
                 trial.set_user_attr(SUGGESTED_ATTR, True)
                 point = design_point(values, ctx.space, ctx.board, ctx.layers, ctx.db)

@@ -46,7 +46,8 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optu
 LOCK_SUFFIX = ".lock"  # the same name as Optuna's own lock, so other Optuna clients exclude each other with us
 STALE_LOCK_SECONDS = 30.0  # a lock whose owner cannot be checked is broken after this long unchanged
 WORKER_ATTR = "worker"
-NO_WORKER_GRACE_S = 300.0  # a RUNNING trial that never recorded its worker is stale after this long
+NO_WORKER_GRACE_S = 300.0  # a RUNNING trial with no worker, while a worker may be asking: stale after this long
+ASKING = "explorer_asking:"  # study system attribute of a worker between creating a trial and recording itself on it
 
 
 def storage_file(storage: str) -> Path | None:
@@ -420,13 +421,25 @@ def beating(study: optuna.Study, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-def ask(study: optuna.Study) -> optuna.Trial:
-    """study.ask(), without Optuna's warning that heartbeats belong to study.optimize: `beating` beats."""
+def ask(study: optuna.Study, me: Worker | None = None) -> optuna.Trial:
+    """study.ask() with this worker recorded on the new trial (without Optuna's warning that heartbeats belong to
+    study.optimize: `beating` beats).
+
+    Optuna creates the trial RUNNING before the sampler has drawn its relative parameters, so a process killed
+    then leaves a RUNNING trial that names no worker. While it asks, a worker marks itself in the study (a
+    study system attribute, ASKING + host:pid); `close_stale_trials` treats such a trial as stale at once when
+    no process that was asking is alive, and waits NO_WORKER_GRACE_S only when one may be (another worker)."""
     import warnings
 
+    me = me or Worker.current()
+    marker = f"{ASKING}{me.host}:{me.pid}"
+    study._storage.set_study_system_attr(study._study_id, marker, me.to_dict())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-        return study.ask()
+        trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, me.to_dict())
+    study._storage.set_study_system_attr(study._study_id, marker, None)
+    return trial
 
 
 def fail_stale(study: optuna.Study) -> None:
@@ -476,13 +489,19 @@ def close_stale_trials(study: optuna.Study, max_retry: int = 0) -> list[tuple[in
     closed = []
     storage = study._storage
     now = time.time()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    # read after the trials: a worker that created one of them without recording itself yet is still marked
+    markers = [Worker.from_dict(v) for k, v in storage.get_study_system_attrs(study._study_id).items() if k.startswith(ASKING)]
+    asking = any(w is not None and w.alive() is not False for w in markers)
+    for trial in running:
         worker = Worker.from_dict(trial.user_attrs.get(WORKER_ATTR))
         if worker is None:
             started = trial.datetime_start.timestamp() if trial.datetime_start else now
-            if now - started < NO_WORKER_GRACE_S:
-                continue
-            reason = f"left RUNNING without a recorded worker for {now - started:.0f} s (its process died)"
+            if asking and now - started < NO_WORKER_GRACE_S:
+                continue  # a live worker may be about to record itself on it
+            if WORKER_ATTR in storage.get_trial(trial._trial_id).user_attrs:
+                continue  # recorded since the trials were read
+            reason = f"left RUNNING without a recorded worker (its process died while asking for it, {now - started:.0f} s ago)"
         elif worker.alive() is False:
             reason = f"interrupted: its worker, {worker}, died (killed or crashed) while it ran"
         else:

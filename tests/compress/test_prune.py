@@ -169,7 +169,7 @@ def test_rounds_in_a_study_and_on_the_command_line(tmp_path: Path, capsys: objec
     from tests.study.test_runner import small_study
 
     assert small_study(tmp_path, "pruning: {rounds: 3}\n").pruning.rounds == 3
-    with pytest.raises(ConfigError, match="pruning.rounds"):
+    with pytest.raises(ConfigError, match=r"pruning\.rounds"):
         small_study(tmp_path, "pruning: {rounds: 0}\n")
     model = Path(__file__).parents[2] / "examples" / "pose" / "mobilepose_dsnt.onnx"
     args = ["compress", str(model), "--data", "pose-synth:8:3", "--calib-data", "pose-synth:8:2", "--quantize", "none"]
