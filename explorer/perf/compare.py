@@ -142,7 +142,12 @@ def figure_html(pairs: list[LayerPair], label_a: str, label_b: str, title: str) 
 
     names = [escape(p.name) for p in pairs]  # plotly reads a few HTML tags in labels: names are shown as text
     label_a, label_b, title = escape(label_a), escape(label_b), escape(title)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("DPU time per layer (ms, estimate)", "Achieved GOPS"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=("time per layer (ms, estimate; the CPU's for CPU layers)", "Achieved GOPS"),
+    )
     for label, times, gops, color in (
         (label_a, [p.time_a_ms for p in pairs], [p.gops_a for p in pairs], "#1f77b4"),
         (label_b, [p.time_b_ms for p in pairs], [p.gops_b for p in pairs], "#ff7f0e"),

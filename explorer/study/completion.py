@@ -34,7 +34,7 @@ from explorer.perf.estimate import PerfEstimate
 from explorer.recent import Recent
 from explorer.study.design_metrics import Metrics, StudyContext
 from explorer.study.record import PROPOSED_BY
-from explorer.study.search_space import DPU_MULTIPLE, DesignPoint, Param, design_point, param_values
+from explorer.study.search_space import DPU_MULTIPLE, DesignPoint, Param, design_point, grid_values
 
 EXACT_LIMIT = 4096  # DPU spaces up to this many configurations are enumerated whole
 SEARCH_BUDGET = 1500  # configurations evaluated per completion by the local search
@@ -77,10 +77,7 @@ def hardware_params(ctx: StudyContext, values: Mapping[str, Any]) -> list[tuple[
             continue  # active because of another parameter's value: held fixed
         if p.kind == "float" and p.step is None:
             continue  # continuous: the sampler's alone
-        options = param_values(p)
-        if p.kind == "float":
-            count = round((p.high - p.low) / (p.step or 1)) + 1
-            options = [round(p.low + i * (p.step or 1), 10) for i in range(count)] if count <= MAX_VALUES else []
+        options = grid_values(p)
         if 1 < len(options) <= MAX_VALUES:
             out.append((p, options))
     return out
@@ -99,12 +96,10 @@ class Completion:
         model_side = tuple(sorted((k, repr(v)) for k, v in values.items() if not k.startswith("dpu.")))
         return model_side, metrics.accuracy_key
 
-    def hardware_of(
-        self, params: Mapping[str, Any], key: tuple[Any, ...] | None = None
-    ) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
+    def hardware_of(self, params: Mapping[str, Any], key: tuple[Any, ...]) -> tuple[DpuConfig, DpuSpec, Fitted] | None:
         """The DPU configuration the DPU values of `params` map to, resolved, with its resources and fit; None when
-        illegal. It depends on the DPU values alone, so it is kept for every model variant (by `key` when given:
-        a value that names those DPU values)."""
+        illegal. It depends on the DPU values alone, so it is kept for every model variant, by `key` (a value that
+        names those DPU values)."""
 
         def make() -> tuple[DpuConfig, DpuSpec, Fitted] | None:
             try:
@@ -114,8 +109,6 @@ class Completion:
             fit = self.ctx.fit(point)
             return point.dpu, fit[0], fit
 
-        if key is None:
-            key = tuple(sorted((k, repr(v)) for k, v in params.items() if k.startswith("dpu.")))
         return self.configs.get_or_make(key, make)
 
     def candidates(self, values: Mapping[str, Any], point: DesignPoint, metrics: Metrics) -> list[Candidate]:

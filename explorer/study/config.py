@@ -581,7 +581,7 @@ def _pruning(c: _Checker, raw: Any) -> PruningSection:
     section = c.mapping(raw, "pruning")
     c.keys(section, ("recovery", "abstain", "rounds"), "pruning")
     rounds = section.get("rounds", 1)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+    if not _positive_int(rounds):
         c.add("pruning.rounds", f"expected a whole number of pruning rounds of at least 1, got {rounds!r}")
         rounds = 1
     return PruningSection(
@@ -593,7 +593,10 @@ def _finetune(c: _Checker, raw: Any, base: Path) -> FinetuneHook | None:
     """`finetune: SPEC` or `finetune: {hook: SPEC, steps: N}` (SPEC: module:function or file.py:function)."""
     if raw is None:
         return None
-    section = {"hook": raw} if isinstance(raw, str) else c.mapping(raw, "finetune")
+    if not isinstance(raw, str | Mapping):
+        c.mapping(raw, "finetune")  # names what is wrong
+        return None
+    section = {"hook": raw} if isinstance(raw, str) else dict(raw)
     c.keys(section, ("hook", "steps"), "finetune")
     path = "finetune" if isinstance(raw, str) else "finetune.hook"
     spec, steps = section.get("hook"), section.get("steps", DEFAULT_STEPS)
@@ -607,10 +610,10 @@ def _finetune(c: _Checker, raw: Any, base: Path) -> FinetuneHook | None:
     if file is not None and not file.is_file():
         c.add(path, f"no such file {file}")
         return None
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not _positive_int(steps):
         c.add("finetune.steps", f"expected a whole number of steps of at least 1, got {steps!r}")
         return None
-    return FinetuneHook(resolve_spec(spec, base), steps)
+    return FinetuneHook(resolve_spec(spec, base), int(steps))
 
 
 def _measure(c: _Checker, raw: Any, base: Path) -> MeasureSection | None:

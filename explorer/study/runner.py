@@ -51,6 +51,7 @@ from explorer.study.store import (
     close_stale_trials,
     fail_stale,
     finished_count,
+    mark_worker,
     open_storage,
     trial_folder,
 )
@@ -338,6 +339,7 @@ def run_worker(
     ctx = ctx or StudyContext(cfg)
     study = open_study(cfg, ctx.space, worker)
     me = Worker.current()
+    mark_worker(study, me)  # before its first trial (store.py close_stale_trials)
     start = time.time()
     bar = Progress(cfg.run.n_trials, start, progress and worker == 0, finished_count(study))
     streak = FailureStreak()
@@ -354,7 +356,7 @@ def run_worker(
         if parent is not None and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
         fail_stale(study)  # a database storage: trials whose worker stopped beating are failed and retried
-        trial = ask(study, me)  # the trial records its worker
+        trial = ask(study, me)
         try:
             with beating(study, trial._trial_id):
                 values = suggest(trial, ctx.space, ctx.facts)

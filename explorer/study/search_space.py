@@ -113,7 +113,9 @@ def _param(name: str, spec: Any, problems: list[Problem], where: str, layers: in
         return None
     by_effect = spec.get("by_effect", False)
     if not isinstance(by_effect, bool) or (by_effect and not name.startswith("pruning.threshold")):
-        problems.append(Problem(f"{where}.by_effect", "true or false, and only on the pruning thresholds"))
+        problems.append(
+            Problem(f"{where}.by_effect", f"expected true or false, on a pruning threshold only; got {by_effect!r} on {name}")
+        )
         by_effect = False
     when = spec.get("when") or {}
     if not isinstance(when, Mapping):
@@ -156,10 +158,7 @@ def thresholds_by_effect(space: SearchSpace, apoz: Mapping[str, Sequence[Sequenc
         if p.kind == "float" and not p.step:
             params.append(p)  # a continuous range has no runs of values to merge
             continue
-        if p.kind == "float":
-            values = [round(p.low + i * (p.step or 1), 10) for i in range(round((p.high - p.low) / (p.step or 1)) + 1)]
-        else:
-            values = [float(v) for v in param_values(p)]
+        values = [float(v) for v in grid_values(p)]
         group = p.name.removeprefix("pruning.threshold").lstrip("_")  # "g2"; "" for one threshold for every group
         clusters = [c for g, cs in apoz.items() if group in (g, "") for c in cs]
         channels = [float(a) for cluster in clusters for a in cluster]
@@ -256,6 +255,14 @@ def param_values(param: Param, ends: bool = False) -> list[Any]:
     if param.kind == "int":
         return sorted({int(param.low), int(param.high)})
     return [param.low, param.high]
+
+
+def grid_values(param: Param) -> list[Any]:
+    """`param_values`, with a stepped float range enumerated on its steps (a continuous range: its two ends)."""
+    if param.kind == "float" and param.step:
+        count = round((param.high - param.low) / param.step) + 1
+        return [round(param.low + i * param.step, 10) for i in range(count)]
+    return param_values(param)
 
 
 def check_space(space: SearchSpace, board: Board, layers: int | None, db: HwDatabase, facts: Mapping[str, Any]) -> list[Problem]:

@@ -46,8 +46,8 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optu
 LOCK_SUFFIX = ".lock"  # the same name as Optuna's own lock, so other Optuna clients exclude each other with us
 STALE_LOCK_SECONDS = 30.0  # a lock whose owner cannot be checked is broken after this long unchanged
 WORKER_ATTR = "worker"
-NO_WORKER_GRACE_S = 300.0  # a RUNNING trial with no worker, while a worker may be asking: stale after this long
-ASKING = "explorer_asking:"  # study system attribute of a worker between creating a trial and recording itself on it
+NO_WORKER_GRACE_S = 300.0  # a RUNNING trial with no worker, while another worker may be alive: stale after this long
+WORKER_MARK = "explorer_worker:"  # study system attribute of each process that works on the study (`mark_worker`)
 
 
 def storage_file(storage: str) -> Path | None:
@@ -421,24 +421,23 @@ def beating(study: optuna.Study, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-def ask(study: optuna.Study, me: Worker | None = None) -> optuna.Trial:
-    """study.ask() with this worker recorded on the new trial (without Optuna's warning that heartbeats belong to
-    study.optimize: `beating` beats).
+def mark_worker(study: optuna.Study, me: Worker) -> None:
+    """Mark `me` as a worker of the study (a study system attribute, WORKER_MARK + host:pid), once, before its
+    first trial. Optuna creates a trial RUNNING before the sampler has drawn its relative parameters, so a process
+    killed inside `ask` leaves a RUNNING trial that names no worker; such a trial can only be a marked worker's,
+    and `close_stale_trials` closes it at once when no other marked worker may be alive."""
+    study._storage.set_study_system_attr(study._study_id, f"{WORKER_MARK}{me.host}:{me.pid}", me.to_dict())
 
-    Optuna creates the trial RUNNING before the sampler has drawn its relative parameters, so a process killed
-    then leaves a RUNNING trial that names no worker. While it asks, a worker marks itself in the study (a
-    study system attribute, ASKING + host:pid); `close_stale_trials` treats such a trial as stale at once when
-    no process that was asking is alive, and waits NO_WORKER_GRACE_S only when one may be (another worker)."""
+
+def ask(study: optuna.Study, me: Worker | None = None) -> optuna.Trial:
+    """study.ask() with the worker recorded on the new trial (without Optuna's warning that heartbeats belong to
+    study.optimize: `beating` beats). A worker marks itself first (`mark_worker`)."""
     import warnings
 
-    me = me or Worker.current()
-    marker = f"{ASKING}{me.host}:{me.pid}"
-    study._storage.set_study_system_attr(study._study_id, marker, me.to_dict())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
         trial = study.ask()
-    trial.set_user_attr(WORKER_ATTR, me.to_dict())
-    study._storage.set_study_system_attr(study._study_id, marker, None)
+    trial.set_user_attr(WORKER_ATTR, (me or Worker.current()).to_dict())
     return trial
 
 
@@ -489,18 +488,15 @@ def close_stale_trials(study: optuna.Study, max_retry: int = 0) -> list[tuple[in
     closed = []
     storage = study._storage
     now = time.time()
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    # read after the trials: a worker that created one of them without recording itself yet is still marked
-    markers = [Worker.from_dict(v) for k, v in storage.get_study_system_attrs(study._study_id).items() if k.startswith(ASKING)]
-    asking = any(w is not None and w.alive() is not False for w in markers)
-    for trial in running:
+    me = Worker.current()
+    marks = [Worker.from_dict(v) for k, v in storage.get_study_system_attrs(study._study_id).items() if k.startswith(WORKER_MARK)]
+    others = any(w is not None and (w.host, w.pid) != (me.host, me.pid) and w.alive() is not False for w in marks)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = Worker.from_dict(trial.user_attrs.get(WORKER_ATTR))
         if worker is None:
             started = trial.datetime_start.timestamp() if trial.datetime_start else now
-            if asking and now - started < NO_WORKER_GRACE_S:
-                continue  # a live worker may be about to record itself on it
-            if WORKER_ATTR in storage.get_trial(trial._trial_id).user_attrs:
-                continue  # recorded since the trials were read
+            if others and now - started < NO_WORKER_GRACE_S:
+                continue  # another live worker may be about to record itself on it
             reason = f"left RUNNING without a recorded worker (its process died while asking for it, {now - started:.0f} s ago)"
         elif worker.alive() is False:
             reason = f"interrupted: its worker, {worker}, died (killed or crashed) while it ran"

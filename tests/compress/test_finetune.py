@@ -114,6 +114,8 @@ def test_the_study_file_names_the_hook_and_its_steps(tmp_path: Path) -> None:
         ("finetune: {hook: tune.py:finetune, steps: 0}\n", "finetune.steps"),
         ("finetune: tune.py\n", "finetune"),
         ("finetune: {hook: tune.py:finetune, step: 3}\n", "finetune"),
+        ("finetune: 5\n", "finetune: expected a mapping"),
+        ("finetune: {steps: 3}\n", "finetune.hook"),
     ):
         with pytest.raises(ConfigError) as err:
             small_study(tmp_path, text)

@@ -98,7 +98,9 @@ def test_by_effect_is_only_for_thresholds() -> None:
     from explorer.datafiles import data_path
     from explorer.study.search_space import load_space
 
-    with pytest.raises(ConfigError, match="by_effect"):
+    with pytest.raises(
+        ConfigError, match=r"by_effect: expected true or false, on a pruning threshold only; got True on pruning\.multiple"
+    ):
         load_space([data_path("search_spaces") / "pruning.yaml"], {"pruning.multiple": {"by_effect": True}})
     space = load_space([data_path("search_spaces") / "pruning.yaml"], {"pruning.threshold": {"by_effect": True}})
     assert all(p.by_effect for p in space.params if "threshold" in p.name)

@@ -79,29 +79,32 @@ def test_stale_running_trials_are_closed_with_the_reason(tmp_path: Path) -> None
     assert study.trials[dead.number].user_attrs["fail_reason"].startswith("interrupted: its worker")
 
 
-def test_a_trial_killed_before_it_named_its_worker_is_stale_unless_a_live_worker_is_asking(tmp_path: Path) -> None:
+def test_a_trial_killed_before_it_named_its_worker_is_stale_unless_another_worker_lives(tmp_path: Path) -> None:
     """Optuna creates a trial RUNNING before its worker can record itself on it: a process killed in between
-    leaves a trial with no worker. `ask` marks the asking worker in the study; with no live marker such a trial
-    is closed at once, and with one (a worker that may be about to record itself) only after the grace period."""
-    from explorer.study.store import ASKING, ask
+    leaves a trial with no worker. Workers mark themselves in the study before their first trial; with no other
+    live marked worker such a trial is closed at once, and with one (it may be that worker's, just asked) only
+    after the grace period."""
+    from explorer.study.store import ask, mark_worker
 
     storage = storage_for(f"journal:{tmp_path / 'j.journal'}")
     study = optuna.create_study(storage=storage, study_name="s")
     done = subprocess.Popen([sys.executable, "-c", "pass"])
     done.wait()
-    dead = Worker(Worker.current().host, done.pid, None)
-    study._storage.set_study_system_attr(study._study_id, f"{ASKING}{dead.host}:{dead.pid}", dead.to_dict())
+    mark_worker(study, Worker(Worker.current().host, done.pid, None))  # the killed worker
     orphan = study.ask()  # as a worker killed inside ask() leaves it
-    me = Worker.current()
-    study._storage.set_study_system_attr(study._study_id, f"{ASKING}{me.host}:{me.pid}", me.to_dict())
-    assert close_stale_trials(study) == []  # this process is asking: the trial may be about to be its own
-    study._storage.set_study_system_attr(study._study_id, f"{ASKING}{me.host}:{me.pid}", None)
+    mark_worker(study, Worker.current())  # this process does not count as another worker
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        mark_worker(study, Worker(Worker.current().host, sleeper.pid, None))  # another live worker
+        assert close_stale_trials(study) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
     closed = close_stale_trials(study)
     assert [n for n, _ in closed] == [orphan.number] and "died while asking" in closed[0][1]
-    mine = ask(study, me)  # the explorer's ask records the worker and clears its marker
-    assert study.trials[mine.number].user_attrs[WORKER_ATTR] == me.to_dict()
-    markers = study._storage.get_study_system_attrs(study._study_id)
-    assert markers[f"{ASKING}{me.host}:{me.pid}"] is None and close_stale_trials(study) == []
+    me = Worker.current()
+    mine = ask(study, me)  # the explorer's ask records the worker on the trial
+    assert study.trials[mine.number].user_attrs[WORKER_ATTR] == me.to_dict() and close_stale_trials(study) == []
 
 
 def test_a_dead_workers_trial_is_asked_again_and_does_not_count(tmp_path: Path) -> None:
