@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -77,6 +78,38 @@ def handle_termination() -> None:
     """Make SIGTERM and SIGHUP interrupt like Ctrl-C, so the running trial is recorded (main thread only)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupted)
+
+
+class DeferredInterrupts:
+    """While asking for a trial, Ctrl-C, SIGTERM and SIGHUP wait: Optuna creates the trial RUNNING before `ask`
+    returns it, and an interrupt in between would leave it RUNNING with nobody to record it. The signal that came
+    is raised by `raise_pending`, once the trial is in hand and can be recorded as interrupted. Main thread
+    only (elsewhere Python delivers no signals, and this does nothing)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.pending: KeyboardInterrupt | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> DeferredInterrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        self.pending = self.pending or (KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(name))
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            if handler is not None:  # (None: a handler set outside Python, which cannot be put back)
+                signal.signal(sig, handler)
+
+    def raise_pending(self) -> None:
+        if self.pending is not None:
+            raise self.pending
 
 
 def interrupt_reason(exc: KeyboardInterrupt) -> str:
@@ -356,8 +389,10 @@ def run_worker(
         if parent is not None and os.getppid() != parent:
             break  # the parent is gone: an orphaned worker stops instead of running on
         fail_stale(study)  # a database storage: trials whose worker stopped beating are failed and retried
-        trial = ask(study, me)
+        with DeferredInterrupts() as deferred:
+            trial = ask(study, me)
         try:
+            deferred.raise_pending()  # an interrupt that came while asking: the trial is recorded as interrupted
             with beating(study, trial._trial_id):
                 values = suggest(trial, ctx.space, ctx.facts)
                 trial.set_user_attr(SUGGESTED_ATTR, True)

@@ -234,3 +234,25 @@ def test_breaking_a_stale_lock_never_takes_a_newer_one(tmp_path: Path) -> None:
     assert not late._break(judged[0], "stale")  # the late breaker renamed the new lock, and restores it
     assert lock_file.read_text() == taken and not list(tmp_path.glob("*.broken"))
     first.release()
+
+
+def test_an_interrupt_while_asking_waits_until_the_trial_can_be_recorded() -> None:
+    """Optuna creates the trial before `ask` returns it: a SIGTERM or Ctrl-C in between is held, then raised
+    where the runner records the trial as interrupted; the handlers are put back."""
+    import signal
+    import time
+
+    from explorer.study.runner import DeferredInterrupts, Interrupted
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with DeferredInterrupts() as deferred:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # delivered here, and held
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached = True
+    assert reached and isinstance(deferred.pending, Interrupted) and deferred.pending.signame == "SIGTERM"
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    with pytest.raises(Interrupted):
+        deferred.raise_pending()
+    DeferredInterrupts().raise_pending()  # nothing came: nothing raised
