@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.commands.common import add_dpu_options, add_hard_activations_option, dpu_config_from_args, print_json
-from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, RECOVERY, default_cache_dir
+from explorer.compress import CALIBRATION_METHODS, QUANTIZE_MODES, RECOVERY, SELECTIONS, default_cache_dir
 from explorer.compress.finetune import DEFAULT_STEPS, FinetuneHook, resolve_spec
 from explorer.errors import ExplorerError
 from explorer.hooks import hook_file
@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--apoz", action="store_true", help="only print the APoZ per layer group")
     p.add_argument(
         "--prune", default="", metavar="GROUP=THRESHOLD,...", help="APoZ threshold per layer group (g0, g1, ... or all)"
+    )
+    p.add_argument(
+        "--prune-selection",
+        choices=SELECTIONS,
+        default=SELECTIONS[0],
+        help="which channels a layer group loses (APoZ says how many): those the least-squares refit of the layers "
+        "reading them can best do without (default), or the most often zero (apoz)",
     )
     p.add_argument("--prune-multiple", type=int, default=4, help="round remaining channels to a multiple of this (default 4)")
     p.add_argument(
@@ -168,6 +175,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         resolve(config).arch.ocp if args.abstain else 0,
         finetune_hook(args) if thresholds else None,
         args.prune_rounds,
+        args.prune_selection,
     )
     result = ctx.measure_accuracy(options, config)
     if args.output:

@@ -20,3 +20,6 @@ def default_cache_dir() -> Path:
 
 
 RECOVERY = ("reconstruct", "none")  # after pruning: least-squares reconstruction (reconstruct.py), or nothing
+# which channels a pruned cluster loses (APoZ says how many): the ones the consumers' refit can best do
+# without (selection.py, the default), or the most often zero
+SELECTIONS = ("reconstruction", "apoz")

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from explorer.compress import QUANTIZE_MODES, RECOVERY
+from explorer.compress import QUANTIZE_MODES, RECOVERY, SELECTIONS
 from explorer.compress.cache import JsonCache
 from explorer.compress.finetune import FinetuneHook, finetuned_weights
 from explorer.compress.prune import ApozReport, apply_pruning, choose_channels, measure_apoz
 from explorer.compress.quantize import QuantizedModel, _insert_qdq, quantize
 from explorer.compress.reconstruct import apply_weights, reconstruct_weights
+from explorer.compress.selection import reconstruction_ranks
 from explorer.data.loaders import Dataset
 from explorer.dpu.support import DPU, Placement, place_layers
 from explorer.errors import ExplorerError
@@ -77,6 +78,7 @@ class CompressOptions:
     abstain_ocp: int = 0  # the DPU's OCP: leave a cluster whole when pruning would not change its passes (0: prune)
     finetune: FinetuneHook | None = None  # the user's fine-tuning after pruning and recovery (finetune.py)
     rounds: int = 1  # iterative pruning: prune, recover and measure the APoZ again, this many times (`schedule`)
+    selection: str = "reconstruction"  # which channels a cluster loses (SELECTIONS; APoZ says how many)
 
     @property
     def cpu_precision(self) -> str:
@@ -87,7 +89,7 @@ class CompressOptions:
         """What the pruned model depends on, as a hashable value."""
         key = tuple(sorted(self.prune.items())), self.prune_multiple, self.prune_groups, self.recovery, self.abstain_ocp
         more = ((self.finetune,) if self.finetune else ()) + ((("rounds", self.rounds),) if self.rounds > 1 else ())
-        return (*key, *more)
+        return (*key, *more, self.selection)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class CompressionContext:
         self.eval_model = normalize(hard_activations(prepared) if hard else prepared)  # batch B: evaluation
         self.reference_model = normalize(prepared) if hard else self.eval_model  # the float model as given
         self._apoz: dict[int, ApozReport] = {}
+        self._ranks: dict[tuple[str, ...], np.ndarray] | None = None
         self._float_outputs: dict[str, np.ndarray] | None = None
         self._float_metrics: dict[str, float] | None = None
         self._fixes: dict[tuple[Any, ...], dict[tuple[str, frozenset[str]], int]] = {}  # by pruned model, method
@@ -187,6 +190,20 @@ class CompressionContext:
                 self.cache.write("apoz", key, report.to_dict())
             self._apoz[groups] = report
         return self._apoz[groups]
+
+    def ranks(self) -> dict[tuple[str, ...], np.ndarray]:
+        """Per prunable cluster, its channels most needed first by the consumers' refit (selection.py), computed
+        once per model and calibration data (memory, then the disk cache)."""
+        if self._ranks is None:
+            key = f"{self.digest}-{self.calibration.digest}"
+            cached = self.cache.read("selection", key)
+            if cached is not None:
+                self._ranks = {tuple(c["sources"]): np.array(c["rank"], dtype=np.int64) for c in cached["clusters"]}
+            else:
+                self._ranks = reconstruction_ranks(self.graph.model, self.calibration, self.apoz())
+                clusters = [{"sources": list(k), "rank": [int(i) for i in v]} for k, v in self._ranks.items()]
+                self.cache.write("selection", key, {"clusters": clusters})
+        return self._ranks
 
     def pruned(self, options: CompressOptions) -> tuple[onnx.ModelProto, ModelGraph, dict[str, np.ndarray]]:
         """(evaluation model, batch-1 graph, kept channels) after pruning with `options`."""
@@ -225,6 +242,7 @@ class CompressionContext:
         if options.pruning_key in self._schedules:
             return self._schedules[options.pruning_key]
         report = self.apoz(options.prune_groups)
+        ranks = self.ranks() if options.selection == "reconstruction" else None
         sizes = {source: c.size for c in report.clusters for source in c.sources}
         kept: dict[str, np.ndarray] = {}
         rounds: list[dict[str, Any]] = []
@@ -236,7 +254,9 @@ class CompressionContext:
                 if options.recovery == "reconstruct":
                     small = apply_weights(small, self.reconstruction(apply_pruning(self.eval_model, kept), kept))
                 report = measure_apoz(small, self.calibration, options.prune_groups)
-            for source, keep in choose_channels(report, thresholds, options.prune_multiple, options.abstain_ocp).items():
+                ranks = reconstruction_ranks(small, self.calibration, report) if ranks is not None else None
+            chosen = choose_channels(report, thresholds, options.prune_multiple, options.abstain_ocp, ranks)
+            for source, keep in chosen.items():
                 kept[source] = kept.get(source, np.arange(sizes[source]))[keep]  # back to the unpruned numbering
             left = sum(len(kept[source]) if source in kept else size for source, size in sizes.items())
             pruned = {source: len(v) for source, v in sorted(kept.items())}
@@ -341,6 +361,8 @@ class CompressionContext:
             raise ExplorerError(f"quantize mode {options.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
         if options.recovery not in RECOVERY:
             raise ExplorerError(f"recovery {options.recovery!r}: choose one of {', '.join(RECOVERY)}")
+        if options.selection not in SELECTIONS:
+            raise ExplorerError(f"selection {options.selection!r}: choose one of {', '.join(SELECTIONS)}")
         graph, kept = (variant := self.variant(options)).graph, variant.kept
         if options.split is not None and not 0 <= options.split <= len(graph.layers):
             raise ExplorerError(f"split {options.split} outside 0..{len(graph.layers)}")

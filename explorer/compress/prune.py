@@ -142,9 +142,17 @@ def parse_thresholds(spec: str | Mapping[str, float], groups: tuple[str, ...]) -
 
 
 def choose_channels(
-    report: ApozReport, thresholds: Mapping[str, float], multiple: int, abstain_ocp: int = 0
+    report: ApozReport,
+    thresholds: Mapping[str, float],
+    multiple: int,
+    abstain_ocp: int = 0,
+    ranks: Mapping[tuple[str, ...], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Kept channel indices per source convolution (by node name; only convolutions that lose channels).
+
+    A cluster loses the channels whose APoZ is at least its group's threshold, rounded to keep a multiple of
+    `multiple`; which channels go is `ranks` (per cluster, by its sources: channel indices most needed first;
+    selection.py) or else the APoZ order (the most often zero go first).
 
     Keyed by name so that one decision applies to any normalisation of the same model (batch 1 for the
     latency estimate, a larger batch for evaluation). `abstain_ocp`: the output-channel parallelism of the
@@ -155,7 +163,7 @@ def choose_channels(
         t = thresholds.get(c.group)
         if t is None:
             continue
-        order = np.argsort(c.apoz, kind="stable")  # most active first
+        order = ranks[c.sources] if ranks is not None else np.argsort(c.apoz, kind="stable")  # most needed first
         candidates = int((c.apoz >= t).sum())
         keep = c.size - candidates
         keep = min(c.size, max(multiple, math.ceil(keep / multiple) * multiple)) if multiple > 1 else max(1, keep)

@@ -52,25 +52,20 @@ class Consumer:
     trans_b: bool = False
 
 
-def consumers_of_pruned(original: onnx.ModelProto, pruned: onnx.ModelProto) -> list[Consumer]:
-    """The convolutions (group 1) and Gemms of `pruned` whose weights lost input channels."""
-    before, after = initializers(original), initializers(pruned)
+def linear_layers(model: onnx.ModelProto) -> list[Consumer]:
+    """The convolutions (group 1) and Gemms (transA 0, a 2-D constant weight) of `model`, in graph order: the
+    layers a least-squares refit can change (and the consumers that channel selection scores channels by)."""
+    weights = initializers(model)
     out = []
-    for node in pruned.graph.node:
-        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in after:
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in weights:
             continue
         weight = node.input[1]
-        trans_b = node.op_type == "Gemm" and attr_int(node, "transB", 0) == 1
-        axis = 1 if node.op_type == "Conv" or trans_b else 0
-        if node.op_type == "Conv" and attr_int(node, "group", 1) != 1:
-            continue
-        if node.op_type == "Gemm" and (attr_int(node, "transA", 0) or after[weight].ndim != 2):
-            continue
-        if weight not in before or after[weight].shape[axis] >= before[weight].shape[axis]:
-            continue
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] in after else None
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] in weights else None
         if node.op_type == "Conv":
-            kh, kw = after[weight].shape[2:]
+            if attr_int(node, "group", 1) != 1:
+                continue
+            kh, kw = weights[weight].shape[2:]
             pads = attr_ints(node, "pads") or [0, 0, 0, 0]
             out.append(
                 Consumer(
@@ -85,13 +80,25 @@ def consumers_of_pruned(original: onnx.ModelProto, pruned: onnx.ModelProto) -> l
                     tuple(attr_ints(node, "dilations") or [1, 1]),  # type: ignore[arg-type]
                 )
             )
-        else:
+        elif not attr_int(node, "transA", 0) and weights[weight].ndim == 2:
             one = (1, 1)
+            trans_b = attr_int(node, "transB", 0) == 1
             out.append(Consumer(node.output[0], "Gemm", node.input[0], weight, bias, one, one, (0, 0, 0, 0), one, trans_b))
     return out
 
 
-def _patches(x: np.ndarray, c: Consumer, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def consumers_of_pruned(original: onnx.ModelProto, pruned: onnx.ModelProto) -> list[Consumer]:
+    """The convolutions (group 1) and Gemms of `pruned` whose weights lost input channels."""
+    before, after = initializers(original), initializers(pruned)
+    out = []
+    for c in linear_layers(pruned):
+        axis = 1 if c.op == "Conv" or c.trans_b else 0
+        if c.weight in before and after[c.weight].shape[axis] < before[c.weight].shape[axis]:
+            out.append(c)
+    return out
+
+
+def patches(x: np.ndarray, c: Consumer, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """The receptive fields of output positions (rows, cols) of one sample x (C, H, W): (positions, C*kh*kw),
     in the order of a weight (C, kh, kw) flattened; zero padding outside."""
     ch = x.shape[0]
@@ -150,7 +157,7 @@ def reconstruct_weights(
             for k in range(len(x)):
                 if c.op == "Conv":
                     rows, cols = picks[c.node][sample + k]
-                    rows_of_chunk.append(_patches(x[k], c, rows, cols))
+                    rows_of_chunk.append(patches(x[k], c, rows, cols))
                 else:
                     rows_of_chunk.append(x[k].reshape(1, -1))
             design = np.vstack(rows_of_chunk)

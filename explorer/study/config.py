@@ -156,6 +156,7 @@ class PruningSection:
     abstain: bool = False  # leave a layer group whole where pruning would not change its passes on the sampled DPU
     finetune: FinetuneHook | None = None  # `finetune:` the user's fine-tuning after pruning (compress/finetune.py)
     rounds: int = 1  # iterative pruning: rounds of prune, recover, measure the APoZ again
+    selection: str = "reconstruction"  # which channels go (APoZ says how many): the refit's least needed, or apoz
 
 
 @dataclass(frozen=True)
@@ -576,16 +577,19 @@ def _quantization(c: _Checker, raw: Any) -> QuantizationSection:
 
 
 def _pruning(c: _Checker, raw: Any) -> PruningSection:
-    from explorer.compress import RECOVERY
+    from explorer.compress import RECOVERY, SELECTIONS
 
     section = c.mapping(raw, "pruning")
-    c.keys(section, ("recovery", "abstain", "rounds"), "pruning")
+    c.keys(section, ("recovery", "abstain", "rounds", "selection"), "pruning")
     rounds = section.get("rounds", 1)
     if not _positive_int(rounds):
         c.add("pruning.rounds", f"expected a whole number of pruning rounds of at least 1, got {rounds!r}")
         rounds = 1
     return PruningSection(
-        c.one_of(section, "recovery", RECOVERY, "pruning"), c.flag(section, "abstain", "pruning"), rounds=rounds
+        c.one_of(section, "recovery", RECOVERY, "pruning"),
+        c.flag(section, "abstain", "pruning"),
+        rounds=rounds,
+        selection=c.one_of(section, "selection", SELECTIONS, "pruning"),
     )
 
 

@@ -88,6 +88,7 @@ def compress_options(point: DesignPoint, cfg: StudyConfig) -> CompressOptions:
         resolve(point.dpu).arch.ocp if cfg.pruning.abstain and point.prune else 0,
         cfg.pruning.finetune if point.prune else None,
         cfg.pruning.rounds,
+        cfg.pruning.selection,
     )
 
 

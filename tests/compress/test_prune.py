@@ -146,6 +146,10 @@ def test_iterative_pruning_goes_from_mild_to_the_thresholds_and_records_each_rou
     ctx = CompressionContext(model, data, calibration, load_evaluator("pose"), tmp_path)
     one = CompressOptions(prune={"g2": 0.55}, quantize="none")
     assert {k: v.tolist() for k, v in ctx.schedule(one)[0].items()} == {
+        k: v.tolist() for k, v in choose_channels(ctx.apoz(4), one.prune, one.prune_multiple, ranks=ctx.ranks()).items()
+    }
+    by_apoz = CompressOptions(prune={"g2": 0.55}, quantize="none", selection="apoz")
+    assert {k: v.tolist() for k, v in ctx.schedule(by_apoz)[0].items()} == {
         k: v.tolist() for k, v in choose_channels(ctx.apoz(4), one.prune, one.prune_multiple).items()
     }
     three = CompressOptions(prune={"g2": 0.55}, quantize="none", rounds=3)

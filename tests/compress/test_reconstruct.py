@@ -11,7 +11,7 @@ import pytest
 
 from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.compress.prune import apply_pruning, measure_apoz
-from explorer.compress.reconstruct import BIAS_SUFFIX, _patches, apply_weights, consumers_of_pruned, reconstruct_weights
+from explorer.compress.reconstruct import BIAS_SUFFIX, apply_weights, consumers_of_pruned, patches, reconstruct_weights
 from explorer.data.loaders import Dataset
 from explorer.evaluators.builtin import load_evaluator
 from explorer.graph.prepare import graph_from_model
@@ -47,7 +47,7 @@ def test_patches_match_a_convolution() -> None:
     bias = initializers(model)[node.input[2]]
     conv = Consumer(out, "Conv", "input", node.input[1], node.input[2], (3, 3), (2, 2), (1, 1, 1, 1), (1, 1))
     rows, cols = np.array([0, 2, 4]), np.array([4, 0, 3])
-    manual = _patches(x[0], conv, rows, cols) @ w.reshape(3, -1).T + bias
+    manual = patches(x[0], conv, rows, cols) @ w.reshape(3, -1).T + bias
     assert np.allclose(manual, y[:, rows, cols].T, atol=1e-5)
 
 

@@ -40,6 +40,7 @@ def test_every_problem_is_reported_with_its_path() -> None:
     assert "did you mean 'nsga2'" in found["sampler"]
     assert "expected one of complete, sample" in found["hardware_search"]
     assert found["pruning.abstain"] == "expected true or false, got 'maybe'"
+    assert found["pruning.selection"] == "expected one of reconstruction, apoz, got 'thinet'"
     assert "positive integer" in found["n_trials"] and "integer" in found["seed"]
     assert "did you mean 'fps_multi'" in found["objectives[0].metric"]
     assert "minimize or maximize" in found["objectives[1].direction"]
