@@ -197,16 +197,19 @@ def local_search(
     """Pareto local search over one-parameter changes from `start`: the archive of non-dominated feasible
     candidates; each new member's neighbours are evaluated in turn, until none is new or the budget is spent.
     An infeasible neighbour of a member is a stepping stone: its own neighbours are evaluated too (one step),
-    since a design that does not fit often needs a second change to fit (more cores, and UltraRAM for them)."""
+    since a design that does not fit often needs a second change to fit (more cores, and UltraRAM for them).
+    A dominated neighbour is one too, once no member is left to search from: a front is not always connected by
+    single changes (a larger architecture pays off only with UltraRAM for its banks)."""
     seen: set[tuple[Any, ...]] = {start}
     archive: dict[Vector, tuple[tuple[Any, ...], Candidate]] = {}
     pending: list[tuple[tuple[Any, ...], bool]] = [(start, False)]  # (point, reached through an infeasible one)
+    later: list[tuple[Any, ...]] = []  # dominated neighbours of members: stepping stones when nothing else is left
     first = evaluate(start)
     if first is not None and first.feasible:
         archive[first.objectives] = (start, first)
     spent = 1
-    while pending and spent < budget:
-        here, stepping = pending.pop(0)
+    while (pending or later) and spent < budget:
+        here, stepping = pending.pop(0) if pending else (later.pop(0), True)
         member = any(point == here for point, _ in archive.values())
         if archive and not stepping and here != start and not member:
             continue  # dominated since it was added (with nothing feasible found yet, every point walks on)
@@ -223,6 +226,8 @@ def local_search(
                         pending.append((there, bool(archive)))  # a stepping stone (or still looking for a fit)
                     continue
                 if c.objectives in archive or any(dominates(o, c.objectives) for o in archive):
+                    if not stepping:
+                        later.append(there)
                     continue
                 for o in [o for o in archive if dominates(c.objectives, o)]:
                     del archive[o]
