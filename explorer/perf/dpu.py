@@ -5,14 +5,16 @@ For each layer on the DPU:
                    x kernel taps x ceil(in channels / ICP)         (convolution engine)
   with channel augmentation, a few-channel input packs kernel columns into the channel lanes;
   depthwise and pooling use the ALU / pooling engine (ALU_PP pixels x ICP channels per cycle).
-  DDR bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
-  and the input does not fit the image banks (the cheaper of the two reload orders).
-  memory time = max(bytes read / read bandwidth, bytes written / write bandwidth, all bytes / DDR)
-  time = max(compute, memory) + a fixed cost per layer.
+  bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
+  and the input does not fit the image banks (the cheaper of the two reload orders). The engines move
+  feature maps in bank rows of ICP channels a pixel (`row_bytes`): 28 channels move as 32 on ICP 16.
+  memory time = max(bytes read / port bandwidth, rows read / load engines, rows written / write
+                    bandwidth, (bytes read + rows written) / DDR)
+  time = max(compute, memory) + overlap_loss x min(compute, memory) + a fixed cost per layer.
 The load engines read while the save engine writes, over the AXI read and write channels, which are
-independent; the DDR controller serves both. Read bandwidth of a core = min(AXI data ports, the load
-engines' 2 x ICP bytes) per cycle at the DPU clock x port efficiency; write bandwidth = the AXI data
-ports per cycle x port efficiency; DDR = peak x DDR efficiency, shared by reads and writes.
+independent; the DDR controller serves both. A core reads through its AXI data ports (bytes) and its
+2 load engines (one ICP-byte row each per cycle), at the DPU clock x port efficiency; write bandwidth =
+the AXI data ports per cycle x port efficiency; DDR = peak x DDR efficiency, shared by reads and writes.
 Activations fused into their producer, and shape-only layers folded into an FC, take no time.
 """
 
@@ -45,7 +47,8 @@ class DpuGeometry:
     channel_augmentation: bool
     img_capacity_bytes: int
     wgt_capacity_bytes: int
-    read_bytes_per_s: float
+    read_bytes_per_s: float  # the AXI data ports, reading
+    load_bytes_per_s: float  # the load engines, in bank rows of ICP bytes
     write_bytes_per_s: float
     ddr_bytes_per_s: float
     cores: int
@@ -69,12 +72,11 @@ def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -
         channel_augmentation=config.channel_augmentation,
         img_capacity_bytes=spec.banks.img * bank_bytes,
         wgt_capacity_bytes=arch.ocp * bank_bytes,  # one weight bank per OCP lane
-        # A core moves data through its AXI data ports and through LOAD_PARALLEL (2) load engines that
-        # each fill one 8*ICP-bit bank row per cycle; the narrower of the two limits it (INFERRED from
-        # the bank width and LOAD_PARALLEL = 2, docs/hardware.md §2.2).
-        read_bytes_per_s=min(params.data_ports_per_core * width, params.load_parallel * arch.icp)
-        * clock
-        * params.port_efficiency,
+        # A core reads through its AXI data ports and through LOAD_PARALLEL (2) load engines that each
+        # fill one 8*ICP-bit bank row per cycle (INFERRED from the bank width and LOAD_PARALLEL = 2,
+        # docs/hardware.md §2.2): the ports move bytes, the engines move rows (`row_bytes`).
+        read_bytes_per_s=params.data_ports_per_core * width * clock * params.port_efficiency,
+        load_bytes_per_s=params.load_parallel * arch.icp * clock * params.port_efficiency,
         # The save engine's own width (SAVE_PARALLEL) is not published: writes are limited by the ports.
         write_bytes_per_s=params.data_ports_per_core * width * clock * params.port_efficiency,
         ddr_bytes_per_s=board.ddr.peak_gbps * 1e9 * params.ddr_efficiency,
@@ -127,14 +129,38 @@ def _eltwise_cycles(layer: Layer, g: DpuGeometry) -> int:
     return spatial * math.ceil(channels / g.icp) * len(layer.inputs)
 
 
-def _ddr_bytes(layer: Layer, g: DpuGeometry) -> int:
-    """Bytes moved for one layer, with reloads when neither weights nor input fit on chip."""
-    i, o, w = layer.input_bytes, layer.output_bytes, layer.weight_bytes
-    if w <= g.wgt_capacity_bytes or i <= g.img_capacity_bytes:
-        return i + o + w
-    reload_input = w + i * math.ceil(w / g.wgt_capacity_bytes)
-    reload_weights = i + w * math.ceil(i / g.img_capacity_bytes)
-    return o + min(reload_input, reload_weights)
+def row_bytes(shapes: Sequence[tuple[int, ...]], width: int) -> int:
+    """Bytes of feature maps as the load and save engines move them: each pixel's channels in bank rows of
+    `width` (ICP) channels, so 28 channels move as 32 on a 16-lane DPU, and 3 as 16."""
+    return sum(s[0] * math.ceil(s[1] / width) * width * math.prod(s[2:]) if len(s) >= 2 else math.prod(s) for s in shapes)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One layer's data movement: bytes read over the ports, the same in the load engines' bank rows, and
+    the bytes written (the save engine writes whole rows: a partial one still takes its bus beat)."""
+
+    read: int
+    read_rows: int
+    written: int
+
+    @property
+    def ddr(self) -> int:
+        return self.read + self.written
+
+
+def _traffic(layer: Layer, g: DpuGeometry) -> Traffic:
+    """What one layer moves, with reloads when neither the weights nor the input fit on chip (the cheaper of
+    the two reload orders, chosen on bytes)."""
+    i, w = layer.input_bytes, layer.weight_bytes
+    rows = row_bytes(layer.input_shapes, g.icp)
+    written = row_bytes(layer.output_shapes, g.icp)
+    if w <= g.wgt_capacity_bytes or rows <= g.img_capacity_bytes:
+        return Traffic(i + w, rows + w, written)
+    input_passes, weight_passes = math.ceil(w / g.wgt_capacity_bytes), math.ceil(rows / g.img_capacity_bytes)
+    if w + i * input_passes <= i + w * weight_passes:  # the input is read again for each slice of the weights
+        return Traffic(w + i * input_passes, w + rows * input_passes, written)
+    return Traffic(i + w * weight_passes, rows + w * weight_passes, written)
 
 
 def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerTime:
@@ -156,14 +182,14 @@ def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerT
     else:  # upsample, reorg: data movement through the load/save engines
         cycles = 0
     compute_s = cycles / g.clock_hz
-    moved = _ddr_bytes(layer, g)
-    written = layer.output_bytes
-    port_s = max((moved - written) / g.read_bytes_per_s, written / g.write_bytes_per_s)
-    memory_s = max(port_s, moved / g.ddr_bytes_per_s)
+    moved = _traffic(layer, g)
+    read_s = max(moved.read / g.read_bytes_per_s, moved.read_rows / g.load_bytes_per_s)
+    port_s = max(read_s, moved.written / g.write_bytes_per_s)
+    memory_s = max(port_s, moved.ddr / g.ddr_bytes_per_s)
     busy = max(compute_s, memory_s) + g.overlap_loss * min(compute_s, memory_s)
     total = busy + g.layer_overhead_s
     bound = "overhead" if g.layer_overhead_s > busy else ("compute" if compute_s >= memory_s else "memory")
-    return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved, port_s * 1e3)
+    return LayerTime(layer.index, "DPU", total * 1e3, compute_s * 1e3, memory_s * 1e3, bound, layer.ops, moved.ddr, port_s * 1e3)
 
 
 def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> float:

@@ -13,7 +13,7 @@ from explorer.graph.prepare import graph_from_model
 from explorer.hardware.config import DpuConfig, parse_dpu_config, resolve
 from explorer.hardware.database import load_database
 from explorer.perf.cpu import cpu_layer_ms, runner_call_ms
-from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, shared_frame_ms
+from explorer.perf.dpu import LayerTime, dpu_layer_time, geometry, row_bytes, shared_frame_ms
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.params import load_params
 from reference.zoo import NetBuilder, mobilenet_v2
@@ -170,6 +170,31 @@ def test_cpu_model_threads_and_cortex_a9() -> None:
     four = cpu_layer_ms(conv, KV260.cpu, params, threads=4)
     assert four < one
     assert cpu_layer_ms(conv, PYNQ.cpu, params, threads=1) > one  # 2 x A9 @ 650 MHz is slower than an A53
+
+
+def test_the_engines_move_whole_bank_rows() -> None:
+    """A pixel's channels move in bank rows of ICP channels: on B4096 (ICP 16) a layer writing 28 channels
+    takes as long to save as one writing 32, and 3 input channels load as 16; the DDR sees the real read bytes."""
+    geo = geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102)
+    assert row_bytes([(1, 28, 10, 10)], 16) == row_bytes([(1, 32, 10, 10)], 16) == 3200
+    assert row_bytes([(1, 3, 10, 10)], 16) == 1600 and row_bytes([(1, 64)], 16) == 64
+
+    def first_conv(channels: int) -> LayerTime:  # seed 002's first layer: 3 -> channels, stride 2, on a big image
+        b = NetBuilder("first", (1, 3, 512, 512))
+        layer = graph_from_model(b.build([b.conv("input", channels, s=2, act=None)])).layers[0]
+        return dpu_layer_time(layer, Placement(DPU), geo)
+
+    wide, narrow = first_conv(32), first_conv(28)
+    assert narrow.port_ms == pytest.approx(wide.port_ms, rel=1e-3) and narrow.compute_ms == wide.compute_ms
+    assert narrow.time_ms == pytest.approx(wide.time_ms, rel=1e-3)
+    # what bounds it is loading 3 channels a pixel as rows of 16: even half the filters would not shorten it
+    assert wide.bound == "memory" and wide.port_ms * 1e-3 == pytest.approx(512 * 512 * 16 / geo.load_bytes_per_s, rel=1e-2)
+    assert first_conv(16).time_ms > 0.9 * wide.time_ms
+    b = NetBuilder("read", (1, 28, 256, 256))
+    layer = graph_from_model(b.build([b.conv("input", 16, k=1, act=None)])).layers[0]
+    t = dpu_layer_time(layer, Placement(DPU), geo)
+    assert t.ddr_bytes == layer.input_bytes + layer.weight_bytes + layer.output_bytes  # 28 bytes a pixel from DDR
+    assert t.port_ms * 1e-3 == pytest.approx(row_bytes(layer.input_shapes, 16) / geo.load_bytes_per_s, rel=1e-3)
 
 
 def test_zynq7000_has_narrower_ports() -> None:
