@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import optuna
 
 from explorer.errors import ExplorerError
@@ -198,18 +199,25 @@ def local_search(
     candidates; each new member's neighbours are evaluated in turn, until none is new or the budget is spent.
     An infeasible neighbour of a member is a stepping stone: its own neighbours are evaluated too (one step),
     since a design that does not fit often needs a second change to fit (more cores, and UltraRAM for them).
-    A dominated neighbour is one too, once no member is left to search from: a front is not always connected by
-    single changes (a larger architecture pays off only with UltraRAM for its banks)."""
+    A front is not always connected by single changes either (a larger architecture pays off only with UltraRAM
+    for its banks): once no member is left to search from, the dominated neighbours of members nearest to the
+    front are stepping stones too, as many as the front has members."""
     seen: set[tuple[Any, ...]] = {start}
     archive: dict[Vector, tuple[tuple[Any, ...], Candidate]] = {}
     pending: list[tuple[tuple[Any, ...], bool]] = [(start, False)]  # (point, reached through an infeasible one)
-    later: list[tuple[Any, ...]] = []  # dominated neighbours of members: stepping stones when nothing else is left
+    later: list[tuple[tuple[Any, ...], Vector]] = []  # dominated neighbours of members, with their objectives
     first = evaluate(start)
     if first is not None and first.feasible:
         archive[first.objectives] = (start, first)
-    spent = 1
-    while (pending or later) and spent < budget:
-        here, stepping = pending.pop(0) if pending else (later.pop(0), True)
+    spent, stones = 1, -1
+    while (pending or (later and stones)) and spent < budget:
+        if pending:
+            here, stepping = pending.pop(0)
+        else:
+            if stones < 0:  # the members are searched: the stepping stones nearest to the front, one per member
+                stones = len(archive)
+                later = [later[i] for i in np.argsort(_distances([v for _, v in later], list(archive)), kind="stable")]
+            here, stepping, stones = later.pop(0)[0], True, stones - 1
         member = any(point == here for point, _ in archive.values())
         if archive and not stepping and here != start and not member:
             continue  # dominated since it was added (with nothing feasible found yet, every point walks on)
@@ -226,14 +234,25 @@ def local_search(
                         pending.append((there, bool(archive)))  # a stepping stone (or still looking for a fit)
                     continue
                 if c.objectives in archive or any(dominates(o, c.objectives) for o in archive):
-                    if not stepping:
-                        later.append(there)
+                    if not stepping and stones < 0:
+                        later.append((there, c.objectives))
                     continue
                 for o in [o for o in archive if dominates(c.objectives, o)]:
                     del archive[o]
                 archive[c.objectives] = (there, c)
                 pending.append((there, False))
     return [c for _, c in archive.values()]
+
+
+def _distances(points: Sequence[Vector], front_: Sequence[Vector]) -> np.ndarray:
+    """How far each point lies behind the front: the least share (of each objective's magnitude on the front) by
+    which some member is better in every objective (the additive epsilon indicator, scaled)."""
+    if not points or not front_:
+        return np.zeros(len(points))
+    p, f = np.asarray(points, dtype=float), np.asarray(front_, dtype=float)
+    scale = np.abs(f).max(axis=0)
+    scale[scale == 0] = 1.0
+    return ((p[:, None, :] - f[None, :, :]) / scale).max(axis=2).min(axis=1)  # type: ignore[no-any-return]
 
 
 def queue_best_hardware(

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from explorer.study import completion
-from explorer.study.completion import Candidate, Completion, dominates, front, minimised
+from explorer.study.completion import Candidate, Completion, dominates, front, local_search, minimised
 from explorer.study.config import StudyConfig
 from explorer.study.design_metrics import StudyContext
 from explorer.study.record import PROPOSED_BY
@@ -49,6 +49,21 @@ def test_dominance_and_front() -> None:
     )
     assert sorted(c.objectives for c in kept) == [(0.5, 5.0), (1.0, 3.0), (2.0, 2.0)]
     assert minimised({"fps": 10.0, "lut": 5.0}, [("fps", "maximize"), ("lut", "minimize")]) == (-10.0, 5.0)
+
+
+def test_local_search_crosses_a_dominated_point_to_a_front_member_two_changes_away() -> None:
+    """(1, 1) is on the front but both its single-change neighbours from the start are dominated: the nearest of
+    them is a stepping stone once the members are searched; the farther one is not needed."""
+    objectives = {(0, 0): (1.0, 1.0), (1, 0): (1.5, 1.5), (0, 1): (3.0, 3.0), (1, 1): (0.5, 3.0)}
+    asked: list[tuple[int, ...]] = []
+
+    def evaluate(point: tuple[int, ...]) -> Candidate:
+        asked.append(point)
+        return Candidate({"p": point}, objectives[point], True)
+
+    found = local_search((0, 0), [[0, 1], [0, 1]], evaluate)
+    assert sorted(c.objectives for c in found) == [(0.5, 3.0), (1.0, 1.0)]
+    assert sorted(asked) == [(0, 0), (0, 1), (1, 0), (1, 1)]
 
 
 @pytest.mark.slow
