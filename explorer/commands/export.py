@@ -155,7 +155,7 @@ def _study_request(args: argparse.Namespace) -> Any:
     from explorer.export.model import model_parts
     from explorer.export.writer import ExportRequest, artifact_name
     from explorer.hardware.database import load_database
-    from explorer.study.design_metrics import compress_options, trial_compression
+    from explorer.study.design_metrics import check_trial_model, compress_options, trial_compression
     from explorer.study.record import select_trial
     from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
@@ -177,11 +177,9 @@ def _study_request(args: argparse.Namespace) -> Any:
     }
     parts = None
     if not args.no_model:
-        parts = model_parts(
-            trial_compression(cfg),
-            compress_options(point, cfg),
-            artifact_name(Path(cfg.model.path).stem),
-        )
+        compression, options = trial_compression(cfg), compress_options(point, cfg)
+        check_trial_model(compression, options, chosen.details, chosen.number)
+        parts = model_parts(compression, options, artifact_name(Path(cfg.model.path).stem))
     return ExportRequest(
         point.dpu, board, args.flow, name, args.jobs, args.dpu_ip_repo, parts, origin, dict(cfg.constraints.ceilings)
     )

@@ -92,6 +92,12 @@ class CompressOptions:
         return (*key, *more, self.selection)
 
 
+def kept_digest(kept: Mapping[str, np.ndarray]) -> str:
+    """The channels each convolution keeps, as one digest (what a study records of a pruned design point)."""
+    channels = {name: [int(i) for i in np.asarray(keep).ravel()] for name, keep in sorted(kept.items())}
+    return hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Variant:
     """What a pruned model is without its weights: the batch-1 layer table (`timing_only`) and the channels kept."""
@@ -334,11 +340,10 @@ class CompressionContext:
         that chose them), the nodes quantized, placed on the DPU and fused (not the split index or the
         quantize mode that gave them), the calibration and the data. Two design points that build the same
         model share one evaluation."""
-        channels = {name: [int(i) for i in np.asarray(keep).ravel()] for name, keep in sorted((kept or {}).items())}
         payload = {
             "version": CACHE_VERSION,
             "model": self.digest,
-            "kept_channels": hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest(),
+            "kept_channels": kept_digest(kept or {}),
             "calibration": options.calibration if quant_nodes else None,
             "quantized_nodes": sorted(quant_nodes),
             "dpu_nodes": sorted(dpu_nodes or ()) if quant_nodes else [],

@@ -47,6 +47,7 @@ class DesignDetails:
     intervals: dict[str, list[float]] = field(default_factory=dict)  # 80 % intervals: metric -> [low, high]
     # per layer (perf/compare.py to_columns): A = the unpruned model on this DPU, B = this design (estimates)
     layers: dict[str, list[Any]] = field(default_factory=dict)
+    kept_channels: str = ""  # digest of the channels the measured model kept (compress/context.py kept_digest)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (what `asdict` gives, without its deep copy of the per-layer columns: a study writes one per trial)."""
@@ -59,6 +60,7 @@ class DesignDetails:
             "latency_split_ms": dict(self.latency_split_ms),
             "intervals": {k: list(v) for k, v in self.intervals.items()},
             "layers": {k: list(v) for k, v in self.layers.items()},
+            "kept_channels": self.kept_channels,
         }
 
     @classmethod
@@ -77,6 +79,7 @@ class DesignDetails:
                 str(k): [float(x) for x in v] for k, v in data.get("intervals", {}).items() if isinstance(v, list) and len(v) == 2
             },
             layers={str(k): list(v) for k, v in data.get("layers", {}).items() if isinstance(v, list)},
+            kept_channels=str(data.get("kept_channels", "")),
         )
 
 

@@ -300,3 +300,26 @@ def test_a_cpu_only_design_point_is_exported_and_measured_for_real(tmp_path: Pat
     assert "recorded in" in text
     trial_folder = tmp_path / "out" / "trials" / "00000"
     assert json.loads((trial_folder / "measured.json").read_text())["run"]["runtime"] == "onnxruntime (CPU only)"
+
+
+def test_export_refuses_to_rebuild_a_trial_with_other_channels(
+    study_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial records which channels its measured model kept; when the study's pruning would now keep others
+    (here the channel selection switched to APoZ's order), export says so instead of exporting another model."""
+    from explorer.study.runner import load_records
+
+    cfg = load_study(study_file)
+    records = [r for r in load_records(cfg) if r.complete and r.details is not None]
+    macs = max(r.metrics["macs"] for r in records)
+    pruned = [r for r in records if r.metrics["macs"] < macs]
+    assert pruned and all(r.details and r.details.kept_channels for r in records)
+    trial = pruned[0].number
+    code, _, err = run(capsys, "export", str(study_file), "--trial", str(trial), "-o", str(tmp_path / "same"))
+    assert code == 0, err
+    other = study_file.with_name("apoz.yaml")
+    text = study_file.read_text()
+    other.write_text(text + f"study_name: {cfg.store.study_name}\npruning: {{selection: apoz}}\n")
+    code, _, err = run(capsys, "export", str(other), "--trial", str(trial), "-o", str(tmp_path / "other"))
+    assert code != 0 and f"trial {trial} measured a model that kept other channels" in err
+    assert "the selection is 'apoz' now" in err and not (tmp_path / "other").exists()
