@@ -77,7 +77,8 @@ def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
     pre/post-processing (run_on_board.py feeds frames directly), so the rows have none."""
     import onnx
 
-    from explorer.study.design_metrics import compress_options, trial_compression
+    from explorer.study.design_metrics import check_trial_model, compress_options, trial_compression
+    from explorer.study.runner import load_records
     from explorer.study.search_space import DesignPoint
 
     runs = _store_runs(cfg)
@@ -86,6 +87,7 @@ def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
             f"{cfg.path}: no trial has a board run yet (record one with `explore import-run` or `explore measure`)"
         )
     compression = trial_compression(cfg)
+    details = {r.number: r.details for r in load_records(cfg)}  # what each trial's measured model kept
     folder = cfg.store.output / "calibration"
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[Measurement] = []
@@ -94,7 +96,9 @@ def study_measurements(cfg: Any) -> tuple[str, list[Measurement]]:
         point = DesignPoint.from_dict(design_point)
         model = folder / f"trial_{trial:05d}.onnx"
         if trial not in written:
-            _, graph, _ = compression.pruned(compress_options(point, cfg))
+            options = compress_options(point, cfg)
+            check_trial_model(compression, options, details.get(trial), trial)
+            _, graph, _ = compression.pruned(options)
             onnx.save(graph.model, str(model))
             written.add(trial)
         source = f"board run on {run.get('board') or '?'} ({run.get('runtime') or 'vart'}), trial {trial} of {cfg.path}"
