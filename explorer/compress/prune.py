@@ -163,7 +163,9 @@ def choose_channels(
         t = thresholds.get(c.group)
         if t is None:
             continue
-        order = ranks[c.sources] if ranks is not None else np.argsort(c.apoz, kind="stable")  # most needed first
+        order = ranks.get(c.sources) if ranks is not None else None  # most needed first
+        if order is None:
+            order = np.argsort(c.apoz, kind="stable")  # most active first
         candidates = int((c.apoz >= t).sum())
         keep = c.size - candidates
         keep = min(c.size, max(multiple, math.ceil(keep / multiple) * multiple)) if multiple > 1 else max(1, keep)
