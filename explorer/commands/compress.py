@@ -202,7 +202,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
         for line in result.dpu_arithmetic:
             print(f"  {line}")
     if result.pruned_channels:
-        print(f"pruned channels: {sum(result.pruned_channels.values())} in {len(result.pruned_channels)} convolution(s)")
+        chosen = "how many, the refit which" if options.selection == "reconstruction" else "how many and which"
+        recovered = "refitted by least squares" if options.recovery == "reconstruct" else "not recovered"
+        print(
+            f"pruned channels: {sum(result.pruned_channels.values())} in {len(result.pruned_channels)} convolution(s); "
+            f"APoZ chose {chosen} (selection: {options.selection}); the layers reading them {recovered}"
+        )
     for step in result.pruning_schedule:
         levels = ", ".join(f"{g}={t:.3f}" for g, t in sorted(step["thresholds"].items()))
         print(f"  round {step['round']}: thresholds {levels}; {step['channels_left']:,} prunable channels left")

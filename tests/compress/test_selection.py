@@ -167,3 +167,5 @@ def test_the_selection_in_a_study_and_on_the_command_line(tmp_path: Path, capsys
         assert payload["options"]["selection"] == selection
         kept[selection] = payload["pruned_channels"]
     assert kept["apoz"] == kept["reconstruction"]  # APoZ says how many either way; which ones differ
+    assert main([*args, "--prune", "g2=0.55", "--prune-selection", "apoz", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "APoZ chose how many and which (selection: apoz); the layers reading them refitted" in capsys.readouterr().out
