@@ -92,10 +92,14 @@ class CompressOptions:
         return (*key, *more, self.selection)
 
 
+def kept_lists(kept: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
+    """The channels each convolution keeps, as JSON-ready lists."""
+    return {name: [int(i) for i in np.asarray(keep).ravel()] for name, keep in sorted(kept.items())}
+
+
 def kept_digest(kept: Mapping[str, np.ndarray]) -> str:
     """The channels each convolution keeps, as one digest (what a study records of a pruned design point)."""
-    channels = {name: [int(i) for i in np.asarray(keep).ravel()] for name, keep in sorted(kept.items())}
-    return hashlib.sha256(json.dumps(channels, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(kept_lists(kept), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class Variant:
 
     graph: ModelGraph
     kept: dict[str, np.ndarray]
+    digest: str  # kept_digest(kept), once: the accuracy key and each trial's record read it
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ class CompressionContext:
 
         def make() -> Variant:
             _, graph, kept = self.pruned(options)
-            return Variant(graph if graph is self.graph else timing_only(graph), kept)
+            return Variant(graph if graph is self.graph else timing_only(graph), kept, kept_digest(kept))
 
         return self._variants.get_or_make(options.pruning_key, make)
 
@@ -292,8 +297,7 @@ class CompressionContext:
     ) -> dict[str, np.ndarray]:
         """New weight values of a pruned model, read from the disk cache by the model, the calibration data, the
         channels kept and `more`, else computed and stored."""
-        channels = {name: [int(i) for i in np.asarray(k).ravel()] for name, k in sorted(kept.items())}
-        identity = [self.digest, self.calibration.digest, self.hard, channels, *more]
+        identity = [self.digest, self.calibration.digest, self.hard, kept_lists(kept), *more]
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         weights = self.cache.read_arrays(kind, key)
         if weights is None:
@@ -332,18 +336,18 @@ class CompressionContext:
         self,
         options: CompressOptions,
         quant_nodes: set[str],
-        kept: Mapping[str, np.ndarray] | None = None,
+        kept: str = "",
         dpu_nodes: set[str] | None = None,
         fused: set[str] | None = None,
     ) -> str:
         """The compressed model's identity, by effect: the channels each convolution keeps (not the thresholds
         that chose them), the nodes quantized, placed on the DPU and fused (not the split index or the
         quantize mode that gave them), the calibration and the data. Two design points that build the same
-        model share one evaluation."""
+        model share one evaluation. `kept`: the variant's digest of its kept channels (`kept_digest`)."""
         payload = {
             "version": CACHE_VERSION,
             "model": self.digest,
-            "kept_channels": kept_digest(kept or {}),
+            "kept_channels": kept or kept_digest({}),
             "calibration": options.calibration if quant_nodes else None,
             "quantized_nodes": sorted(quant_nodes),
             "dpu_nodes": sorted(dpu_nodes or ()) if quant_nodes else [],
@@ -375,7 +379,7 @@ class CompressionContext:
             placements = tuple(place_layers(graph, resolve(config or DpuConfig()), options.split))
         quant_nodes, fused = self.quantized_nodes(graph, placements, options)
         dpu_nodes = dpu_outputs(graph, placements)
-        key = self.key(options, quant_nodes, kept, dpu_nodes, fused)
+        key = self.key(options, quant_nodes, variant.digest, dpu_nodes, fused)
         if key in self._memory:
             return self._memory[key]
         cached = self.cache.read("accuracy", key)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from explorer.compress.context import CompressionContext, CompressOptions, kept_digest
+from explorer.compress.context import CompressionContext, CompressOptions
 from explorer.data.loaders import Dataset, load_data
 from explorer.errors import ExplorerError
 from explorer.evaluators.builtin import load_evaluator
@@ -99,7 +99,7 @@ def check_trial_model(
     (recorded in its details since 2026-12-03; the pruning's channel selection or the model changed since)."""
     if details is None or not details.kept_channels:
         return
-    if kept_digest(compression.variant(options).kept) != details.kept_channels:
+    if compression.variant(options).digest != details.kept_channels:
         raise ExplorerError(
             f"trial {trial} measured a model that kept other channels than this version keeps for its design point "
             "(the pruning's channel selection or the model file changed since the trial ran); set the study's pruning "
@@ -212,7 +212,7 @@ class StudyContext:
             },
             intervals={k: [lo, hi] for k, (lo, hi) in perf.intervals.bounds.items()} if perf.intervals else {},
             layers=self.layer_comparison(point, options, estimator, hw),
-            kept_channels=kept_digest(self.compression.variant(options).kept),
+            kept_channels=self.compression.variant(options).digest,
         )
         return Metrics(
             values, sources, constraints, details, arch.file_text(), accuracy.cached, accuracy.pruned_channels, accuracy.key
