@@ -44,12 +44,13 @@ def trials_of(url: str, name: str = "study") -> list[optuna.trial.FrozenTrial]:
 
 
 def running_trial_of(url: str, pid: int) -> bool:
-    """Whether process `pid` has a trial RUNNING in the study (its worker records its pid)."""
+    """Whether process `pid` has a trial RUNNING in the study with its design point drawn (its worker records its
+    pid as soon as it asks; a trial killed before its parameters exist has nothing to retry, and is only failed)."""
     try:
         trials = trials_of(url)
     except KeyError:  # the study is not created yet
         return False
-    return any(t.state.name == "RUNNING" and (t.user_attrs.get("worker") or {}).get("pid") == pid for t in trials)
+    return any(t.state.name == "RUNNING" and t.params and (t.user_attrs.get("worker") or {}).get("pid") == pid for t in trials)
 
 
 def evaluated_at_once(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[int, int]]:
