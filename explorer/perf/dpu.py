@@ -55,6 +55,7 @@ class DpuGeometry:
     layer_overhead_s: float
     softmax_elements_per_s: float
     overlap_loss: float = 0.0
+    core_sharing: float = 0.0
 
 
 def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -> DpuGeometry:
@@ -84,6 +85,7 @@ def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -
         layer_overhead_s=params.layer_overhead_cycles / clock,
         softmax_elements_per_s=params.softmax_elements_per_cycle * clock,
         overlap_loss=params.overlap_loss,
+        core_sharing=params.core_sharing,
     )
 
 
@@ -202,7 +204,10 @@ def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> 
     the fixed point is unique and bisection finds it. A frame that is memory-bound in every layer gets
     T = active x bytes / DDR, the whole-frame roofline; a compute-bound one is slowed only in its
     memory-bound layers (feature-map heavy early layers, 1x1 convolutions, pooling), which the whole-frame
-    roofline missed on three-core boards.
+    roofline missed on three-core boards. Besides the DDR's bandwidth, busy cores slow each other on the paths
+    they share (interconnect, DDR arbitration, instruction fetch): each core's compute, port transfers and
+    per-layer cost take 1 + core_sharing x (active - 1) times as long, while the DDR-bound part keeps its
+    roofline.
     """
     busy = [t for t in times if t.time_ms > 0]
     alone = sum(t.time_ms for t in busy)
@@ -214,11 +219,15 @@ def shared_frame_ms(times: Sequence[LayerTime], g: DpuGeometry, active: int) -> 
     moved = np.array([float(t.ddr_bytes) for t in busy])
     total_bytes = float(moved.sum())
     ddr_per_ms = g.ddr_bytes_per_s / 1e3
+    sharing = 1.0 + g.core_sharing * (active - 1)
 
     def frame_at(left: float) -> float:  # the frame with `left` bytes/ms of the DDR for this core
-        memory = np.maximum(ports, moved / left)
-        exposed = np.maximum(compute, memory) + g.overlap_loss * np.minimum(compute, memory)
-        return float(exposed.sum()) + overhead_ms * len(busy)
+        # the shared paths lengthen all a core does (its compute, its ports' transfers, its per-layer cost);
+        # the DDR's bandwidth bounds its transfers besides, so a DDR-bound frame keeps the roofline
+        memory = np.maximum(ports * sharing, moved / left)
+        work = compute * sharing
+        exposed = np.maximum(work, memory) + g.overlap_loss * np.minimum(work, memory)
+        return float(exposed.sum()) + overhead_ms * sharing * len(busy)
 
     def frame(t_ms: float) -> float:
         return frame_at(max(ddr_per_ms - (active - 1) * total_bytes / t_ms, ddr_per_ms / active))

@@ -32,6 +32,7 @@ class LatencyParams:
     port_efficiency: float
     ddr_efficiency: float
     overlap_loss: float
+    core_sharing: float
     runner_overhead_ms_at_1ghz: float
     io_ns_per_element_at_1ghz: float
     cpu_int8_time_factor: float
@@ -61,7 +62,7 @@ def _cpu_kinds(raw: dict[str, Any]) -> dict[str, CpuKindParams]:
 
 
 PARAMS_FILE = ("hw", "latency_model.yaml")
-DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "overlap_loss")
+DPU_FITTED = ("layer_overhead_cycles", "port_efficiency", "ddr_efficiency", "overlap_loss", "core_sharing")
 HOST_FITTED = ("runner_overhead_ms_at_1ghz", "io_ns_per_element_at_1ghz")
 CPU_FITTED = {
     "cortex-a53": ("conv_gmacs_per_ghz", "depthwise_efficiency", "stream_gbps", "op_overhead_us", "thread_efficiency"),
@@ -82,6 +83,7 @@ def read_params(path: Path) -> LatencyParams:
         port_efficiency=float(dpu["fitted"]["port_efficiency"]),
         ddr_efficiency=float(dpu["fitted"]["ddr_efficiency"]),
         overlap_loss=float(dpu["fitted"]["overlap_loss"]),
+        core_sharing=float(dpu["fitted"]["core_sharing"]),
         runner_overhead_ms_at_1ghz=float(host["fitted"]["runner_overhead_ms_at_1ghz"]),
         io_ns_per_element_at_1ghz=float(host["fitted"]["io_ns_per_element_at_1ghz"]),
         cpu_int8_time_factor=float(cpu["int8_time_factor"]),

@@ -116,7 +116,7 @@ def _layer(compute_ms: float, port_ms: float, ddr_bytes: int) -> LayerTime:
 
 
 def test_ddr_sharing_reduces_to_the_roofline_and_spares_compute() -> None:
-    geo = geometry(resolve(DpuConfig(arch="B4096", cores=3)), ZCU102)
+    geo = replace(geometry(resolve(DpuConfig(arch="B4096", cores=3)), ZCU102), core_sharing=0.0)  # the DDR alone
     ddr_per_ms = geo.ddr_bytes_per_s / 1e3
     overhead_ms = geo.layer_overhead_s * 1e3
 
@@ -142,6 +142,24 @@ def test_ddr_sharing_reduces_to_the_roofline_and_spares_compute() -> None:
     slowed = shared_frame_ms(mixed, geo, 3)
     assert sum(t.time_ms for t in mixed) < slowed < sum(t.time_ms for t in mixed) + 2 * 9_000_000 / ddr_per_ms
     assert shared_frame_ms(mixed, geo, 2) < slowed
+
+
+def test_core_sharing_lengthens_every_layer_but_keeps_the_ddr_roofline() -> None:
+    geo = replace(geometry(resolve(DpuConfig(arch="B4096", cores=3)), ZCU102), core_sharing=0.1)
+    overhead_ms = geo.layer_overhead_s * 1e3
+    # compute-bound layers that move nothing: each of 3 busy cores is slower by 0.1 per other core
+    compute = [LayerTime(0, DPU, 5.0 + overhead_ms, 5.0, 0.0, "compute", 0, 0, 0.0) for _ in range(4)]
+    alone = sum(t.time_ms for t in compute)
+    assert shared_frame_ms(compute, geo, 3) == pytest.approx(alone * 1.2)
+    assert shared_frame_ms(compute, geo, 2) == pytest.approx(alone * 1.1)
+    assert shared_frame_ms(compute, geo, 1) == pytest.approx(alone)
+    # layers bound by their ports are lengthened the same way; the DDR's roofline is never undercut
+    ported = [LayerTime(0, DPU, 1.0 + overhead_ms, 0.0, 1.0, "memory", 0, 1000, 1.0) for _ in range(4)]
+    assert shared_frame_ms(ported, geo, 3) == pytest.approx(sum(t.time_ms for t in ported) * 1.2)
+    ddr_ms = 10_000_000 / (geo.ddr_bytes_per_s / 1e3)
+    bound = [LayerTime(0, DPU, ddr_ms + overhead_ms, 0.0, ddr_ms, "memory", 0, 10_000_000, 0.0) for _ in range(4)]
+    roofline = 3 * 4 * ddr_ms
+    assert roofline < shared_frame_ms(bound, geo, 3) < roofline + 4 * overhead_ms * 1.2
 
 
 def test_channel_augmentation_speeds_up_first_layer() -> None:
