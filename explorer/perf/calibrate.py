@@ -2,7 +2,7 @@
 
 The shipped parameters (hw/latency_model.yaml) were fitted to published numbers; a board the fit has not seen
 can differ systematically (DDR speed and contention, the Arm's clock and OS, the runtime's per-call cost).
-`fit_profile` refits six board-level parameters to measured rows by regularised least squares toward the
+`fit_profile` refits seven board-level parameters to measured rows by regularised least squares toward the
 shipped fit:
 
     minimise  sum_i (log(predicted_i / measured_i) / NOISE)^2  +  sum_j (u_j / PRIOR)^2,   value_j = shipped_j * exp(u_j)
@@ -40,12 +40,17 @@ PARAMETERS = {
     "ddr_efficiency": "share of the DDR's peak bandwidth the DPU gets",
     "port_efficiency": "share of an AXI data port's peak the DPU gets",
     "layer_overhead_cycles": "fixed DPU cycles per layer (instruction fetch, pipeline fill)",
+    "core_sharing": "per other busy core, the share by which a core's frame lengthens on the paths the cores share",
     "runner_overhead_ms_at_1ghz": "Arm time of one DPU runner call, at 1 GHz",
     "io_ns_per_element_at_1ghz": "Arm time to (de)quantise one boundary element, at 1 GHz",
     "arm_speed": "the Arm's speed relative to the shipped fit for its kind (clock, memory, OS)",
 }
 _CAPPED = ("ddr_efficiency", "port_efficiency")
 PRIOR = 0.5  # standard deviation of log(value / shipped)
+# Parameters that may be 0 move additively: value = shipped + scale * u, at least 0. core_sharing's scale, 0.1
+# per other core, is about its shipped value (0.107, fitted to the three-core ZCU102): one standard deviation
+# is a frame 20 % longer or shorter on three cores.
+ADDITIVE = {"core_sharing": 0.1}
 NOISE = 0.05  # standard deviation of log(predicted / measured) for a right parameter set
 PROFILE_KIND = "dpu-explorer latency calibration profile"
 
@@ -131,7 +136,10 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
     measured = np.array([predictor.rows[i].value for i in use])
 
     def values_of(u: np.ndarray) -> dict[str, float]:
-        values = {name: shipped[name] * math.exp(float(x)) for name, x in zip(names, u, strict=True)}
+        values = {
+            name: max(0.0, shipped[name] + ADDITIVE[name] * float(x)) if name in ADDITIVE else shipped[name] * math.exp(float(x))
+            for name, x in zip(names, u, strict=True)
+        }
         return {k: (min(v, 1.0) if k in _CAPPED else v) for k, v in values.items()}  # what the profile applies
 
     def residuals(u: np.ndarray) -> np.ndarray:
@@ -268,9 +276,13 @@ def read_profile(path: str | Path) -> LoadedProfile:
     values = raw.get("parameters")
     if not isinstance(values, dict) or set(values) - set(PARAMETERS):
         raise ExplorerError(f"{file}: parameters: expected a mapping of {', '.join(PARAMETERS)}")
-    bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0]
+    bad = [
+        k
+        for k, v in values.items()
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and k not in ADDITIVE)
+    ]
     if bad:
-        raise ExplorerError(f"{file}: parameters: {', '.join(bad)} must be positive numbers")
+        raise ExplorerError(f"{file}: parameters: {', '.join(bad)} must be positive numbers ({', '.join(ADDITIVE)} may be 0)")
     left_out = []
     errors = raw.get("errors")
     for row in errors.get("rows", []) if isinstance(errors, dict) else []:

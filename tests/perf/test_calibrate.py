@@ -16,7 +16,7 @@ from explorer.hardware.database import load_database
 from explorer.perf.calibrate import Predictor, apply, fit_profile, read_profile, shipped_values, write_profile
 from explorer.perf.measurements import read_measurements
 from explorer.perf.params import load_params
-from reference.zoo import mobilenet_v2
+from reference.zoo import NetBuilder, mobilenet_v2
 from tests.models import tiny_resnet
 
 CONFIGS = [
@@ -73,6 +73,38 @@ def test_the_fit_finds_a_board_that_differs_from_the_shipped_fit(tmp_path: Path)
         loaded.params(load_database().board("zcu104"))
 
 
+def test_the_fit_finds_cores_that_slow_each_other_more(tmp_path: Path) -> None:
+    """A three-core ZCU102 whose cores lengthen each other's frames by 0.25 per other busy core (the shipped fit
+    says about 0.1). A compute-bound network, which moves too little for the shared DDR to matter, tells the
+    shared paths apart from DDR contention, as YOLOv3 does on the published ZCU102 rows."""
+    db = load_database()
+    board = db.board("zcu102")
+    onnx.save(mobilenet_v2(size=160), str(tmp_path / "mnv2.onnx"))
+    b = NetBuilder("dense", (1, 64, 56, 56))
+    onnx.save(b.build([b.conv(b.conv(b.conv("input", 128, k=3), 128, k=3), 128, k=3)]), str(tmp_path / "dense.onnx"))
+    truth = {**shipped_values(load_params(), board), "core_sharing": 0.25}
+    runs = [
+        (model, cores, threads) for model in ("mnv2.onnx", "dense.onnx") for cores, threads in ((3, 8), (2, 8), (1, 8), (3, 1))
+    ]
+    path = tmp_path / "runs.csv"
+
+    def write(fps: list[float]) -> None:
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["model", "fps", "threads", "cores", "arch"])
+            for (model, cores, threads), value in zip(runs, fps, strict=True):
+                writer.writerow([model, f"{value:.6g}", threads, cores, "B4096"])
+
+    write([1.0] * len(runs))
+    write(Predictor(board, read_measurements(path), db).predict(apply(load_params(), board, truth)))
+    profile = fit_profile(board, read_measurements(path), db)
+    shipped = profile.shipped["core_sharing"]
+    assert 0 < shipped < 0.2
+    assert shipped + 0.5 * (0.25 - shipped) < profile.values["core_sharing"] <= 0.26
+    medians = profile.medians()
+    assert medians["after"] is not None and medians["before"] is not None and medians["after"] < medians["before"] / 3
+
+
 def test_a_profile_is_checked_when_read(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: something else\n")
     with pytest.raises(ExplorerError, match="not a calibration profile"):
@@ -80,6 +112,13 @@ def test_a_profile_is_checked_when_read(tmp_path: Path) -> None:
     (tmp_path / "neg.yaml").write_text("kind: dpu-explorer latency calibration profile\nparameters: {ddr_efficiency: -1}\n")
     with pytest.raises(ExplorerError, match="ddr_efficiency must be positive"):
         read_profile(tmp_path / "neg.yaml")
+    # cores that do not slow each other (0) is a value; a DDR that moves nothing is not
+    header = "kind: dpu-explorer latency calibration profile\nboard: ZCU102\n"
+    (tmp_path / "zero.yaml").write_text(header + "parameters: {core_sharing: 0}\n")
+    assert read_profile(tmp_path / "zero.yaml").values == {"core_sharing": 0.0}
+    (tmp_path / "zero_ddr.yaml").write_text(header + "parameters: {ddr_efficiency: 0}\n")
+    with pytest.raises(ExplorerError, match="ddr_efficiency must be positive"):
+        read_profile(tmp_path / "zero_ddr.yaml")
     with pytest.raises(ExplorerError, match="no such calibration profile"):
         read_profile(tmp_path / "none.yaml")
 
