@@ -4,7 +4,8 @@ The latency model's error is taken as log-normal. Its spread is what the model's
 rows show (hw/latency_model.yaml `uncertainty`, printed by `bench/latency_fit.py --uncertainty`), widened by
 how far the design point is from what the fit has seen:
 
-- the DPU side (DPU time and runner calls) has `sigma_dpu` on a board the fit has seen, and
+- the DPU side (DPU time and runner calls) has `sigma_dpu` on a board the fit has seen (the spread of the
+  fitted rows each predicted by a fit that never saw their network: a user's network is new to the fit), and
   `sigma_dpu_unseen` (the spread of published rows the fit never saw) elsewhere;
 - the Arm side (CPU operators) likewise `sigma_cpu` / `sigma_cpu_unseen` by whether the board is seen;
 - an architecture other than the fitted ones adds `sigma_architecture` (the spread of the architecture
