@@ -48,7 +48,7 @@ PARAMETERS = {
 _CAPPED = ("ddr_efficiency", "port_efficiency")
 PRIOR = 0.5  # standard deviation of log(value / shipped)
 # Parameters that may be 0 move additively: value = shipped + scale * u, at least 0. core_sharing's scale, 0.1
-# per other core, is about its shipped value (0.107, fitted to the three-core ZCU102): one standard deviation
+# per other core, is about its shipped value (0.098, fitted to the three-core ZCU102): one standard deviation
 # is a frame 20 % longer or shorter on three cores.
 ADDITIVE = {"core_sharing": 0.1}
 NOISE = 0.05  # standard deviation of log(predicted / measured) for a right parameter set
