@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "calibrate",
         help="fit the latency model to measurements of one board (a profile for estimate and studies)",
         description="Fit the latency model's board-level parameters (DDR and port efficiency, per-layer overhead, "
-        "host cost per runner call and per element, Arm speed) to measured rows, by least squares regularised "
+        "how much busy cores slow each other, host cost per runner call and per element, Arm speed) to measured "
+        "rows, by least squares regularised "
         "toward the shipped fit. Prints each row's error before, after and left out of the fit.",
     )
     add_board_option(p)

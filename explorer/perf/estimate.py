@@ -4,7 +4,8 @@
                 one intra-op thread per Arm core) + the user's pre- and post-processing
   fps_single  = 1000 / latency_ms                                   (one application thread)
   fps_multi   = min(DPU cores in use x 1000 / DPU time per frame,   (per frame: one core's time with the DDR
-                                                                     shared, plus a runner round trip per subgraph)
+                                                                     and the other shared paths shared, plus a
+                                                                     runner round trip per subgraph)
                     Arm cores x 1000 / Arm time per frame,           (host, CPU subgraphs, pre/post; 1 thread each)
                     threads x 1000 / per-frame latency)              (frames in flight)
 What depends neither on the DPU configuration nor on the split (the graph, cut points and CPU layer
