@@ -55,7 +55,8 @@ NOISE = 0.05  # standard deviation of log(predicted / measured) for a right para
 PROFILE_KIND = "dpu-explorer latency calibration profile"
 
 
-def shipped_values(params: LatencyParams, board: Board) -> dict[str, float]:
+def shipped_values(params: LatencyParams) -> dict[str, float]:
+    """The values a profile's parameters take under `params` (arm_speed is a factor: 1)."""
     values = {name: float(getattr(params, name)) for name in PARAMETERS if name != "arm_speed"}
     values["arm_speed"] = 1.0
     return values
@@ -132,7 +133,7 @@ def _levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], size: in
 def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) -> dict[str, float]:
     """The profile's values fitted to the rows `use` (indices into predictor.rows)."""
     names = list(PARAMETERS)
-    shipped = shipped_values(base, predictor.board)
+    shipped = shipped_values(base)
     measured = np.array([predictor.rows[i].value for i in use])
 
     def values_of(u: np.ndarray) -> dict[str, float]:
@@ -231,7 +232,7 @@ def fit_profile(
         for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
     )
     fitted_to = tuple({**row.to_dict(), "model_digest": file_digest(row.model)} for row in rows)
-    return Profile(board.name, values, shipped_values(base, board), reports, fitted_to)
+    return Profile(board.name, values, shipped_values(base), reports, fitted_to)
 
 
 def write_profile(profile: Profile, path: Path) -> None:
@@ -245,10 +246,23 @@ class LoadedProfile:
     values: dict[str, float]
     rows: int
     left_out_log_errors: tuple[float, ...] = ()  # log(left-out prediction / measured) per fitted row
+    shipped: dict[str, float] = field(default_factory=dict)  # the shipped fit's values when it was fitted
+
+    @property
+    def stale(self) -> list[str]:
+        """The parameters whose shipped value has changed since the profile was fitted (a refit of
+        hw/latency_model.yaml, or a parameter added since): the profile's values were fitted beside the old ones."""
+        if not self.shipped:
+            return []  # (a profile that did not record them: nothing to compare)
+        now = shipped_values(load_params())
+        return [k for k, v in now.items() if k not in self.shipped or not math.isclose(v, self.shipped[k], rel_tol=1e-4)]
 
     @property
     def label(self) -> str:
-        return f"{self.path} (fitted to {self.rows} measurement(s) on {self.board})"
+        note = ""
+        if changed := self.stale:
+            note = f"; fitted under an older shipped fit ({', '.join(changed)} changed since): refit it with explore calibrate"
+        return f"{self.path} (fitted to {self.rows} measurement(s) on {self.board}{note})"
 
     def error_model(self, board: Board) -> ErrorModel:
         """The spread of the 80 % intervals under this profile (perf/uncertainty.py)."""
@@ -292,4 +306,7 @@ def read_profile(path: str | Path) -> LoadedProfile:
         if isinstance(measured, (int, float)) and isinstance(predicted, (int, float)) and measured > 0 and predicted > 0:
             left_out.append(math.log(predicted / measured))
     values_read = {k: float(v) for k, v in values.items()}
-    return LoadedProfile(file, str(raw.get("board", "")), values_read, len(raw.get("fitted_to") or []), tuple(left_out))
+    then = raw.get("shipped")
+    shipped = {k: float(v) for k, v in then.items() if isinstance(v, (int, float))} if isinstance(then, dict) else {}
+    fitted_to = len(raw.get("fitted_to") or [])
+    return LoadedProfile(file, str(raw.get("board", "")), values_read, fitted_to, tuple(left_out), shipped)

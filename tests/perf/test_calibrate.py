@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+import yaml
 
 from explorer.errors import ExplorerError
 from explorer.hardware.database import load_database
@@ -34,7 +35,7 @@ def _board_that_differs(tmp_path: Path) -> tuple[Path, dict[str, float]]:
     board = db.board("kv260")
     onnx.save(mobilenet_v2(size=160), str(tmp_path / "mnv2.onnx"))
     onnx.save(tiny_resnet(64), str(tmp_path / "tiny.onnx"))
-    truth = {**shipped_values(load_params(), board), "ddr_efficiency": 0.3, "arm_speed": 0.5}
+    truth = {**shipped_values(load_params()), "ddr_efficiency": 0.3, "arm_speed": 0.5}
     path = tmp_path / "runs.csv"
     rows = [(model, c) for model in ("mnv2.onnx", "tiny.onnx") for c in CONFIGS]
     with path.open("w", newline="") as handle:
@@ -68,7 +69,15 @@ def test_the_fit_finds_a_board_that_differs_from_the_shipped_fit(tmp_path: Path)
     assert {row["model_digest"] for row in profile.fitted_to} and len(profile.rows) == 8
     write_profile(profile, tmp_path / "kv260.yaml")
     loaded = read_profile(tmp_path / "kv260.yaml")
-    assert loaded.rows == 8 and "fitted to 8 measurement(s) on KV260" in loaded.label
+    assert loaded.rows == 8 and loaded.label == f"{tmp_path / 'kv260.yaml'} (fitted to 8 measurement(s) on KV260)"
+    # a refit of the shipped model since: the profile's values were fitted beside other ones, and its label says so
+    raw = yaml.safe_load((tmp_path / "kv260.yaml").read_text())
+    raw["shipped"]["ddr_efficiency"] *= 1.1
+    del raw["shipped"]["core_sharing"]  # a parameter the model did not have then
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(raw))
+    old = read_profile(tmp_path / "old.yaml")
+    assert old.stale == ["ddr_efficiency", "core_sharing"]
+    assert "fitted under an older shipped fit (ddr_efficiency, core_sharing changed since)" in old.label
     with pytest.raises(ExplorerError, match="was fitted on KV260, not ZCU104"):
         loaded.params(load_database().board("zcu104"))
 
@@ -82,7 +91,7 @@ def test_the_fit_finds_cores_that_slow_each_other_more(tmp_path: Path) -> None:
     onnx.save(mobilenet_v2(size=160), str(tmp_path / "mnv2.onnx"))
     b = NetBuilder("dense", (1, 64, 56, 56))
     onnx.save(b.build([b.conv(b.conv(b.conv("input", 128, k=3), 128, k=3), 128, k=3)]), str(tmp_path / "dense.onnx"))
-    truth = {**shipped_values(load_params(), board), "core_sharing": 0.25}
+    truth = {**shipped_values(load_params()), "core_sharing": 0.25}
     runs = [
         (model, cores, threads) for model in ("mnv2.onnx", "dense.onnx") for cores, threads in ((3, 8), (2, 8), (1, 8), (3, 1))
     ]
