@@ -8,6 +8,8 @@ For each layer on the DPU:
   bytes = inputs + outputs + weights, plus reloads when the weights do not fit the weight banks
   and the input does not fit the image banks (the cheaper of the two reload orders). The engines move
   feature maps in bank rows of ICP channels a pixel (`row_bytes`): 28 channels move as 32 on ICP 16.
+  A core moves `traffic_share` of the bytes so counted: PG338 Table 14's measured per-layer bandwidths
+  (docs/latency_model.md; bench/io_bandwidth.py).
   memory time = max(bytes read / port bandwidth, rows read / load engines, rows written / write
                     bandwidth, (bytes read + rows written) / DDR)
   time = max(compute, memory) + overlap_loss x min(compute, memory) + a fixed cost per layer.
@@ -56,6 +58,7 @@ class DpuGeometry:
     softmax_elements_per_s: float
     overlap_loss: float = 0.0
     core_sharing: float = 0.0
+    traffic_share: float = 1.0  # bytes the DPU moves per byte counted (`_traffic`)
 
 
 def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -> DpuGeometry:
@@ -86,6 +89,7 @@ def geometry(spec: DpuSpec, board: Board, params: LatencyParams | None = None) -
         softmax_elements_per_s=params.softmax_elements_per_cycle * clock,
         overlap_loss=params.overlap_loss,
         core_sharing=params.core_sharing,
+        traffic_share=params.traffic_share,
     )
 
 
@@ -158,11 +162,15 @@ def _traffic(layer: Layer, g: DpuGeometry) -> Traffic:
     rows = row_bytes(layer.input_shapes, g.icp)
     written = row_bytes(layer.output_shapes, g.icp)
     if w <= g.wgt_capacity_bytes or rows <= g.img_capacity_bytes:
-        return Traffic(i + w, rows + w, written)
-    input_passes, weight_passes = math.ceil(w / g.wgt_capacity_bytes), math.ceil(rows / g.img_capacity_bytes)
-    if w + i * input_passes <= i + w * weight_passes:  # the input is read again for each slice of the weights
-        return Traffic(w + i * input_passes, w + rows * input_passes, written)
-    return Traffic(i + w * weight_passes, rows + w * weight_passes, written)
+        read, read_rows = i + w, rows + w
+    else:
+        input_passes, weight_passes = math.ceil(w / g.wgt_capacity_bytes), math.ceil(rows / g.img_capacity_bytes)
+        if w + i * input_passes <= i + w * weight_passes:  # the input is read again for each slice of the weights
+            read, read_rows = w + i * input_passes, w + rows * input_passes
+        else:
+            read, read_rows = i + w * weight_passes, rows + w * weight_passes
+    share = g.traffic_share  # what the DPU moves of what is counted here (PG338 Table 14, docs/latency_model.md)
+    return Traffic(round(read * share), round(read_rows * share), round(written * share))
 
 
 def dpu_layer_time(layer: Layer, placement: Placement, g: DpuGeometry) -> LayerTime:

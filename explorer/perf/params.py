@@ -28,6 +28,7 @@ class LatencyParams:
     load_parallel: int
     port_width_bits: dict[str, int]
     softmax_elements_per_cycle: float
+    traffic_share: float
     layer_overhead_cycles: float
     port_efficiency: float
     ddr_efficiency: float
@@ -79,6 +80,7 @@ def read_params(path: Path) -> LatencyParams:
         load_parallel=int(dpu["load_parallel"]),
         port_width_bits={k: int(v) for k, v in dpu["port_width_bits"].items()},
         softmax_elements_per_cycle=float(dpu["softmax_elements_per_cycle"]),
+        traffic_share=float(dpu["traffic_share"]),
         layer_overhead_cycles=float(dpu["fitted"]["layer_overhead_cycles"]),
         port_efficiency=float(dpu["fitted"]["port_efficiency"]),
         ddr_efficiency=float(dpu["fitted"]["ddr_efficiency"]),

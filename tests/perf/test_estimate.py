@@ -102,13 +102,28 @@ def test_reads_and_writes_overlap_but_share_the_ddr() -> None:
     # read, so its memory time is set by the larger direction (or by the shared DDR), not by their sum
     b = NetBuilder("expand", (1, 16, 256, 256))
     layer = graph_from_model(b.build([b.conv("input", 96, k=1, act=None)])).layers[0]
-    geo = geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102)
+    geo = replace(geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102), traffic_share=1.0)  # every counted byte
     t = dpu_layer_time(layer, Placement(DPU), geo)
     read = layer.input_bytes + layer.weight_bytes
     expected = max(read / geo.read_bytes_per_s, layer.output_bytes / geo.write_bytes_per_s, t.ddr_bytes / geo.ddr_bytes_per_s)
     assert t.ddr_bytes == read + layer.output_bytes
     assert t.memory_ms == pytest.approx(expected * 1e3)
     assert t.memory_ms < t.ddr_bytes / min(geo.read_bytes_per_s, geo.write_bytes_per_s) * 1e3
+
+
+def test_the_dpu_moves_its_share_of_the_counted_bytes() -> None:
+    # PG338 Table 14: a core moves less than the layers' inputs, weights and outputs add up to (traffic_share);
+    # every stream shrinks by it, so a memory-bound layer's port and DDR time do too, and its compute does not
+    b = NetBuilder("expand", (1, 16, 256, 256))
+    layer = graph_from_model(b.build([b.conv("input", 96, k=1, act=None)])).layers[0]
+    every = replace(geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102), traffic_share=1.0)
+    half = replace(every, traffic_share=0.5)
+    full, shared = dpu_layer_time(layer, Placement(DPU), every), dpu_layer_time(layer, Placement(DPU), half)
+    assert full.ddr_bytes == layer.input_bytes + layer.weight_bytes + layer.output_bytes
+    assert shared.ddr_bytes == pytest.approx(full.ddr_bytes / 2, abs=2)
+    assert full.bound == "memory" and shared.port_ms == pytest.approx(full.port_ms / 2, rel=1e-3)
+    assert shared.memory_ms == pytest.approx(full.memory_ms / 2, rel=1e-3) and shared.compute_ms == full.compute_ms
+    assert 0 < load_params().traffic_share < 1
 
 
 def _layer(compute_ms: float, port_ms: float, ddr_bytes: int) -> LayerTime:
@@ -193,7 +208,7 @@ def test_cpu_model_threads_and_cortex_a9() -> None:
 def test_the_engines_move_whole_bank_rows() -> None:
     """A pixel's channels move in bank rows of ICP channels: on B4096 (ICP 16) a layer writing 28 channels
     takes as long to save as one writing 32, and 3 input channels load as 16; the DDR sees the real read bytes."""
-    geo = geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102)
+    geo = replace(geometry(resolve(DpuConfig(arch="B4096", clock_mhz=325)), ZCU102), traffic_share=1.0)  # every counted byte
     assert row_bytes([(1, 28, 10, 10)], 16) == row_bytes([(1, 32, 10, 10)], 16) == 3200
     assert row_bytes([(1, 3, 10, 10)], 16) == 1600 and row_bytes([(1, 64)], 16) == 64
 
