@@ -5,12 +5,15 @@ can differ systematically (DDR speed and contention, the Arm's clock and OS, the
 `fit_profile` refits seven board-level parameters to measured rows by regularised least squares toward the
 shipped fit:
 
-    minimise  sum_i (log(predicted_i / measured_i) / NOISE)^2  +  sum_j (u_j / PRIOR)^2,   value_j = shipped_j * exp(u_j)
+    minimise  sum_i (log(predicted_i / measured_i) / NOISE)^2  +  sum_j (u_j / PRIOR_SD_j)^2,   value_j = shipped_j * exp(u_j)
 
-so one to three rows move the parameters the rows are sensitive to, a little, and many rows cannot overfit
-(PRIOR: a factor of e^0.5 = 1.65 is one standard deviation away from the shipped value; NOISE: 5 %, the
-shipped model's median error on published rows). Efficiencies stay at most 1. The fit is a small
-Levenberg-Marquardt with a finite-difference Jacobian (numpy only).
+so one to three rows move the parameters the rows are sensitive to, a little, and many rows cannot overfit.
+PRIOR_SD, per parameter, is how far a board can plausibly sit from the shipped fit (one standard deviation of
+log(value / shipped)): the DPU IP's own costs (its ports' efficiency, its per-layer cost) vary little from board
+to board, the DDR and the Arm side (memory type, OS, runtime) more. NOISE, 6 %, is the shipped model's error on a
+network it never saw (the held-back spread of hw/latency_model.yaml `sigma_dpu`): two networks' rows cannot
+pin down more than that. Efficiencies stay at most 1. The fit is a small Levenberg-Marquardt with a
+finite-difference Jacobian (numpy only).
 """
 
 from __future__ import annotations
@@ -46,12 +49,20 @@ PARAMETERS = {
     "arm_speed": "the Arm's speed relative to the shipped fit for its kind (clock, memory, OS)",
 }
 _CAPPED = ("ddr_efficiency", "port_efficiency")
-PRIOR = 0.5  # standard deviation of log(value / shipped)
+# One standard deviation of log(value / shipped) (docs/latency_model.md "Calibrating to a board").
+PRIOR_SD = {
+    "ddr_efficiency": 0.25,  # memory type and controller settings differ between boards (LPDDR4, DDR4, DDR3)
+    "port_efficiency": 0.15,  # the same AXI ports on every board; the interconnect's settings differ
+    "layer_overhead_cycles": 0.25,  # the IP's instruction fetch and pipeline fill; the DDR's latency varies
+    "runner_overhead_ms_at_1ghz": 0.5,  # the Linux kernel, the runtime's version and its driver
+    "io_ns_per_element_at_1ghz": 0.3,  # the Arm's memory system
+    "arm_speed": 0.2,  # the Arm's clock is known; its memory and OS are not
+}
 # Parameters that may be 0 move additively: value = shipped + scale * u, at least 0. core_sharing's scale, 0.1
-# per other core, is about its shipped value (0.098, fitted to the three-core ZCU102): one standard deviation
+# per other core, is about its shipped value (0.11, fitted to the three-core ZCU102): one standard deviation
 # is a frame 20 % longer or shorter on three cores.
 ADDITIVE = {"core_sharing": 0.1}
-NOISE = 0.05  # standard deviation of log(predicted / measured) for a right parameter set
+NOISE = 0.06  # standard deviation of log(predicted / measured) for a right parameter set on a new network
 PROFILE_KIND = "dpu-explorer latency calibration profile"
 
 
@@ -135,6 +146,7 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
     names = list(PARAMETERS)
     shipped = shipped_values(base)
     measured = np.array([predictor.rows[i].value for i in use])
+    spread = np.array([1.0 if name in ADDITIVE else PRIOR_SD[name] for name in names])  # additive ones: u in scales
 
     def values_of(u: np.ndarray) -> dict[str, float]:
         values = {
@@ -145,7 +157,7 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
 
     def residuals(u: np.ndarray) -> np.ndarray:
         predicted = np.array(predictor.predict(apply(base, predictor.board, values_of(u)), use))
-        return np.concatenate([np.log(predicted / measured) / NOISE, u / PRIOR])
+        return np.concatenate([np.log(predicted / measured) / NOISE, u / spread])
 
     return values_of(_levenberg_marquardt(residuals, len(names)))
 
