@@ -10,9 +10,9 @@ shipped fit:
 so one to three rows move the parameters the rows are sensitive to, a little, and many rows cannot overfit.
 PRIOR_SD, per parameter, is how far a board can plausibly sit from the shipped fit (one standard deviation of
 log(value / shipped)): the DPU IP's own costs (its ports' efficiency, its per-layer cost) vary little from board
-to board, the DDR and the Arm side (memory type, OS, runtime) more. NOISE, 6 %, is the shipped model's error on a
-network it never saw (the held-back spread of hw/latency_model.yaml `sigma_dpu`): two networks' rows cannot
-pin down more than that. Efficiencies stay at most 1. The fit is a small Levenberg-Marquardt with a
+to board, the DDR and the Arm side (memory type, OS, runtime) more. NOISE is the shipped model's spread on a
+network it never saw (hw/latency_model.yaml `sigma_dpu`, about 7 %): two networks' rows cannot pin down more
+than that. Efficiencies stay at most 1. The fit is a small Levenberg-Marquardt with a
 finite-difference Jacobian (numpy only).
 """
 
@@ -36,7 +36,7 @@ from explorer.hardware.database import Board, HwDatabase, load_database
 from explorer.perf.estimate import EstimateOptions, Estimator
 from explorer.perf.measurements import Measurement
 from explorer.perf.params import LatencyParams, load_params
-from explorer.perf.uncertainty import ErrorModel, profile_error_model
+from explorer.perf.uncertainty import ErrorModel, network_spread, profile_error_model
 
 # What a profile may change, and what each stands for on the board.
 PARAMETERS = {
@@ -62,7 +62,6 @@ PRIOR_SD = {
 # per other core, is about its shipped value (0.11, fitted to the three-core ZCU102): one standard deviation
 # is a frame 20 % longer or shorter on three cores.
 ADDITIVE = {"core_sharing": 0.1}
-NOISE = 0.06  # standard deviation of log(predicted / measured) for a right parameter set on a new network
 PROFILE_KIND = "dpu-explorer latency calibration profile"
 
 
@@ -147,6 +146,7 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
     shipped = shipped_values(base)
     measured = np.array([predictor.rows[i].value for i in use])
     spread = np.array([1.0 if name in ADDITIVE else PRIOR_SD[name] for name in names])  # additive ones: u in scales
+    noise = network_spread()  # log(predicted / measured) of a right parameter set, on a network new to the fit
 
     def values_of(u: np.ndarray) -> dict[str, float]:
         values = {
@@ -157,7 +157,7 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
 
     def residuals(u: np.ndarray) -> np.ndarray:
         predicted = np.array(predictor.predict(apply(base, predictor.board, values_of(u)), use))
-        return np.concatenate([np.log(predicted / measured) / NOISE, u / spread])
+        return np.concatenate([np.log(predicted / measured) / noise, u / spread])
 
     return values_of(_levenberg_marquardt(residuals, len(names)))
 

@@ -81,6 +81,11 @@ def shipped_error_model(board: Board) -> ErrorModel:
     )
 
 
+def network_spread() -> float:
+    """The shipped model's log spread on a network it never saw, on a board it has (`sigma_dpu`)."""
+    return float(_table()["sigma_dpu"])
+
+
 def _operators(table: dict[str, Any]) -> dict[str, Any]:
     return {"kinds_fitted": frozenset(table["kinds_fitted"]), "sigma_operator": float(table["sigma_dpu_unseen"])}
 
