@@ -183,6 +183,7 @@ class Profile:
     shipped: dict[str, float]
     rows: tuple[RowReport, ...]
     fitted_to: tuple[dict[str, Any], ...]
+    noise: float  # the row noise the fit assumed (log spread)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def medians(self) -> dict[str, float | None]:
@@ -199,6 +200,8 @@ class Profile:
             "created": self.created,
             "parameters": {k: float(f"{v:.6g}") for k, v in self.values.items()},
             "shipped": {k: float(f"{v:.6g}") for k, v in self.shipped.items()},
+            # how far the fit let each parameter move, and the row noise it assumed (docs/latency_model.md)
+            "held_toward_shipped": {"noise": self.noise, "prior_sd": {**PRIOR_SD, **ADDITIVE}},
             "fitted_to": list(self.fitted_to),
             "errors": {
                 "median_abs_before": self.medians()["before"],
@@ -244,7 +247,7 @@ def fit_profile(
         for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
     )
     fitted_to = tuple({**row.to_dict(), "model_digest": file_digest(row.model)} for row in rows)
-    return Profile(board.name, values, shipped_values(base), reports, fitted_to)
+    return Profile(board.name, values, shipped_values(base), reports, fitted_to, network_spread())
 
 
 def write_profile(profile: Profile, path: Path) -> None:

@@ -14,9 +14,10 @@ import yaml
 
 from explorer.errors import ExplorerError
 from explorer.hardware.database import load_database
-from explorer.perf.calibrate import Predictor, apply, fit_profile, read_profile, shipped_values, write_profile
+from explorer.perf.calibrate import PRIOR_SD, Predictor, apply, fit_profile, read_profile, shipped_values, write_profile
 from explorer.perf.measurements import read_measurements
 from explorer.perf.params import load_params
+from explorer.perf.uncertainty import network_spread
 from reference.zoo import NetBuilder, mobilenet_v2
 from tests.models import tiny_resnet
 
@@ -72,6 +73,9 @@ def test_the_fit_finds_a_board_that_differs_from_the_shipped_fit(tmp_path: Path)
     assert loaded.rows == 8 and loaded.label == f"{tmp_path / 'kv260.yaml'} (fitted to 8 measurement(s) on KV260)"
     # a refit of the shipped model since: the profile's values were fitted beside other ones, and its label says so
     raw = yaml.safe_load((tmp_path / "kv260.yaml").read_text())
+    # the profile says how far its fit let each parameter move, and the row noise it assumed
+    assert raw["held_toward_shipped"]["prior_sd"]["port_efficiency"] == PRIOR_SD["port_efficiency"]
+    assert raw["held_toward_shipped"]["noise"] == pytest.approx(network_spread())
     raw["shipped"]["ddr_efficiency"] *= 1.1
     del raw["shipped"]["core_sharing"]  # a parameter the model did not have then
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(raw))
