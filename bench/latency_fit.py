@@ -46,8 +46,8 @@ DPU_BOUNDS = dict(
 # Parameters held toward an unfitted estimate: (value, standard deviation of log(fitted / value)); see
 # docs/latency_model.md. The runner call's Arm time (0.15 ms at 1 GHz): the published rows barely tell it apart
 # from the DPU time. The DDR's efficiency (0.8, what DDR controllers sustain on mixed streams, an ASSUMPTION):
-# the rows admit two nearly equal fits, DDR and ports at about 0.80 / 0.84, or both at 1; no controller or AXI
-# port reaches its peak, and a DDR at its peak would make every board whose DDR binds (Ultra96, PYNQ-Z2) faster.
+# the rows alone tell it poorly from the ports' efficiency (before `traffic_share` they admitted DDR and ports
+# at 0.80 / 0.84 or both at 1); no controller reaches its peak.
 PRIORS = {
     "runner_overhead_ms_at_1ghz": (0.15, 0.3),
     "ddr_efficiency": (0.8, 0.2),

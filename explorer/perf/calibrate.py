@@ -201,7 +201,7 @@ class Profile:
             "parameters": {k: float(f"{v:.6g}") for k, v in self.values.items()},
             "shipped": {k: float(f"{v:.6g}") for k, v in self.shipped.items()},
             # how far the fit let each parameter move, and the row noise it assumed (docs/latency_model.md)
-            "held_toward_shipped": {"noise": self.noise, "prior_sd": {**PRIOR_SD, **ADDITIVE}},
+            "held_toward_shipped": {"noise": self.noise, "prior_sd": dict(PRIOR_SD), "additive_sd": dict(ADDITIVE)},
             "fitted_to": list(self.fitted_to),
             "errors": {
                 "median_abs_before": self.medians()["before"],

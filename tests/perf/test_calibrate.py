@@ -75,6 +75,7 @@ def test_the_fit_finds_a_board_that_differs_from_the_shipped_fit(tmp_path: Path)
     raw = yaml.safe_load((tmp_path / "kv260.yaml").read_text())
     # the profile says how far its fit let each parameter move, and the row noise it assumed
     assert raw["held_toward_shipped"]["prior_sd"]["port_efficiency"] == PRIOR_SD["port_efficiency"]
+    assert raw["held_toward_shipped"]["additive_sd"] == {"core_sharing": 0.1}  # absolute, not a log spread
     assert raw["held_toward_shipped"]["noise"] == pytest.approx(network_spread())
     raw["shipped"]["ddr_efficiency"] *= 1.1
     del raw["shipped"]["core_sharing"]  # a parameter the model did not have then
