@@ -12,7 +12,9 @@ situation of a user whose board the fit never saw; PG338 Table 13 is such a case
 also gets its leave-one-out prediction.
 Which two networks a user measures is theirs to choose: for the four Model Zoo cases the script then fits every
 pair of the four networks (six splits) and prints, per case, the mean over the splits of the held-out median
-|error| before and after, and in how many splits the profile was better.
+|error| before and after, in how many splits the profile was better and worse, the strength the
+cross-validation over the two fitted networks chose in each split, and the result at full strength (the priors
+at their full width, as before that cross-validation).
 
 Run: python bench/calibrate_board.py
 """
@@ -31,7 +33,7 @@ import onnx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reference/ sits beside bench/
 
 from explorer.hardware.database import HwDatabase, load_database
-from explorer.perf.calibrate import Predictor, apply, fit_profile, fit_values
+from explorer.perf.calibrate import Predictor, apply, choose_strength, fit_profile, fit_values
 from explorer.perf.measurements import read_measurements
 from explorer.perf.params import LatencyParams, load_params
 from reference.published import ROWS, Row
@@ -121,11 +123,19 @@ def main() -> None:
                 f"(before {medians['before']:.1%})"
             )
             print("  profile: " + ", ".join(f"{k} {profile.shipped[k]:.4g}->{v:.4g}" for k, v in profile.values.items()))
+            scores = ", ".join(f"{k:g}: {v:.2g}" for k, v in profile.strength.scores.items())
+            print(f"  strength {profile.strength.value:g} (mean squared log error, each network left out, by strength: {scores})")
 
     every_split(db, shipped, bases)
 
 
 NETWORKS = ("ResNet-50", "MobileNetV2,", "Inception-v1", "YOLOv3")
+
+
+def held_error(predictor: Predictor, base: LatencyParams, values: dict[str, float], held: list[int]) -> float:
+    """Median |error| of the rows `held` under the profile `values`."""
+    after = predictor.predict(apply(base, predictor.board, values), held)
+    return statistics.median(abs(a / predictor.rows[i].value - 1) for a, i in zip(after, held, strict=True))
 
 
 def every_split(db: HwDatabase, shipped: LatencyParams, bases: dict[str, LatencyParams]) -> None:
@@ -141,21 +151,27 @@ def every_split(db: HwDatabase, shipped: LatencyParams, bases: dict[str, Latency
             rows = [r for r in ROWS if tag in r.name and r.metric.startswith("fps")]
             predictor = Predictor(board, read_measurements(write_csv(rows, Path(tmp), board_name)), db)
             before = predictor.predict(base)
-            medians = []
+            medians: list[tuple[float, float, float]] = []  # held-out median |error|: before, after, at full strength
+            strengths = []
             for pair in itertools.combinations(NETWORKS, 2):
                 fitted = [i for i, r in enumerate(rows) if r.name.startswith(pair)]
                 held = [i for i in range(len(rows)) if i not in fitted]
-                after = predictor.predict(apply(base, board, fit_values(predictor, fitted, base)), held)
+                strength = choose_strength(predictor, fitted, base).value
+                strengths.append(f"{strength:g}")
                 medians.append(
                     (
                         statistics.median(abs(before[i] / rows[i].published - 1) for i in held),
-                        statistics.median(abs(a / rows[i].published - 1) for a, i in zip(after, held, strict=True)),
+                        held_error(predictor, base, fit_values(predictor, fitted, base, strength), held),
+                        held_error(predictor, base, fit_values(predictor, fitted, base), held),
                     )
                 )
-            better = sum(a < b for b, a in medians)
+            better = sum(a < b for b, a, _ in medians)
+            worse = sum(a > b for b, a, _ in medians)
             print(
-                f"  {title:42s} before {statistics.fmean(b for b, _ in medians):.1%}, after "
-                f"{statistics.fmean(a for _, a in medians):.1%}; better in {better} of 6"
+                f"  {title:42s} before {statistics.fmean(m[0] for m in medians):.1%}, after "
+                f"{statistics.fmean(m[1] for m in medians):.1%}: better in {better}, worse in {worse} of 6 "
+                f"(strengths {' '.join(strengths)}; at full strength {statistics.fmean(m[2] for m in medians):.1%}, "
+                f"better in {sum(f < b for b, _, f in medians)})"
             )
 
 

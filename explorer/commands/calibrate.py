@@ -172,6 +172,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "note: left out of the fit, the rows are predicted no better than by the shipped fit: their errors are "
             "not one board-level offset (check what each row timed: pre/post-processing, threads, runtime)"
         )
+    strength = profile.strength
+    scores = ", ".join(f"{k:g}: {v:.2g}" for k, v in strength.scores.items())
+    line = f"strength of the fit {strength.value:g} (x every prior spread), by {strength.chosen_by}"
+    print(line + (f"; mean squared log error by strength {scores}" if scores else ""))
+    if strength.value == 0:
+        print(
+            "note: fitted to some networks, the profile predicts the others no better than the shipped fit: the "
+            "networks disagree on how this board differs, so the profile keeps the shipped values"
+        )
     print("parameters (shipped -> profile):")
     for name, meaning in PARAMETERS.items():
         print(f"  {name:28s} {profile.shipped[name]:10.4g} -> {profile.values[name]:10.4g}   {meaning}")

@@ -14,6 +14,14 @@ to board, the DDR and the Arm side (memory type, OS, runtime) more. NOISE is the
 network it never saw (hw/latency_model.yaml `sigma_dpu`, about 7 %): two networks' rows cannot pin down more
 than that. Efficiencies stay at most 1. The fit is a small Levenberg-Marquardt with a
 finite-difference Jacobian (numpy only).
+
+How far to trust the rows over the shipped fit is chosen by cross-validation over networks, as ridge
+regression chooses its penalty: with rows of two networks or more, each network's rows are predicted by fits
+to the other networks' rows with every prior spread scaled by a strength of STRENGTHS, and the strength that
+predicts them best is used (0: the rows disagree on which way the board differs, and the profile keeps the
+shipped fit). A board-level difference shows in every network, so it survives; one network's own error does
+not carry to the next, so it does not. With rows of one network there is nothing to cross-validate, and the
+priors hold at full width.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ PRIOR_SD = {
 # per other core, is about its shipped value (0.11, fitted to the three-core ZCU102): one standard deviation
 # is a frame 20 % longer or shorter on three cores.
 ADDITIVE = {"core_sharing": 0.1}
+# Multipliers of every prior spread that the cross-validation over networks chooses from (`choose_strength`).
+STRENGTHS = (0.0, 0.25, 0.5, 1.0)
 PROFILE_KIND = "dpu-explorer latency calibration profile"
 
 
@@ -140,12 +150,15 @@ def _levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], size: in
     return u
 
 
-def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) -> dict[str, float]:
-    """The profile's values fitted to the rows `use` (indices into predictor.rows)."""
+def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams, strength: float = 1.0) -> dict[str, float]:
+    """The profile's values fitted to the rows `use` (indices into predictor.rows), every prior spread scaled by
+    `strength` (0: the shipped values)."""
     names = list(PARAMETERS)
     shipped = shipped_values(base)
+    if strength <= 0:
+        return shipped
     measured = np.array([predictor.rows[i].value for i in use])
-    spread = np.array([1.0 if name in ADDITIVE else PRIOR_SD[name] for name in names])  # additive ones: u in scales
+    spread = strength * np.array([1.0 if name in ADDITIVE else PRIOR_SD[name] for name in names])  # additive: u in scales
     noise = network_spread()  # log(predicted / measured) of a right parameter set, on a network new to the fit
 
     def values_of(u: np.ndarray) -> dict[str, float]:
@@ -160,6 +173,48 @@ def fit_values(predictor: Predictor, use: Sequence[int], base: LatencyParams) ->
         return np.concatenate([np.log(predicted / measured) / noise, u / spread])
 
     return values_of(_levenberg_marquardt(residuals, len(names)))
+
+
+@dataclass(frozen=True)
+class Strength:
+    """How far the fit may move from the shipped one (a multiplier of every prior spread), and how it was chosen."""
+
+    value: float
+    networks: int  # the networks (model files) the rows measured
+    scores: dict[float, float] = field(default_factory=dict)  # strength -> mean squared log error, each network left out
+
+    @property
+    def chosen_by(self) -> str:
+        if not self.scores:
+            return "rows of one network: nothing to cross-validate, the priors at full width"
+        return f"cross-validation over {self.networks} networks (each predicted by a fit to the others)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "chosen_by": self.chosen_by,
+            "scores": {str(k): float(f"{v:.6g}") for k, v in self.scores.items()},
+        }
+
+
+def choose_strength(predictor: Predictor, use: Sequence[int], base: LatencyParams) -> Strength:
+    """The strength of STRENGTHS whose fits best predict each network's rows of `use` from the other networks'
+    rows (mean squared log error; a tie goes to the stronger fit)."""
+    networks: dict[Path, list[int]] = {}
+    for i in use:
+        networks.setdefault(predictor.rows[i].model, []).append(i)
+    if len(networks) < 2:
+        return Strength(1.0, len(networks))
+    scores = {}
+    for strength in STRENGTHS:
+        errors = []
+        for rows in networks.values():
+            values = fit_values(predictor, [i for i in use if i not in rows], base, strength)
+            predicted = predictor.predict(apply(base, predictor.board, values), rows)
+            errors += [math.log(p / predictor.rows[i].value) ** 2 for p, i in zip(predicted, rows, strict=True)]
+        scores[strength] = statistics.fmean(errors)
+    best = min(scores, key=lambda s: (scores[s], -s))
+    return Strength(best, len(networks), scores)
 
 
 @dataclass(frozen=True)
@@ -184,6 +239,7 @@ class Profile:
     rows: tuple[RowReport, ...]
     fitted_to: tuple[dict[str, Any], ...]
     noise: float  # the row noise the fit assumed (log spread)
+    strength: Strength = Strength(1.0, 1)  # how far the fit was let move (chosen by cross-validation over networks)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def medians(self) -> dict[str, float | None]:
@@ -201,7 +257,12 @@ class Profile:
             "parameters": {k: float(f"{v:.6g}") for k, v in self.values.items()},
             "shipped": {k: float(f"{v:.6g}") for k, v in self.shipped.items()},
             # how far the fit let each parameter move, and the row noise it assumed (docs/latency_model.md)
-            "held_toward_shipped": {"noise": self.noise, "prior_sd": dict(PRIOR_SD), "additive_sd": dict(ADDITIVE)},
+            "held_toward_shipped": {
+                "noise": self.noise,
+                "prior_sd": dict(PRIOR_SD),
+                "additive_sd": dict(ADDITIVE),
+                "strength": self.strength.to_dict(),  # every spread above is scaled by it
+            },
             "fitted_to": list(self.fitted_to),
             "errors": {
                 "median_abs_before": self.medians()["before"],
@@ -232,7 +293,8 @@ def fit_profile(
     base = base or load_params()
     predictor = Predictor(board, rows, db)
     everything = list(range(len(rows)))
-    values = fit_values(predictor, everything, base)
+    strength = choose_strength(predictor, everything, base)
+    values = fit_values(predictor, everything, base, strength.value)
     before = predictor.predict(base)
     after = predictor.predict(apply(base, board, values))
     left_out: list[float | None] = []
@@ -240,14 +302,14 @@ def fit_profile(
         if len(rows) < 2:
             left_out.append(None)
             continue
-        others = fit_values(predictor, [j for j in everything if j != i], base)
+        others = fit_values(predictor, [j for j in everything if j != i], base, strength.value)
         left_out.append(predictor.predict(apply(base, board, others), [i])[0])
     reports = tuple(
         RowReport(row.where, row.model.name, row.metric, row.value, b, a, loo)
         for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
     )
     fitted_to = tuple({**row.to_dict(), "model_digest": file_digest(row.model)} for row in rows)
-    return Profile(board.name, values, shipped_values(base), reports, fitted_to, network_spread())
+    return Profile(board.name, values, shipped_values(base), reports, fitted_to, network_spread(), strength)
 
 
 def write_profile(profile: Profile, path: Path) -> None:

@@ -14,7 +14,17 @@ import yaml
 
 from explorer.errors import ExplorerError
 from explorer.hardware.database import load_database
-from explorer.perf.calibrate import PRIOR_SD, Predictor, apply, fit_profile, read_profile, shipped_values, write_profile
+from explorer.perf.calibrate import (
+    PRIOR_SD,
+    STRENGTHS,
+    Predictor,
+    apply,
+    choose_strength,
+    fit_profile,
+    read_profile,
+    shipped_values,
+    write_profile,
+)
 from explorer.perf.measurements import read_measurements
 from explorer.perf.params import load_params
 from explorer.perf.uncertainty import network_spread
@@ -77,6 +87,10 @@ def test_the_fit_finds_a_board_that_differs_from_the_shipped_fit(tmp_path: Path)
     assert raw["held_toward_shipped"]["prior_sd"]["port_efficiency"] == PRIOR_SD["port_efficiency"]
     assert raw["held_toward_shipped"]["additive_sd"] == {"core_sharing": 0.1}  # absolute, not a log spread
     assert raw["held_toward_shipped"]["noise"] == pytest.approx(network_spread())
+    # both networks show the same board: each predicts the other best with the priors at full width
+    assert profile.strength.value == 1.0 and profile.strength.networks == 2
+    assert raw["held_toward_shipped"]["strength"]["value"] == 1.0
+    assert "cross-validation over 2 networks" in raw["held_toward_shipped"]["strength"]["chosen_by"]
     raw["shipped"]["ddr_efficiency"] *= 1.1
     del raw["shipped"]["core_sharing"]  # a parameter the model did not have then
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(raw))
@@ -119,6 +133,39 @@ def test_the_fit_finds_cores_that_slow_each_other_more(tmp_path: Path) -> None:
     assert medians["after"] is not None and medians["before"] is not None and medians["after"] < medians["before"] / 3
 
 
+def test_networks_that_disagree_leave_the_shipped_fit(tmp_path: Path) -> None:
+    """One network measured 12 % faster than the shipped fit says, the other 12 % slower: no board-level
+    parameter set explains both, each network's fit predicts the other worse than the shipped fit, and the
+    cross-validation keeps the shipped values. Rows of one network alone have nothing to cross-validate."""
+    db = load_database()
+    board = db.board("kv260")
+    onnx.save(mobilenet_v2(size=160), str(tmp_path / "mnv2.onnx"))
+    onnx.save(tiny_resnet(64), str(tmp_path / "tiny.onnx"))
+    runs = [(model, c) for model in ("mnv2.onnx", "tiny.onnx") for c in CONFIGS[:3]]
+    path = tmp_path / "runs.csv"
+
+    def write(fps: list[float]) -> None:
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["model", "fps", "threads", "arch"])
+            for (model, c), value in zip(runs, fps, strict=True):
+                writer.writerow([model, f"{value:.6g}", c["threads"], c["arch"]])
+
+    write([1.0] * len(runs))
+    shipped = Predictor(board, read_measurements(path), db).predict(load_params())
+    write([f * (1.12 if model == "mnv2.onnx" else 1 / 1.12) for f, (model, _) in zip(shipped, runs, strict=True)])
+    rows = read_measurements(path)
+    predictor = Predictor(board, rows, db)
+    strength = choose_strength(predictor, range(len(rows)), load_params())
+    assert strength.value == 0 and set(strength.scores) == set(STRENGTHS)
+    assert strength.scores[0] < min(v for k, v in strength.scores.items() if k > 0)
+    profile = fit_profile(board, rows, db)
+    assert profile.strength.value == 0 and profile.values == profile.shipped
+    assert all(r.after == pytest.approx(r.before) for r in profile.rows)
+    alone = choose_strength(predictor, [i for i, (model, _) in enumerate(runs) if model == "mnv2.onnx"], load_params())
+    assert alone.value == 1.0 and not alone.scores and "one network" in alone.chosen_by
+
+
 def test_a_profile_is_checked_when_read(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: something else\n")
     with pytest.raises(ExplorerError, match="not a calibration profile"):
@@ -148,6 +195,7 @@ def test_calibrate_then_estimate_with_the_profile(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "median |error|: before" in done.stdout and "arm_speed" in done.stdout
+    assert "strength of the fit 1 (x every prior spread), by cross-validation over 2 networks" in done.stdout
     model = str(tmp_path / "mnv2.onnx")
     shipped = subprocess.run([*explore, "estimate", model, "--board", "kv260"], capture_output=True, text=True).stdout
     calibrated = subprocess.run(
