@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,18 @@ from explorer.commands.common import add_board_option, print_json
 from explorer.errors import ExplorerError
 from explorer.perf.measurements import Measurement
 from explorer.tables import format_table
+
+
+def _strength(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a number from 0 to 1, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "repeat for several",
     )
     p.add_argument("-o", "--output", required=True, help="write the profile (YAML) here")
+    p.add_argument(
+        "--strength",
+        type=_strength,
+        default=None,
+        metavar="auto|S",
+        help="how far the fit may move from the shipped one, a multiplier of every prior spread from 0 (keep the "
+        "shipped fit) to 1; default auto: chosen by cross-validation over the measured networks (1 with one network)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser(
@@ -143,7 +164,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.is_dir():
         raise ExplorerError(f"-o {output}: a folder; name the profile file, e.g. {output / 'profile.yaml'}")
-    profile = fit_profile(board, rows, db)
+    profile = fit_profile(board, rows, db, strength=args.strength)
     write_profile(profile, output)
     if args.json:
         print_json({**profile.to_dict(), "written": str(output)})
@@ -176,7 +197,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     scores = ", ".join(f"{k:g}: {v:.2g}" for k, v in strength.scores.items())
     line = f"strength of the fit {strength.value:g} (x every prior spread), by {strength.chosen_by}"
     print(line + (f"; mean squared log error by strength {scores}" if scores else ""))
-    if strength.value == 0:
+    if strength.value == 0 and not strength.given:
         print(
             "note: fitted to some networks, the profile predicts the others no better than the shipped fit: the "
             "networks disagree on how this board differs, so the profile keeps the shipped values"

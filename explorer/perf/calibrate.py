@@ -182,9 +182,12 @@ class Strength:
     value: float
     networks: int  # the networks (model files) the rows measured
     scores: dict[float, float] = field(default_factory=dict)  # strength -> mean squared log error, each network left out
+    given: bool = False  # set by the user (`explore calibrate --strength`)
 
     @property
     def chosen_by(self) -> str:
+        if self.given:
+            return "the user (--strength)"
         if not self.scores:
             return "rows of one network: nothing to cross-validate, the priors at full width"
         return f"cross-validation over {self.networks} networks (each predicted by a fit to the others)"
@@ -285,16 +288,24 @@ class Profile:
 
 
 def fit_profile(
-    board: Board, rows: Sequence[Measurement], db: HwDatabase | None = None, base: LatencyParams | None = None
+    board: Board,
+    rows: Sequence[Measurement],
+    db: HwDatabase | None = None,
+    base: LatencyParams | None = None,
+    strength: float | None = None,
 ) -> Profile:
     """Fit a profile to `rows` of `board`, with each row's error before, after and left out of the fit. `base`:
     the parameters to start from and hold toward (the shipped fit; a benchmark may give a fit that never saw
-    the board)."""
+    the board). `strength`: the user's (0-1), or None to choose it by cross-validation over networks."""
     base = base or load_params()
     predictor = Predictor(board, rows, db)
     everything = list(range(len(rows)))
-    strength = choose_strength(predictor, everything, base)
-    values = fit_values(predictor, everything, base, strength.value)
+    if strength is None:
+        chosen = choose_strength(predictor, everything, base)
+    else:
+        chosen = Strength(strength, len({row.model for row in rows}), given=True)
+    strength = chosen.value
+    values = fit_values(predictor, everything, base, strength)
     before = predictor.predict(base)
     after = predictor.predict(apply(base, board, values))
     left_out: list[float | None] = []
@@ -302,14 +313,14 @@ def fit_profile(
         if len(rows) < 2:
             left_out.append(None)
             continue
-        others = fit_values(predictor, [j for j in everything if j != i], base, strength.value)
+        others = fit_values(predictor, [j for j in everything if j != i], base, strength)
         left_out.append(predictor.predict(apply(base, board, others), [i])[0])
     reports = tuple(
         RowReport(row.where, row.model.name, row.metric, row.value, b, a, loo)
         for row, b, a, loo in zip(rows, before, after, left_out, strict=True)
     )
     fitted_to = tuple({**row.to_dict(), "model_digest": file_digest(row.model)} for row in rows)
-    return Profile(board.name, values, shipped_values(base), reports, fitted_to, network_spread(), strength)
+    return Profile(board.name, values, shipped_values(base), reports, fitted_to, network_spread(), chosen)
 
 
 def write_profile(profile: Profile, path: Path) -> None:

@@ -164,6 +164,10 @@ def test_networks_that_disagree_leave_the_shipped_fit(tmp_path: Path) -> None:
     assert all(r.after == pytest.approx(r.before) for r in profile.rows)
     alone = choose_strength(predictor, [i for i, (model, _) in enumerate(runs) if model == "mnv2.onnx"], load_params())
     assert alone.value == 1.0 and not alone.scores and "one network" in alone.chosen_by
+    # the user may set it (explore calibrate --strength): at full width the profile follows the rows
+    given = fit_profile(board, rows, db, strength=1.0)
+    assert given.strength.given and given.strength.to_dict()["chosen_by"] == "the user (--strength)"
+    assert given.values != given.shipped and not given.strength.scores
 
 
 def test_a_profile_is_checked_when_read(tmp_path: Path) -> None:
