@@ -242,7 +242,7 @@ class Profile:
     rows: tuple[RowReport, ...]
     fitted_to: tuple[dict[str, Any], ...]
     noise: float  # the row noise the fit assumed (log spread)
-    strength: Strength = Strength(1.0, 1)  # how far the fit was let move (chosen by cross-validation over networks)
+    strength: Strength  # how far the fit was let move (chosen by cross-validation over networks, or given)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def medians(self) -> dict[str, float | None]:
