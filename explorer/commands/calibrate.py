@@ -196,7 +196,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     strength = profile.strength
     scores = ", ".join(f"{k:g}: {v:.2g}" for k, v in strength.scores.items())
     line = f"strength of the fit {strength.value:g} (x every prior spread), by {strength.chosen_by}"
-    print(line + (f"; mean squared log error by strength {scores}" if scores else ""))
+    if scores:
+        line += f"; mean squared log error by strength {scores} (standard error {strength.standard_error:.2g})"
+    print(line)
     if strength.value == 0 and not strength.given:
         print(
             "note: fitted to some networks, the profile predicts the others no better than the shipped fit: the "

@@ -17,11 +17,11 @@ finite-difference Jacobian (numpy only).
 
 How far to trust the rows over the shipped fit is chosen by cross-validation over networks, as ridge
 regression chooses its penalty: with rows of two networks or more, each network's rows are predicted by fits
-to the other networks' rows with every prior spread scaled by a strength of STRENGTHS, and the strength that
-predicts them best is used (0: the rows disagree on which way the board differs, and the profile keeps the
-shipped fit). A board-level difference shows in every network, so it survives; one network's own error does
-not carry to the next, so it does not. With rows of one network there is nothing to cross-validate, and the
-priors hold at full width.
+to the other networks' rows with every prior spread scaled by a strength of STRENGTHS, and the weakest
+strength that predicts them within one standard error of the best is used (0: the profile keeps the shipped
+fit). A board-level difference shows in every network, so it survives; one network's own error does not carry
+to the next, so it does not. With rows of one network there is nothing to cross-validate, and the priors hold
+at full width.
 """
 
 from __future__ import annotations
@@ -182,6 +182,7 @@ class Strength:
     value: float
     networks: int  # the networks (model files) the rows measured
     scores: dict[float, float] = field(default_factory=dict)  # strength -> mean squared log error, each network left out
+    standard_error: float = 0.0  # of the least score: the weakest strength within it is chosen
     given: bool = False  # set by the user (`explore calibrate --strength`)
 
     @property
@@ -190,34 +191,42 @@ class Strength:
             return "the user (--strength)"
         if not self.scores:
             return "rows of one network: nothing to cross-validate, the priors at full width"
-        return f"cross-validation over {self.networks} networks (each predicted by a fit to the others)"
+        return (
+            f"cross-validation over {self.networks} networks (each predicted by fits to the others; the weakest "
+            "strength within one standard error of the best)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "value": self.value,
             "chosen_by": self.chosen_by,
             "scores": {str(k): float(f"{v:.6g}") for k, v in self.scores.items()},
+            "standard_error": float(f"{self.standard_error:.6g}"),
         }
 
 
 def choose_strength(predictor: Predictor, use: Sequence[int], base: LatencyParams) -> Strength:
-    """The strength of STRENGTHS whose fits best predict each network's rows of `use` from the other networks'
-    rows (mean squared log error; a tie goes to the stronger fit)."""
+    """The weakest strength of STRENGTHS whose fits predict each network's rows of `use` from the other networks'
+    rows about as well as the best one: mean squared log error within one standard error of the least (the
+    "one-standard-error rule" of cross-validation; Hastie, Tibshirani and Friedman, The Elements of Statistical
+    Learning, 2nd ed., section 7.10)."""
     networks: dict[Path, list[int]] = {}
     for i in use:
         networks.setdefault(predictor.rows[i].model, []).append(i)
     if len(networks) < 2:
         return Strength(1.0, len(networks))
-    scores = {}
+    errors: dict[float, list[float]] = {}
     for strength in STRENGTHS:
-        errors = []
+        errors[strength] = []
         for rows in networks.values():
             values = fit_values(predictor, [i for i in use if i not in rows], base, strength)
             predicted = predictor.predict(apply(base, predictor.board, values), rows)
-            errors += [math.log(p / predictor.rows[i].value) ** 2 for p, i in zip(predicted, rows, strict=True)]
-        scores[strength] = statistics.fmean(errors)
+            errors[strength] += [math.log(p / predictor.rows[i].value) ** 2 for p, i in zip(predicted, rows, strict=True)]
+    scores = {strength: statistics.fmean(e) for strength, e in errors.items()}
     best = min(scores, key=lambda s: (scores[s], -s))
-    return Strength(best, len(networks), scores)
+    standard_error = statistics.stdev(errors[best]) / math.sqrt(len(errors[best])) if len(errors[best]) > 1 else 0.0
+    chosen = min(s for s in STRENGTHS if scores[s] <= scores[best] + standard_error)
+    return Strength(chosen, len(networks), scores, standard_error)
 
 
 @dataclass(frozen=True)
