@@ -126,7 +126,9 @@ def main() -> None:
             )
             print("  profile: " + ", ".join(f"{k} {profile.shipped[k]:.4g}->{v:.4g}" for k, v in profile.values.items()))
             scores = ", ".join(f"{k:g}: {v:.2g}" for k, v in profile.strength.scores.items())
-            print(f"  strength {profile.strength.value:g} (mean squared log error, each network left out, by strength: {scores})")
+            error = profile.strength.standard_error
+            print(f"  strength {profile.strength.value:g} (mean squared log error, each network left out: {scores}; ", end="")
+            print(f"standard error {error:.2g})")
 
     every_split(db, shipped, bases)
 
