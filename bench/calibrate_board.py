@@ -11,12 +11,13 @@ two cases run twice: from the shipped fit, and from the fit refitted without any
 situation of a user whose board the fit never saw; PG338 Table 13 is such a case already). Each fitted row
 also gets its leave-one-out prediction.
 Which two networks a user measures is theirs to choose: for every case the script then fits every pair of its
-networks (six splits of the Model Zoo's four, ten of Table 13's five) and prints, per case, the mean over the
-splits of the held-out median
-|error| before and after, in how many splits the profile was better and worse, the strength the
-cross-validation over the two fitted networks chose in each split, and the result at full strength (the priors
-at their full width, as before that cross-validation), and the held-out error of a profile fitted to every
-row of the case, the held-out ones included: the most a board-level profile can do on those rows.
+networks (six splits of the Model Zoo's four, ten of Table 13's five). Per case it prints:
+- the mean over the splits of the held-out median |error|, before and after;
+- in how many splits the profile was better and worse;
+- the strength the cross-validation over the two fitted networks chose in each split;
+- the result at full strength (the priors at their full width, as before that cross-validation);
+- the held-out error of a profile fitted to every row of the case, the held-out ones included: the most a
+  board-level profile can do on those rows.
 
 Run: python bench/calibrate_board.py
 """
