@@ -117,7 +117,9 @@ def measure_step(cfg: StudyConfig) -> StudyConfig:
     except ExplorerError as exc:
         print(f"measure: not recalibrated: {exc}", file=sys.stderr)
         return cfg
-    profile = fit_profile(load_database().board(board_name), rows)
+    # The rows are this study's own model (its pruned variants), and the profile times this study's trials: the
+    # model's own error is what it is for, so the priors hold at full width (no cross-validation over networks).
+    profile = fit_profile(load_database().board(board_name), rows, strength=1.0)
     path = cfg.store.output / "calibration" / "profile.yaml"
     write_profile(profile, path)
     medians = profile.medians()
