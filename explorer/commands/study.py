@@ -119,7 +119,7 @@ def measure_step(cfg: StudyConfig) -> StudyConfig:
         return cfg
     # The rows are this study's own model (its pruned variants), and the profile times this study's trials: the
     # model's own error is what it is for, so the priors hold at full width (no cross-validation over networks).
-    profile = fit_profile(load_database().board(board_name), rows, strength=1.0)
+    profile = fit_profile(load_database().board(board_name), rows, strength=1.0, strength_by="the study (its own model's rows)")
     path = cfg.store.output / "calibration" / "profile.yaml"
     write_profile(profile, path)
     medians = profile.medians()

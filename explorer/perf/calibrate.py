@@ -183,12 +183,12 @@ class Strength:
     networks: int  # the networks (model files) the rows measured
     scores: dict[float, float] = field(default_factory=dict)  # strength -> mean squared log error, each network left out
     standard_error: float = 0.0  # of the least score: the weakest strength within it is chosen
-    given: bool = False  # set by the user (`explore calibrate --strength`)
+    given: str = ""  # who set it, when it was not chosen (`explore calibrate --strength`, a study's recalibration)
 
     @property
     def chosen_by(self) -> str:
         if self.given:
-            return "the user (--strength)"
+            return self.given
         if not self.scores:
             return "rows of one network: nothing to cross-validate, the priors at full width"
         return (
@@ -302,17 +302,18 @@ def fit_profile(
     db: HwDatabase | None = None,
     base: LatencyParams | None = None,
     strength: float | None = None,
+    strength_by: str = "the user (--strength)",
 ) -> Profile:
     """Fit a profile to `rows` of `board`, with each row's error before, after and left out of the fit. `base`:
     the parameters to start from and hold toward (the shipped fit; a benchmark may give a fit that never saw
-    the board). `strength`: the user's (0-1), or None to choose it by cross-validation over networks."""
+    the board). `strength`: given (0-1, by `strength_by`), or None to choose it by cross-validation over networks."""
     base = base or load_params()
     predictor = Predictor(board, rows, db)
     everything = list(range(len(rows)))
     if strength is None:
         chosen = choose_strength(predictor, everything, base)
     else:
-        chosen = Strength(strength, len({row.model for row in rows}), given=True)
+        chosen = Strength(strength, len({row.model for row in rows}), given=strength_by)
     strength = chosen.value
     values = fit_values(predictor, everything, base, strength)
     before = predictor.predict(base)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from explorer.cli import main
 from explorer.study.config import load_study
@@ -191,5 +192,8 @@ def test_a_study_measures_its_best_points_and_recalibrates(
     assert "measure: trial " in out and "measured on" in out and "measure: recalibrated on" in out
     profile = tmp_path / "out" / "calibration" / "profile.yaml"
     assert profile.is_file() and "trials from now on are timed with" in out
+    # the study's own model is what the profile is for: fitted at full strength, not cross-validated over networks
+    strength = yaml.safe_load(profile.read_text())["held_toward_shipped"]["strength"]
+    assert strength["value"] == 1.0 and strength["chosen_by"] == "the study (its own model's rows)"
     measured = [p for p in (tmp_path / "out" / "trials").glob("*/measured.json")]
     assert measured and all(json.loads(p.read_text())["run"]["runtime"] == "onnxruntime (CPU only)" for p in measured)
