@@ -181,7 +181,7 @@ def every_split(db: HwDatabase, shipped: LatencyParams, bases: dict[str, Latency
                 f"  {title:42s} before {statistics.fmean(m[0] for m in medians):.1%}, after "
                 f"{statistics.fmean(m[1] for m in medians):.1%}: better in {better}, worse in {worse} of {len(pairs)} "
                 f"(strengths {' '.join(strengths)}; at full strength {statistics.fmean(m[2] for m in medians):.1%}, "
-                f"better in {sum(f < b for b, _, f in medians)})"
+                f"better in {sum(f < b for b, _, f in medians)}, worse in {sum(f > b for b, _, f in medians)})"
             )
             print(f"  {'':42s} a profile fitted to every row, held-out ones included: {statistics.fmean(floor):.1%}")
 
