@@ -57,7 +57,7 @@ PARAMETERS = {
     "arm_speed": "the Arm's speed relative to the shipped fit for its kind (clock, memory, OS)",
 }
 _CAPPED = ("ddr_efficiency", "port_efficiency")
-# One standard deviation of log(value / shipped) (docs/latency_model.md "Calibrating to a board").
+# One standard deviation of log(value / shipped) (docs/latency_model.md "Calibration profiles").
 PRIOR_SD = {
     "ddr_efficiency": 0.25,  # memory type and controller settings differ between boards (LPDDR4, DDR4, DDR3)
     "port_efficiency": 0.15,  # the same AXI ports on every board; the interconnect's settings differ
