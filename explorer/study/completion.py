@@ -19,6 +19,7 @@ A study's `hardware_search: sample` switches this off (the sampler then chooses 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -173,11 +174,17 @@ class Completion:
             for c in self.candidates(values, point, metrics)
             if not any(e == c.objectives or dominates(e, c.objectives) for e in existing)
         ]
-        fresh.sort(key=lambda c: c.objectives)
-        if len(fresh) > limit:
-            step = (len(fresh) - 1) / (limit - 1) if limit > 1 else 0.0
-            fresh = [fresh[round(i * step)] for i in range(limit)]
-        return fresh
+        return spread(sorted(fresh, key=lambda c: c.objectives), limit)
+
+
+def spread(candidates: Sequence[Candidate], limit: int) -> list[Candidate]:
+    """At most `limit` of `candidates` (sorted along the first objective), evenly spaced along it, ends kept."""
+    if limit < 1:
+        return []
+    if len(candidates) <= limit:
+        return list(candidates)
+    step = (len(candidates) - 1) / (limit - 1) if limit > 1 else 0.0
+    return [candidates[round(i * step)] for i in range(limit)]
 
 
 def front(candidates: Iterator[Candidate] | Sequence[Candidate]) -> list[Candidate]:
@@ -262,9 +269,12 @@ def queue_best_hardware(
     point: DesignPoint,
     metrics: Metrics,
     room: Callable[[], int],
+    lock: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> int:
     """Queue the best DPU configurations of `trial`'s model variant (a trial just told complete), at most `room()`
-    of them; the number queued. A variant completed before costs nothing here (the study is not read)."""
+    of them; the number queued. A variant completed before costs nothing here (the study is not read).
+    `room` is asked again under `lock` (store.queue_lock) right before queuing: other workers may have queued
+    or started trials while the candidates were searched."""
     if completion.group(trial.params, metrics) in completion.done:
         return 0
     directions = [d for _, d in completion.objectives]
@@ -274,8 +284,12 @@ def queue_best_hardware(
         if t.values is not None and all(c <= 0 for c in (t.constraints or {}).values())
     ]
     proposed = completion.propose(trial.params, point, metrics, existing, room())
-    for c in proposed:  # not matched by a completed trial (propose); a twin queued elsewhere is reused (find_twin)
-        study.enqueue_trial(c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"})
+    if not proposed:
+        return 0
+    with lock():
+        proposed = spread(proposed, room())
+        for c in proposed:  # not matched by a completed trial (propose); a twin queued elsewhere is reused (find_twin)
+            study.enqueue_trial(c.params, user_attrs={PROPOSED_BY: f"hardware completion of trial {trial.number}"})
     return len(proposed)
 
 

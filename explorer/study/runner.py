@@ -54,6 +54,7 @@ from explorer.study.store import (
     finished_count,
     mark_worker,
     open_storage,
+    queue_lock,
     trial_folder,
 )
 from explorer.study.store import load_existing as load_stored
@@ -345,21 +346,29 @@ def record_result(trial: optuna.Trial, cfg: StudyConfig, ctx: StudyContext, poin
     return objective_values
 
 
-def room(cfg: StudyConfig, study: optuna.Study, trial: optuna.Trial, waiting: list[optuna.trial.FrozenTrial]) -> int:
+def room(cfg: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> int:
     """How many proposals one completion may queue: its share (`queue_limit`), within the trials the study has
-    left once the finished, waiting and running ones (other workers' too) are counted."""
+    left once the finished, waiting and running ones (other workers' too) are counted, as the storage has them
+    now (call under `queue_lock`)."""
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     left = cfg.run.n_trials - finished_count(study) - len(waiting) - sum(t.number != trial.number for t in running)
     return min(queue_limit(cfg.run.n_trials), left)
 
 
 def complete_hardware(
-    study: optuna.Study, trial: optuna.Trial, completion: Completion, point: Any, metrics: Metrics, room: Callable[[], int]
+    study: optuna.Study,
+    trial: optuna.Trial,
+    completion: Completion,
+    point: Any,
+    metrics: Metrics,
+    room: Callable[[], int],
+    lock: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> None:
     """Queue the best DPU configurations of a completed trial's model variant (completion.py). The trial is
     already recorded: a failure here is reported and the study goes on without the proposals."""
     try:
-        queue_best_hardware(study, trial, completion, point, metrics, room)
+        queue_best_hardware(study, trial, completion, point, metrics, room, lock)
     except Exception as exc:  # the proposals are an optimisation: the study goes on without them
         print(f"note: trial {trial.number}: no DPU configurations proposed for its model variant: {exc}", file=sys.stderr)
 
@@ -404,7 +413,8 @@ def run_worker(
                     metrics = ctx.metrics(point)
                     study.tell(trial, record_result(trial, cfg, ctx, point, metrics))
                     if completion is not None:  # proposals within what is left of the study's trials
-                        complete_hardware(study, trial, completion, point, metrics, partial(room, cfg, study, trial, waiting))
+                        lock = partial(queue_lock, cfg.store.url)
+                        complete_hardware(study, trial, completion, point, metrics, partial(room, cfg, study, trial), lock)
             streak.success()
         except KeyboardInterrupt as exc:
             with contextlib.suppress(RuntimeError):  # the interrupt may come after the trial was told

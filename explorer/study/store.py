@@ -297,6 +297,8 @@ class Heartbeat:
 
 
 SCHEMA_LOCK_KEY = 0x64707545_78706C72  # pg_advisory_lock key: "dpuExplr"; one schema creation at a time
+QUEUE_LOCK_KEY = SCHEMA_LOCK_KEY + 1  # one worker at a time counts the trials left and queues proposals
+QUEUE_LOCK_SUFFIX = ".queue"  # the journal's queue lock: STUDY.journal.queue.lock
 
 
 def database_url(url: str) -> str:
@@ -311,9 +313,8 @@ def database_url(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock while Optuna creates its schema: several workers started at once
-    against a fresh database otherwise race on CREATE TYPE / CREATE TABLE and all but one fail."""
+def _advisory_lock(url: str, key: int) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock (nothing for other URLs)."""
     if not url.startswith(("postgresql", "postgres:")):
         yield
         return
@@ -322,13 +323,30 @@ def _schema_lock(url: str) -> Iterator[None]:
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
                 yield
             finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
     finally:
         engine.dispose()
+
+
+def _schema_lock(url: str) -> contextlib.AbstractContextManager[None]:
+    """Held while Optuna creates its schema: several workers started at once against a fresh database
+    otherwise race on CREATE TYPE / CREATE TABLE and all but one fail."""
+    return _advisory_lock(url, SCHEMA_LOCK_KEY)
+
+
+def queue_lock(storage: str) -> contextlib.AbstractContextManager[None]:
+    """Held by a worker while it counts the trials a study has left and queues trials into that room, so two
+    workers that complete at once cannot both fill it (the study would end with queued trials never run): a
+    lock file beside a journal, an advisory lock on PostgreSQL, nothing for SQLite (one worker only) or MySQL
+    (not tested here: workers there may still, rarely, leave a queued trial for the next run)."""
+    file = storage_file(storage)
+    if file is not None and storage.startswith("journal:"):
+        return locked(Path(str(file.resolve()) + QUEUE_LOCK_SUFFIX))
+    return _advisory_lock(database_url(storage), QUEUE_LOCK_KEY)
 
 
 def retry_stale(max_retry: int) -> Any:

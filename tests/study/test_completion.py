@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -85,6 +87,47 @@ def test_candidates_are_what_their_trials_measure_and_local_search_finds_the_fro
     monkeypatch.setattr(completion, "EXACT_LIMIT", 0)  # the local search, on the same space
     searched = Completion(ctx).candidates(values, point, metrics)
     assert {c.objectives for c in searched} == {c.objectives for c in exact}
+
+
+def test_proposals_are_cut_to_the_room_left_when_they_are_queued() -> None:
+    """The room is asked again under the queue lock right before queuing: another worker may have queued trials
+    while the candidates were searched, and a study must not end with queued trials never run. What is cut keeps
+    the spread along the first objective, ends included."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    trial = study.ask()
+    candidates = [Candidate({"dpu.arch": f"B{n}"}, (float(n), -float(n)), True) for n in (512, 800, 1024, 1152, 1600)]
+
+    class Proposer:
+        def __init__(self) -> None:
+            self.done: set[object] = set()
+            self.objectives = [("fps_multi", "maximize"), ("lut", "minimize")]
+
+        def group(self, values: object, metrics: object) -> int:
+            return 1
+
+        def propose(self, values: object, point: object, metrics: object, existing: object, limit: int) -> list[Candidate]:
+            return candidates[:limit]
+
+    rooms = iter([5, 2])  # 5 when the search starts; meanwhile another worker queued 3
+    held: list[bool] = []
+    locked = {"now": False}
+
+    def room() -> int:
+        held.append(locked["now"])
+        return next(rooms)
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[None]:
+        locked["now"] = True
+        yield
+        locked["now"] = False
+
+    queued = completion.queue_best_hardware(study, trial, Proposer(), None, None, room, lock)  # type: ignore[arg-type]
+    assert queued == 2 and held == [False, True]
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"dpu.arch": "B512"}, {"dpu.arch": "B1600"}]
+    assert completion.spread(candidates, 3) == [candidates[0], candidates[2], candidates[4]]
+    assert completion.spread(candidates, 0) == [] and completion.spread(candidates, 9) == candidates
 
 
 @pytest.mark.slow

@@ -141,6 +141,30 @@ def test_a_bare_postgresql_url_and_a_bad_server_are_clear(server: PostgresServer
         open_storage(dead)
 
 
+def test_the_queue_lock_is_an_advisory_lock(server: PostgresServer) -> None:
+    """Workers on one database count the trials left and queue proposals one at a time (store.queue_lock)."""
+    import sqlalchemy
+
+    from explorer.study.store import QUEUE_LOCK_KEY, queue_lock
+
+    url = server.database()
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+    def free() -> bool:
+        with engine.connect() as connection:
+            taken = connection.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:k)"), {"k": QUEUE_LOCK_KEY}).scalar()
+            if taken:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": QUEUE_LOCK_KEY})
+            return bool(taken)
+
+    try:
+        with queue_lock(url):
+            assert not free()
+        assert free()
+    finally:
+        engine.dispose()
+
+
 def test_optuna_dashboard_reads_the_study(server: PostgresServer, tmp_path: Path) -> None:
     optuna_dashboard = pytest.importorskip("optuna_dashboard")
     url = server.database()

@@ -99,7 +99,8 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     study = run_study(cfg, workers=2, progress=False)
     assert finished_count(study) >= 6
     assert len({t.number for t in study.trials}) == len(study.trials)
-    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials]
+    assert all(state == "COMPLETE" for _, state, _ in states), states  # none failed, none left queued (queue_lock)
 
 
 def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:

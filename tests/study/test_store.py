@@ -236,6 +236,34 @@ def test_breaking_a_stale_lock_never_takes_a_newer_one(tmp_path: Path) -> None:
     first.release()
 
 
+def test_the_queue_lock_lets_one_worker_count_and_queue_at_a_time(tmp_path: Path) -> None:
+    """Two workers that complete at once must not both fill the room a study has left: `queue_lock` is a lock
+    file beside the journal (another of the project's locks: a dead owner's is released), nothing for SQLite."""
+    import threading
+    import time
+
+    from explorer.study.store import queue_lock
+
+    journal = f"journal:{tmp_path / 'study.journal'}"
+    order: list[str] = []
+
+    def second() -> None:
+        with queue_lock(journal):
+            order.append("second in")
+
+    with queue_lock(journal):
+        assert (tmp_path / "study.journal.queue.lock").is_file()
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.3)
+        order.append("first out")
+    other.join(timeout=10)
+    assert order == ["first out", "second in"]
+    assert not (tmp_path / "study.journal.queue.lock").exists()
+    with queue_lock(f"sqlite:///{tmp_path / 'study.db'}"):
+        assert not list(tmp_path.glob("*.lock"))
+
+
 def test_an_interrupt_while_asking_waits_until_the_trial_can_be_recorded() -> None:
     """Optuna creates the trial before `ask` returns it: a SIGTERM or Ctrl-C in between is held, then raised
     where the runner records the trial as interrupted; the handlers are put back."""
