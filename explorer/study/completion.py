@@ -269,7 +269,7 @@ def queue_best_hardware(
     point: DesignPoint,
     metrics: Metrics,
     room: Callable[[], int],
-    lock: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+    lock: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> int:
     """Queue the best DPU configurations of `trial`'s model variant (a trial just told complete), at most `room()`
     of them; the number queued. A variant completed before costs nothing here (the study is not read).

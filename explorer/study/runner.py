@@ -50,6 +50,7 @@ from explorer.study.store import (
     ask,
     beating,
     close_stale_trials,
+    counts_as_finished,
     fail_stale,
     finished_count,
     mark_worker,
@@ -350,10 +351,11 @@ def room(cfg: StudyConfig, study: optuna.Study, trial: optuna.Trial) -> int:
     """How many proposals one completion may queue: its share (`queue_limit`), within the trials the study has
     left once the finished, waiting and running ones (other workers' too) are counted, as the storage has them
     now (call under `queue_lock`)."""
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    left = cfg.run.n_trials - finished_count(study) - len(waiting) - sum(t.number != trial.number for t in running)
-    return min(queue_limit(cfg.run.n_trials), left)
+    trials = study.get_trials(deepcopy=False)  # one read: every trial counted once, in one state
+    finished = sum(counts_as_finished(t) for t in trials)
+    waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
+    running = sum(t.state == optuna.trial.TrialState.RUNNING and t.number != trial.number for t in trials)
+    return min(queue_limit(cfg.run.n_trials), cfg.run.n_trials - finished - waiting - running)
 
 
 def complete_hardware(

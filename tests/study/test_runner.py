@@ -103,6 +103,31 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     assert all(state == "COMPLETE" for _, state, _ in states), states  # none failed, none left queued (queue_lock)
 
 
+def test_the_room_for_proposals_counts_every_trial_the_study_has(tmp_path: Path) -> None:
+    """What a completion may queue: the trials left once the finished (not the interrupted), the queued and the
+    other running trials are counted, as the storage has them now; at most its share (queue_limit: 4 here)."""
+    from explorer.study.record import FAIL_REASON
+    from explorer.study.runner import room
+
+    cfg = small_study(tmp_path, n_trials=7)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for _ in range(2):
+        study.tell(study.ask(), [1.0, 1.0])
+    interrupted = study.ask()
+    interrupted.set_user_attr(FAIL_REASON, "interrupted by the user")  # does not count: it is run again
+    study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({})
+    other, mine = study.ask(), study.ask()  # the first takes the queued trial: it runs now
+    study.enqueue_trial({})
+    assert other.number == 3 and room(cfg, study, mine) == 7 - 2 - 1 - 1
+    study.tell(other, [1.0, 1.0])
+    study.tell(study.ask(), [1.0, 1.0])  # the queued one, finished
+    study.enqueue_trial({})
+    study.enqueue_trial({})
+    assert room(cfg, study, mine) == 7 - 4 - 2
+    assert room(small_study(tmp_path, n_trials=100), study, mine) == 4  # its share, not all that is left
+
+
 def test_progress_in_a_log_is_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
     study = optuna.create_study(directions=["maximize", "maximize"])
     log = Progress(10, start=0.0, enabled=True, interactive=False, log_every=30.0)
